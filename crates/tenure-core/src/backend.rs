@@ -1,0 +1,119 @@
+//! The [`CoordinationBackend`] trait: the contract every backend fulfils.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+use crate::{
+    CreateOutcome, ElectionName, Entry, LeaseGrant, LeaseId, Result, Revision, Slot, Snapshot,
+    WatchScope, WatchStream,
+};
+
+/// A coordination service that tenure runs elections on.
+///
+/// The trait holds only what differs between backends: leases,
+/// compare-and-create, an ordered read, guarded updates and deletes, and
+/// watches. Everything else (queue or single-key strategy, deadlines,
+/// resignation, observation) lives once in the core.
+///
+/// The trait is object safe: the core works on `Arc<dyn CoordinationBackend>`.
+///
+/// # Contract
+///
+/// Every backend passes the conformance suite in `tenure-testkit`, which
+/// checks these rules:
+///
+/// - **Revisions** strictly increase with every change; an entry's
+///   `created` revision never changes while it exists.
+/// - **Leases**: [`grant_lease`](Self::grant_lease) returns the TTL really
+///   granted. A lease not renewed within its TTL expires and every entry
+///   bound to it is deleted (and watchers see the deletion).
+///   [`keep_alive`](Self::keep_alive) is one round trip: it either renews
+///   and returns the remaining TTL, or fails with
+///   [`Error::LeaseExpired`](crate::Error::LeaseExpired).
+///   [`revoke_lease`](Self::revoke_lease) deletes the lease's entries at
+///   once; revoking an unknown lease succeeds.
+/// - **Compare-and-create**: [`create`](Self::create) is atomic: it
+///   creates the entry bound to the lease only if its key is absent, and
+///   otherwise returns the existing entry unchanged. For [`Slot::Queue`] the
+///   key is unique to the lease (a second create with the same lease finds
+///   the first entry).
+/// - **Reads** list an election's queue entries ordered by creation
+///   revision, with the revision the read reflects.
+/// - **Guarded update/delete** succeed only while the key still holds the
+///   entry we created (same creation revision); otherwise they fail with
+///   [`Error::NotOwner`](crate::Error::NotOwner) (update) or return `false`
+///   (delete) and change nothing.
+/// - **Watches** deliver every change after `from` in revision order, or
+///   [`WatchEvent::HistoryLost`](crate::WatchEvent::HistoryLost) when they
+///   cannot; they never skip a change silently.
+#[async_trait]
+pub trait CoordinationBackend: Send + Sync + std::fmt::Debug + 'static {
+    /// Short name of the backend kind, used in errors and metrics
+    /// (`"memory"`, `"etcd"`, `"zookeeper"`).
+    fn kind(&self) -> &'static str;
+
+    /// The smallest and largest TTL this backend grants.
+    fn ttl_bounds(&self) -> (Duration, Duration);
+
+    /// The key of an election's single leader key ([`Slot::Leader`]).
+    fn leader_key(&self, election: &ElectionName) -> String;
+
+    /// Grants a lease with (at least) `ttl`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidTtl`](crate::Error::InvalidTtl) outside
+    /// [`ttl_bounds`](Self::ttl_bounds); connection errors.
+    async fn grant_lease(&self, ttl: Duration) -> Result<LeaseGrant>;
+
+    /// Renews the lease with one round trip and returns its remaining TTL.
+    ///
+    /// # Errors
+    /// [`Error::LeaseExpired`](crate::Error::LeaseExpired) if the lease is
+    /// gone; connection errors.
+    async fn keep_alive(&self, lease: LeaseId) -> Result<Duration>;
+
+    /// Revokes the lease, deleting its entries. Unknown leases are ignored.
+    async fn revoke_lease(&self, lease: LeaseId) -> Result<()>;
+
+    /// Creates the entry for `lease` in `slot` of `election` if absent.
+    async fn create(
+        &self,
+        election: &ElectionName,
+        slot: Slot,
+        lease: LeaseId,
+        value: Bytes,
+    ) -> Result<CreateOutcome>;
+
+    /// Reads the election's queue entries, lowest creation revision first.
+    async fn candidates(&self, election: &ElectionName) -> Result<Snapshot>;
+
+    /// Reads one key, with the revision the read reflects.
+    async fn get(&self, key: &str) -> Result<(Option<Entry>, Revision)>;
+
+    /// Replaces the value of `entry` if the key still holds that entry.
+    ///
+    /// # Errors
+    /// [`Error::NotOwner`](crate::Error::NotOwner) when it does not.
+    async fn update(&self, entry: &Entry, value: Bytes) -> Result<Entry>;
+
+    /// Deletes `entry` if the key still holds that entry; returns whether
+    /// it deleted anything.
+    async fn delete(&self, entry: &Entry) -> Result<bool>;
+
+    /// Writes `value` at `key` (an application key, not bound to a lease)
+    /// only while `guard` still exists unchanged: the leader-guarded write
+    /// that a deposed leader cannot make. Returns the write's revision.
+    ///
+    /// # Errors
+    /// [`Error::NotOwner`](crate::Error::NotOwner) when `guard` is gone.
+    async fn guarded_put(&self, guard: &Entry, key: &str, value: Bytes) -> Result<Revision>;
+
+    /// Watches `scope` for changes at revisions `>= from`.
+    async fn watch(&self, scope: WatchScope, from: Revision) -> Result<WatchStream>;
+}
+
+/// A shared, type-erased backend.
+pub type DynBackend = Arc<dyn CoordinationBackend>;

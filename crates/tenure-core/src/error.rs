@@ -1,0 +1,142 @@
+//! The one error type every tenure API returns.
+//!
+//! Backends keep their own private error types and convert into [`Error`]
+//! at the trait boundary, so callers match on one enum whatever backend
+//! they run on.
+
+use std::time::Duration;
+
+/// A boxed error from a backend's client library, kept as the source.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Result alias used throughout tenure.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in tenure.
+///
+/// Each variant names what was wrong (the offending input, the endpoint,
+/// the operation) so that the message alone is enough to act on.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// An election name the backends cannot hold.
+    #[error("invalid election name {name:?}: {reason}")]
+    InvalidElectionName {
+        /// The rejected name.
+        name: String,
+        /// Why it was rejected.
+        reason: &'static str,
+    },
+
+    /// A TTL outside the range a backend (or tenure) accepts.
+    #[error("TTL {ttl:?} is out of range: must be between {min:?} and {max:?}")]
+    InvalidTtl {
+        /// The rejected TTL.
+        ttl: Duration,
+        /// Smallest accepted TTL.
+        min: Duration,
+        /// Largest accepted TTL.
+        max: Duration,
+    },
+
+    /// A configuration value that is invalid on its own or with others.
+    #[error("invalid configuration for `{field}`: {reason}")]
+    InvalidConfig {
+        /// The configuration field.
+        field: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// The lease is unknown to the backend or has expired there.
+    #[error("lease {lease} has expired or does not exist")]
+    LeaseExpired {
+        /// The lease that is gone.
+        lease: crate::LeaseId,
+    },
+
+    /// A guarded operation found that the entry is no longer the one we
+    /// created (deleted, or re-created by someone else).
+    #[error("entry {key:?} is no longer owned by this candidate")]
+    NotOwner {
+        /// Key of the entry.
+        key: String,
+    },
+
+    /// The operation needs leadership that has already been lost.
+    #[error("not leader of election {election:?} any more")]
+    NotLeader {
+        /// The election.
+        election: String,
+    },
+
+    /// The backend could not be reached.
+    #[error("{backend} backend unreachable at {endpoint}: {source}")]
+    Unreachable {
+        /// Backend kind ("etcd", "zookeeper", "memory").
+        backend: &'static str,
+        /// The endpoint(s) tried.
+        endpoint: String,
+        /// The underlying cause.
+        #[source]
+        source: BoxError,
+    },
+
+    /// The backend refused our credentials or permissions.
+    #[error("{backend} backend at {endpoint} rejected the credentials: {reason}")]
+    Unauthenticated {
+        /// Backend kind.
+        backend: &'static str,
+        /// The endpoint.
+        endpoint: String,
+        /// What the backend said.
+        reason: String,
+    },
+
+    /// An operation did not complete within its deadline.
+    #[error("{backend} {operation} timed out after {after:?}")]
+    Timeout {
+        /// Backend kind.
+        backend: &'static str,
+        /// The operation that timed out.
+        operation: &'static str,
+        /// How long we waited.
+        after: Duration,
+    },
+
+    /// The operation was cancelled (the election or session shut down).
+    #[error("operation cancelled: {0}")]
+    Cancelled(&'static str),
+
+    /// A URL names a backend that is not known or not compiled in.
+    #[error("unsupported backend URL {url:?}: {reason}")]
+    UnsupportedUrl {
+        /// The URL given.
+        url: String,
+        /// Why it cannot be used (e.g. which cargo feature to enable).
+        reason: String,
+    },
+
+    /// Any other backend failure, with the backend's own error as source.
+    #[error("{backend} backend error during {operation}: {source}")]
+    Backend {
+        /// Backend kind.
+        backend: &'static str,
+        /// The operation that failed.
+        operation: &'static str,
+        /// The underlying cause.
+        #[source]
+        source: BoxError,
+    },
+}
+
+impl Error {
+    /// Whether retrying the same operation later may succeed (network
+    /// trouble, timeouts) as opposed to errors that will not go away.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            Error::Unreachable { .. } | Error::Timeout { .. } | Error::Backend { .. }
+        )
+    }
+}

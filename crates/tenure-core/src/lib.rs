@@ -1,0 +1,27 @@
+//! Core of tenure: the contract every coordination backend fulfils, the
+//! sans-IO election state machine and the async driver that runs it.
+//!
+//! A map of the crate:
+//!
+//! - [`backend`]: the [`CoordinationBackend`] trait (leases,
+//!   compare-and-create, ordered reads, guarded writes, watches).
+//! - [`types`]: plain data: entries, revisions, watch events, loss reasons.
+//! - [`name`]: validated [`ElectionName`]s.
+//! - [`error`]: the one [`Error`] enum.
+//! - [`machine`]: the sans-IO state machines (lease keeper, election,
+//!   leader tracker). They read no clock and do no I/O.
+//! - [`driver`]: runs the machines on tokio against a backend:
+//!   [`Session`], [`Election`], [`Leadership`].
+
+pub mod backend;
+pub mod error;
+pub mod name;
+pub mod types;
+
+pub use backend::{CoordinationBackend, DynBackend};
+pub use error::{BoxError, Error, Result};
+pub use name::{ElectionName, MAX_ELECTION_NAME_LEN};
+pub use types::{
+    CreateOutcome, Entry, FencingToken, LeaderInfo, LeaseGrant, LeaseId, LossReason, Revision,
+    Slot, Snapshot, WatchEvent, WatchScope, WatchStream,
+};

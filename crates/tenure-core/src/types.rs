@@ -1,0 +1,189 @@
+//! Plain data shared by the trait, the state machine and the driver.
+
+use std::fmt;
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use crate::ElectionName;
+
+/// A backend revision: a position in the backend's totally ordered history
+/// (etcd revision, ZooKeeper zxid, the memory backend's counter).
+///
+/// Revisions only grow, so an entry's creation revision orders candidates
+/// and doubles as the leader's fencing token.
+pub type Revision = u64;
+
+/// Identifier of a lease (etcd lease, ZooKeeper session, memory lease).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct LeaseId(pub i64);
+
+impl fmt::Display for LeaseId {
+    /// Lower-case hex, as etcd's own election names its keys.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:x}", self.0)
+    }
+}
+
+impl fmt::Debug for LeaseId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "LeaseId({:x})", self.0)
+    }
+}
+
+/// A lease as granted by the backend.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LeaseGrant {
+    /// The lease.
+    pub id: LeaseId,
+    /// The TTL the backend actually granted; it may exceed the one asked
+    /// for (etcd's minimum TTL, ZooKeeper's negotiated session timeout).
+    pub ttl: Duration,
+}
+
+/// Where a candidate's entry goes in an election.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Slot {
+    /// Queue strategy: one entry per candidate under the election, named
+    /// by the backend (etcd `<election>/<lease hex>`, ZooKeeper an
+    /// ephemeral-sequential child). The lowest entry leads.
+    Queue,
+    /// Single-key strategy: the one leader key of the election
+    /// ([`CoordinationBackend::leader_key`](crate::CoordinationBackend::leader_key));
+    /// whoever creates it leads.
+    Leader,
+}
+
+/// One stored entry: a candidate (or the single leader key).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Entry {
+    /// Full key (or ZooKeeper path) in the backend.
+    pub key: String,
+    /// The candidate's proposal.
+    pub value: Bytes,
+    /// The lease the entry is bound to; it disappears with the lease.
+    pub lease: LeaseId,
+    /// Revision at which the entry was created: orders candidates and is
+    /// the fencing token when this entry leads.
+    pub created: Revision,
+    /// Revision of the last change to the entry.
+    pub modified: Revision,
+}
+
+/// Result of a compare-and-create.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CreateOutcome {
+    /// The entry did not exist and now does, bound to our lease.
+    Created(Entry),
+    /// An entry already existed under that key; here it is, unchanged.
+    /// It may be ours (same lease: a campaign resumed) or someone else's.
+    Exists(Entry),
+}
+
+impl CreateOutcome {
+    /// The entry, created or found.
+    pub fn entry(&self) -> &Entry {
+        match self {
+            CreateOutcome::Created(e) | CreateOutcome::Exists(e) => e,
+        }
+    }
+}
+
+/// A consistent read of an election's queue.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Snapshot {
+    /// Entries ordered by creation revision, lowest (the leader) first.
+    pub entries: Vec<Entry>,
+    /// The backend revision the read reflects; watching from
+    /// `revision + 1` misses nothing that happened after the read.
+    pub revision: Revision,
+}
+
+/// What a watch observes.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum WatchScope {
+    /// One key.
+    Key(String),
+    /// Every queue entry of an election (not its single leader key).
+    Election(ElectionName),
+}
+
+/// A change seen by a watch.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WatchEvent {
+    /// An entry was created or updated.
+    Put(Entry),
+    /// An entry was deleted (or expired with its lease).
+    Delete {
+        /// The deleted key.
+        key: String,
+        /// Revision of the deletion.
+        revision: Revision,
+    },
+    /// The backend can no longer say what happened since the watch's start
+    /// revision (compaction, session moved, reconnect without history).
+    /// The watcher must re-read the state; the stream may end after this.
+    HistoryLost,
+}
+
+/// A stream of watch events. An `Err` item or the end of the stream means
+/// the watch is broken and must be re-established from the last revision
+/// seen (or the state re-read).
+pub type WatchStream = futures::stream::BoxStream<'static, crate::Result<WatchEvent>>;
+
+/// A fencing token: strictly increases from one leader of an election to
+/// the next. It is the creation revision of the winning entry.
+pub type FencingToken = u64;
+
+/// Who leads an election, as seen by a reader.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LeaderInfo {
+    /// Key of the leading entry.
+    pub key: String,
+    /// The leader's proposal.
+    pub value: Bytes,
+    /// The leader's fencing token.
+    pub token: FencingToken,
+}
+
+impl From<&Entry> for LeaderInfo {
+    fn from(e: &Entry) -> Self {
+        LeaderInfo {
+            key: e.key.clone(),
+            value: e.value.clone(),
+            token: e.created,
+        }
+    }
+}
+
+/// Why a leader stopped being leader. Every loss reaches the user as one
+/// of these.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum LossReason {
+    /// The leader resigned (explicitly, by drop, or on shutdown).
+    Resigned,
+    /// The backend reported the lease (or ZooKeeper session) gone.
+    LeaseExpired,
+    /// No keep-alive was acknowledged in time: the local deadline
+    /// (`valid_until`) passed before the backend could confirm the lease.
+    /// The backend may still hold the lease for a little while; the leader
+    /// steps down first so that two leaders never act at once.
+    DeadlineExceeded,
+    /// Our entry was deleted or replaced by someone else (an operator).
+    EntryDeleted,
+    /// The election driver shut down (its task ended).
+    Shutdown,
+}
+
+impl fmt::Display for LossReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            LossReason::Resigned => "resigned",
+            LossReason::LeaseExpired => "lease expired",
+            LossReason::DeadlineExceeded => "keep-alive deadline exceeded",
+            LossReason::EntryDeleted => "entry deleted",
+            LossReason::Shutdown => "shutdown",
+        })
+    }
+}
