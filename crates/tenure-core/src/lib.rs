@@ -14,11 +14,15 @@
 //!   [`Session`], [`Election`], [`Leadership`].
 
 pub mod backend;
+pub mod driver;
+pub mod machine;
 pub mod error;
 pub mod name;
 pub mod types;
 
 pub use backend::{CoordinationBackend, DynBackend};
+pub use driver::{Election, ElectionBuilder, LeaderStream, Leadership, LeaseStatus, Session, SessionBuilder};
+pub use machine::{Backoff, Strategy};
 pub use error::{BoxError, Error, Result};
 pub use name::{ElectionName, MAX_ELECTION_NAME_LEN};
 pub use types::{

@@ -158,7 +158,7 @@ impl From<&Entry> for LeaderInfo {
 
 /// Why a leader stopped being leader. Every loss reaches the user as one
 /// of these.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum LossReason {
     /// The leader resigned (explicitly, by drop, or on shutdown).

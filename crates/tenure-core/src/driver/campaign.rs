@@ -1,0 +1,278 @@
+//! The task that runs one [`ElectionMachine`] against a backend.
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use futures::stream::{BoxStream, FuturesUnordered};
+use futures::{FutureExt, StreamExt};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio_stream::StreamMap;
+use tracing::{debug, info, warn};
+
+use super::clock::{self, with_timeout};
+use super::session::{LeaseStatus, Session};
+use crate::machine::{
+    Command, ElectionMachine, Event, FailReason, Phase, Reply, Request, RequestId, WatchId,
+};
+use crate::{DynBackend, ElectionName, Entry, Error, LossReason, Result, WatchEvent, WatchStream};
+
+/// What the leader's handle sees of its term.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct TermStatus {
+    pub(crate) valid_until: Instant,
+    pub(crate) lost: Option<LossReason>,
+}
+
+/// How a campaign ended before or at election.
+pub(crate) enum Outcome {
+    Elected {
+        entry: Entry,
+        term: watch::Receiver<TermStatus>,
+    },
+    /// `try_campaign` found someone else ahead and withdrew.
+    NotLeader,
+}
+
+/// Requests from handles to the task.
+pub(crate) enum Control {
+    /// Resign/withdraw; the sender learns when the entry is deleted.
+    Resign(oneshot::Sender<()>),
+}
+
+/// Everything the task needs.
+pub(crate) struct CampaignTask {
+    pub(crate) backend: DynBackend,
+    pub(crate) election: ElectionName,
+    pub(crate) machine: ElectionMachine,
+    pub(crate) session: Session,
+    /// Close the session when done (it was started for this campaign).
+    pub(crate) owns_session: bool,
+    /// `try_campaign`: give up as soon as we would have to wait.
+    pub(crate) give_up_when_following: bool,
+    pub(crate) outcome: Option<oneshot::Sender<Result<Outcome>>>,
+    pub(crate) control: mpsc::UnboundedReceiver<Control>,
+    /// Told the instant a term ends (for the anti-flap delay).
+    pub(crate) on_loss: Box<dyn FnOnce(Instant) + Send>,
+}
+
+enum Done {
+    Reply(RequestId, Reply),
+    WatchOpened(WatchId, Result<WatchStream>),
+}
+
+impl CampaignTask {
+    pub(crate) async fn run(mut self) {
+        let kind = self.backend.kind();
+        let timeout = self.session.request_timeout();
+        let mut lease_rx = self.session.subscribe();
+        let mut pending: FuturesUnordered<futures::future::BoxFuture<'static, Done>> =
+            FuturesUnordered::new();
+        let mut watches: StreamMap<WatchId, BoxStream<'static, Option<WatchEvent>>> =
+            StreamMap::new();
+        let mut cancelled_watches: HashSet<WatchId> = HashSet::new();
+        let mut term: Option<watch::Sender<TermStatus>> = None;
+        let mut resign_acks: Vec<oneshot::Sender<()>> = Vec::new();
+        let mut control_open = true;
+        let mut on_loss = Some(self.on_loss);
+
+        // The lease may already have moved on since the machine was built.
+        let status = *lease_rx.borrow_and_update();
+        apply_lease(&mut self.machine, status);
+
+        loop {
+            while let Some(cmd) = self.machine.poll_command() {
+                match cmd {
+                    Command::Request { id, request } => {
+                        pending.push(execute(self.backend.clone(), kind, timeout, id, request).boxed());
+                    }
+                    Command::Watch { id, scope, from } => {
+                        let b = self.backend.clone();
+                        pending.push(
+                            async move {
+                                let r = with_timeout(kind, "watch", timeout, b.watch(scope, from)).await;
+                                Done::WatchOpened(id, r)
+                            }
+                            .boxed(),
+                        );
+                    }
+                    Command::Unwatch { id } => {
+                        if watches.remove(&id).is_none() {
+                            cancelled_watches.insert(id);
+                        }
+                    }
+                }
+            }
+            let mut finished = false;
+            while let Some(event) = self.machine.poll_event() {
+                match event {
+                    Event::Elected {
+                        entry,
+                        token,
+                        valid_until,
+                    } => {
+                        info!(election = %self.election, token, key = %entry.key, "elected");
+                        let (tx, rx) = watch::channel(TermStatus {
+                            valid_until,
+                            lost: None,
+                        });
+                        term = Some(tx);
+                        if let Some(out) = self.outcome.take() {
+                            let _ = out.send(Ok(Outcome::Elected { entry, term: rx }));
+                        }
+                    }
+                    Event::Extended { valid_until } => {
+                        if let Some(t) = &term {
+                            t.send_modify(|s| s.valid_until = valid_until);
+                        }
+                    }
+                    Event::Lost { reason } => {
+                        info!(election = %self.election, %reason, "leadership lost");
+                        if let Some(t) = &term {
+                            t.send_modify(|s| s.lost = Some(reason));
+                        }
+                        if let Some(f) = on_loss.take() {
+                            f(clock::now());
+                        }
+                    }
+                    Event::Failed(reason) => {
+                        debug!(election = %self.election, ?reason, "campaign ended without winning");
+                        if let Some(out) = self.outcome.take() {
+                            let _ = out.send(match reason {
+                                FailReason::Withdrawn => Err(Error::Cancelled("campaign withdrawn")),
+                                FailReason::LeaseLost(_) => Err(Error::LeaseExpired {
+                                    lease: self.session.lease(),
+                                }),
+                                FailReason::Backend(msg) => Err(Error::Backend {
+                                    backend: kind,
+                                    operation: "campaign",
+                                    source: msg.into(),
+                                }),
+                            });
+                        }
+                    }
+                    Event::Finished => finished = true,
+                }
+            }
+            if finished {
+                break;
+            }
+            if self.give_up_when_following && self.machine.phase() == Phase::Following {
+                self.give_up_when_following = false;
+                if let Some(out) = self.outcome.take() {
+                    let _ = out.send(Ok(Outcome::NotLeader));
+                }
+                self.machine.resign(clock::now());
+                continue;
+            }
+            // Nobody waits for the result and nobody holds the leadership:
+            // withdraw (a dropped campaign future must not leave an entry).
+            if control_open && self.outcome.as_ref().is_some_and(|o| o.is_closed()) && term.is_none() {
+                self.machine.resign(clock::now());
+                control_open = false;
+                continue;
+            }
+
+            let deadline = self.machine.poll_timeout();
+            let outcome_closed = async {
+                match self.outcome.as_mut() {
+                    Some(o) => o.closed().await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                () = clock::sleep_until(deadline) => self.machine.handle_timeout(clock::now()),
+                Some(done) = pending.next() => match done {
+                    Done::Reply(id, reply) => self.machine.handle_reply(clock::now(), id, reply),
+                    Done::WatchOpened(id, Ok(stream)) => {
+                        if !cancelled_watches.remove(&id) {
+                            let s = stream
+                                .map(|item| item.ok())
+                                .chain(futures::stream::once(async { None }))
+                                .boxed();
+                            watches.insert(id, s);
+                        }
+                    }
+                    Done::WatchOpened(id, Err(e)) => {
+                        if !cancelled_watches.remove(&id) {
+                            // The machine re-reads; a backend that keeps failing
+                            // fails the read too, which backs off.
+                            warn!(election = %self.election, error = %e, "watch failed to open");
+                            self.machine.handle_watch(clock::now(), id, None);
+                        }
+                    }
+                },
+                Some((id, event)) = watches.next() => {
+                    if event.is_none() {
+                        watches.remove(&id);
+                    }
+                    self.machine.handle_watch(clock::now(), id, event);
+                }
+                changed = lease_rx.changed() => {
+                    let status = match changed {
+                        Ok(()) => *lease_rx.borrow_and_update(),
+                        Err(_) => LeaseStatus { valid_until: self.machine.valid_until(), lost: Some(LossReason::Shutdown) },
+                    };
+                    apply_lease(&mut self.machine, status);
+                }
+                ctrl = self.control.recv(), if control_open => match ctrl {
+                    Some(Control::Resign(ack)) => {
+                        resign_acks.push(ack);
+                        self.machine.resign(clock::now());
+                    }
+                    None => {
+                        // Every handle is gone: release.
+                        control_open = false;
+                        self.machine.resign(clock::now());
+                    }
+                },
+                () = outcome_closed => {}
+            }
+        }
+        if self.owns_session {
+            self.session.close().await;
+        }
+        if let Some(out) = self.outcome.take() {
+            let _ = out.send(Err(Error::Cancelled("campaign ended")));
+        }
+        for ack in resign_acks {
+            let _ = ack.send(());
+        }
+        // Dropping `term` tells any remaining leadership handle `Shutdown`
+        // unless a loss was already recorded.
+    }
+}
+
+fn apply_lease(machine: &mut ElectionMachine, status: LeaseStatus) {
+    let now = clock::now();
+    match status.lost {
+        Some(reason) => machine.handle_lease_lost(now, reason),
+        None => machine.handle_renewed(now, status.valid_until),
+    }
+}
+
+async fn execute(
+    backend: DynBackend,
+    kind: &'static str,
+    timeout: Duration,
+    id: RequestId,
+    request: Request,
+) -> Done {
+    let reply = match request {
+        Request::Create {
+            election,
+            slot,
+            lease,
+            value,
+        } => Reply::Create(
+            with_timeout(kind, "create", timeout, backend.create(&election, slot, lease, value)).await,
+        ),
+        Request::Candidates { election } => Reply::Candidates(
+            with_timeout(kind, "read candidates", timeout, backend.candidates(&election)).await,
+        ),
+        Request::Get { key } => Reply::Get(with_timeout(kind, "get", timeout, backend.get(&key)).await),
+        Request::Delete { entry } => {
+            Reply::Delete(with_timeout(kind, "delete", timeout, backend.delete(&entry)).await)
+        }
+    };
+    Done::Reply(id, reply)
+}

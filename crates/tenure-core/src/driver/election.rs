@@ -1,0 +1,347 @@
+//! [`Election`]: a handle on one named election.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use tokio::sync::{mpsc, oneshot};
+
+use super::campaign::{CampaignTask, Outcome};
+use super::clock::{self, with_timeout};
+use super::leadership::Leadership;
+use super::observe::{self, LeaderStream};
+use super::session::Session;
+use crate::machine::{Backoff, ElectionConfig, ElectionMachine, Strategy};
+use crate::{DynBackend, ElectionName, Entry, Error, LeaderInfo, Result};
+
+/// Configures an [`Election`].
+#[derive(Debug)]
+pub struct ElectionBuilder {
+    backend: DynBackend,
+    name: Result<ElectionName>,
+    ttl: Duration,
+    strategy: Strategy,
+    session: Option<Session>,
+    retry: Backoff,
+    recampaign_delay: Duration,
+    request_timeout: Option<Duration>,
+}
+
+impl ElectionBuilder {
+    /// Lease TTL for campaigns that start their own session (default 10 s).
+    /// Failover after a crash takes about this long; keep-alives run every
+    /// TTL / 3. Ignored when a shared [`session`](Self::session) is given.
+    pub fn ttl(mut self, ttl: Duration) -> Self {
+        self.ttl = ttl;
+        self
+    }
+
+    /// Queue (default) or single-key strategy.
+    pub fn strategy(mut self, strategy: Strategy) -> Self {
+        self.strategy = strategy;
+        self
+    }
+
+    /// Campaign on this shared session instead of starting one lease per
+    /// campaign. Many elections can share one session (one keep-alive
+    /// stream); resigning then deletes only this election's entry.
+    pub fn session(mut self, session: Session) -> Self {
+        self.session = Some(session);
+        self
+    }
+
+    /// Back-off for retries after failed requests and, on the single-key
+    /// strategy, before racing for a freed leader key (default: full jitter
+    /// from 50 ms doubling to 1 s).
+    pub fn retry(mut self, retry: Backoff) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    /// Anti-flap: after a term ends, a new campaign on this handle waits
+    /// until this long has passed since the loss (plus up to as much again
+    /// of jitter). Default zero.
+    pub fn recampaign_delay(mut self, delay: Duration) -> Self {
+        self.recampaign_delay = delay;
+        self
+    }
+
+    /// Deadline of each backend request (default TTL / 3).
+    pub fn request_timeout(mut self, timeout: Duration) -> Self {
+        self.request_timeout = Some(timeout);
+        self
+    }
+
+    /// Validates the settings.
+    ///
+    /// # Errors
+    /// [`Error::InvalidElectionName`] and [`Error::InvalidTtl`] (checked
+    /// against the backend's bounds), [`Error::InvalidConfig`].
+    pub fn build(self) -> Result<Election> {
+        let name = self.name?;
+        if self.session.is_none() {
+            let (min, max) = self.backend.ttl_bounds();
+            if self.ttl < min || self.ttl > max {
+                return Err(Error::InvalidTtl {
+                    ttl: self.ttl,
+                    min,
+                    max,
+                });
+            }
+        }
+        if self.retry.initial > self.retry.max {
+            return Err(Error::InvalidConfig {
+                field: "retry",
+                reason: format!(
+                    "initial back-off {:?} exceeds the maximum {:?}",
+                    self.retry.initial, self.retry.max
+                ),
+            });
+        }
+        Ok(Election {
+            inner: Arc::new(Inner {
+                backend: self.backend,
+                name,
+                ttl: self.ttl,
+                strategy: self.strategy,
+                session: self.session,
+                retry: self.retry,
+                recampaign_delay: self.recampaign_delay,
+                request_timeout: self.request_timeout,
+                last_loss: Mutex::new(None),
+            }),
+        })
+    }
+}
+
+/// A handle on one named election.
+///
+/// ```
+/// # async fn demo(backend: tenure_core::DynBackend) -> tenure_core::Result<()> {
+/// use std::time::Duration;
+/// use tenure_core::Election;
+///
+/// let election = Election::builder(backend, "scheduler")
+///     .ttl(Duration::from_secs(5))
+///     .build()?;
+/// let leadership = election.campaign("node-a").await?;
+/// println!("leading with fencing token {}", leadership.token());
+/// let reason = leadership.lost().await; // do leader work until this fires
+/// println!("stopped leading: {reason}");
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Debug)]
+pub struct Election {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    backend: DynBackend,
+    name: ElectionName,
+    ttl: Duration,
+    strategy: Strategy,
+    session: Option<Session>,
+    retry: Backoff,
+    recampaign_delay: Duration,
+    request_timeout: Option<Duration>,
+    last_loss: Mutex<Option<Instant>>,
+}
+
+impl Election {
+    /// Configures an election named `name` on `backend`. The name is
+    /// validated by [`ElectionBuilder::build`].
+    pub fn builder(backend: DynBackend, name: impl Into<String>) -> ElectionBuilder {
+        ElectionBuilder {
+            backend,
+            name: ElectionName::new(name),
+            ttl: Duration::from_secs(10),
+            strategy: Strategy::Queue,
+            session: None,
+            retry: ElectionConfig::default().retry,
+            recampaign_delay: Duration::ZERO,
+            request_timeout: None,
+        }
+    }
+
+    /// The election's name.
+    pub fn name(&self) -> &ElectionName {
+        &self.inner.name
+    }
+
+    /// The backend.
+    pub fn backend(&self) -> &DynBackend {
+        &self.inner.backend
+    }
+
+    /// Campaigns with proposal `value` and resolves once elected.
+    ///
+    /// Waits as long as others lead. Dropping the future withdraws the
+    /// candidacy (our entry is deleted).
+    ///
+    /// # Errors
+    /// [`Error::LeaseExpired`] if the lease ends before we win (a shared
+    /// session that was lost, or a backend unreachable past the deadline);
+    /// errors starting the session; [`Error::Backend`] for requests the
+    /// backend rejects for good.
+    pub async fn campaign(&self, value: impl Into<Bytes>) -> Result<Leadership> {
+        match self.start(value.into(), false).await? {
+            Some(l) => Ok(l),
+            None => Err(Error::Cancelled("campaign withdrawn")),
+        }
+    }
+
+    /// Campaigns once without waiting: returns the leadership if we are
+    /// elected straight away, or `None` (having withdrawn our entry) if
+    /// someone else leads.
+    ///
+    /// # Errors
+    /// As [`campaign`](Self::campaign).
+    pub async fn try_campaign(&self, value: impl Into<Bytes>) -> Result<Option<Leadership>> {
+        self.start(value.into(), true).await
+    }
+
+    /// The current leader, read from the backend now.
+    ///
+    /// # Errors
+    /// Backend errors.
+    pub async fn leader(&self) -> Result<Option<LeaderInfo>> {
+        let b = &self.inner.backend;
+        let t = self.request_timeout();
+        Ok(match self.inner.strategy {
+            Strategy::Queue => with_timeout(b.kind(), "read candidates", t, b.candidates(&self.inner.name))
+                .await?
+                .entries
+                .first()
+                .map(LeaderInfo::from),
+            Strategy::SingleKey => {
+                let key = b.leader_key(&self.inner.name);
+                with_timeout(b.kind(), "get", t, b.get(&key))
+                    .await?
+                    .0
+                    .as_ref()
+                    .map(LeaderInfo::from)
+            }
+        })
+    }
+
+    /// The candidates in order, the leader first (queue strategy; on the
+    /// single-key strategy, the leader alone).
+    ///
+    /// # Errors
+    /// Backend errors.
+    pub async fn candidates(&self) -> Result<Vec<Entry>> {
+        let b = &self.inner.backend;
+        let t = self.request_timeout();
+        Ok(match self.inner.strategy {
+            Strategy::Queue => {
+                with_timeout(b.kind(), "read candidates", t, b.candidates(&self.inner.name))
+                    .await?
+                    .entries
+            }
+            Strategy::SingleKey => {
+                let key = b.leader_key(&self.inner.name);
+                with_timeout(b.kind(), "get", t, b.get(&key)).await?.0.into_iter().collect()
+            }
+        })
+    }
+
+    /// A stream of leader changes: the current leader first (`None` when
+    /// nobody leads), then every change. A slow reader may skip
+    /// intermediate leaders but always sees the latest. The stream
+    /// survives broken watches and lost history by re-reading.
+    pub fn observe(&self) -> LeaderStream {
+        observe::spawn(
+            self.inner.backend.clone(),
+            self.inner.name.clone(),
+            self.inner.strategy,
+            self.inner.retry,
+            self.request_timeout(),
+        )
+    }
+
+    fn request_timeout(&self) -> Duration {
+        self.inner.request_timeout.unwrap_or_else(|| match &self.inner.session {
+            Some(s) => s.request_timeout(),
+            None => self.inner.ttl / 3,
+        })
+    }
+
+    async fn start(&self, value: Bytes, try_only: bool) -> Result<Option<Leadership>> {
+        let inner = &self.inner;
+        let (session, owns_session) = match &inner.session {
+            Some(s) => (s.clone(), false),
+            None => {
+                let mut b = Session::builder(inner.backend.clone()).ttl(inner.ttl);
+                if let Some(t) = inner.request_timeout {
+                    b = b.request_timeout(t);
+                }
+                (b.start().await?, true)
+            }
+        };
+        let status = session.status();
+        if status.lost.is_some() {
+            return Err(Error::LeaseExpired {
+                lease: session.lease(),
+            });
+        }
+        let now = clock::now();
+        let start_delay = self.start_delay(now);
+        let config = ElectionConfig {
+            strategy: inner.strategy,
+            retry: inner.retry,
+            start_delay,
+        };
+        let machine = ElectionMachine::new(
+            inner.name.clone(),
+            config,
+            value,
+            session.lease(),
+            status.valid_until,
+            now,
+            fastrand::u64(..),
+        );
+        let (out_tx, out_rx) = oneshot::channel();
+        let (ctl_tx, ctl_rx) = mpsc::unbounded_channel();
+        let me = Arc::downgrade(&self.inner);
+        let task = CampaignTask {
+            backend: inner.backend.clone(),
+            election: inner.name.clone(),
+            machine,
+            session,
+            owns_session,
+            give_up_when_following: try_only,
+            outcome: Some(out_tx),
+            control: ctl_rx,
+            on_loss: Box::new(move |at| {
+                if let Some(inner) = me.upgrade() {
+                    *inner.last_loss.lock().unwrap_or_else(|e| e.into_inner()) = Some(at);
+                }
+            }),
+        };
+        tokio::spawn(task.run());
+        match out_rx.await {
+            Ok(Ok(Outcome::Elected { entry, term })) => Ok(Some(Leadership::new(
+                inner.name.clone(),
+                entry,
+                inner.backend.clone(),
+                term,
+                ctl_tx,
+            ))),
+            Ok(Ok(Outcome::NotLeader)) => Ok(None),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(Error::Cancelled("campaign task ended")),
+        }
+    }
+
+    fn start_delay(&self, now: Instant) -> Duration {
+        if self.inner.recampaign_delay.is_zero() {
+            return Duration::ZERO;
+        }
+        let last = *self.inner.last_loss.lock().unwrap_or_else(|e| e.into_inner());
+        match last {
+            Some(at) => (at + self.inner.recampaign_delay).saturating_duration_since(now),
+            None => Duration::ZERO,
+        }
+    }
+}

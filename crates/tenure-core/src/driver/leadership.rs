@@ -1,0 +1,187 @@
+//! The handle a winner holds for the length of its term.
+
+use std::fmt;
+use std::time::Instant;
+
+use bytes::Bytes;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio_util::sync::CancellationToken;
+
+use super::campaign::{Control, TermStatus};
+use super::clock;
+use crate::{DynBackend, ElectionName, Entry, Error, FencingToken, LossReason, Result, Revision};
+
+/// Proof of leadership for one term of one election.
+///
+/// Act as leader only while [`is_leader`](Self::is_leader) holds, and stop
+/// the moment [`lost`](Self::lost) resolves (or the
+/// [`cancellation_token`](Self::cancellation_token) fires). Writes that must
+/// not come from a deposed leader go through
+/// [`guarded_put`](Self::guarded_put), which the backend rejects once our
+/// entry is gone, whatever our local view.
+///
+/// Dropping the handle resigns in the background; call
+/// [`resign`](Self::resign) to wait until the successor can take over.
+pub struct Leadership {
+    election: ElectionName,
+    entry: Entry,
+    backend: DynBackend,
+    term: watch::Receiver<TermStatus>,
+    control: mpsc::UnboundedSender<Control>,
+    cancel: CancellationToken,
+}
+
+impl fmt::Debug for Leadership {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Leadership")
+            .field("election", &self.election)
+            .field("key", &self.entry.key)
+            .field("token", &self.token())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Leadership {
+    pub(crate) fn new(
+        election: ElectionName,
+        entry: Entry,
+        backend: DynBackend,
+        term: watch::Receiver<TermStatus>,
+        control: mpsc::UnboundedSender<Control>,
+    ) -> Self {
+        let cancel = CancellationToken::new();
+        // Fire the token on loss, or when the campaign task goes away.
+        let mut rx = term.clone();
+        let token = cancel.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = rx.wait_for(|s| s.lost.is_some()) => {}
+                () = token.cancelled() => {}
+            }
+            token.cancel();
+        });
+        Leadership {
+            election,
+            entry,
+            backend,
+            term,
+            control,
+            cancel,
+        }
+    }
+
+    /// The election won.
+    pub fn election(&self) -> &ElectionName {
+        &self.election
+    }
+
+    /// The fencing token: strictly greater than every earlier leader's of
+    /// this election. Pass it to downstream systems so they can reject a
+    /// deposed leader's requests.
+    pub fn token(&self) -> FencingToken {
+        self.entry.created
+    }
+
+    /// Our winning entry (key, proposal, lease).
+    pub fn entry(&self) -> &Entry {
+        &self.entry
+    }
+
+    /// The local deadline: never act as leader at or after this instant
+    /// unless it has been extended (it moves with every keep-alive).
+    pub fn valid_until(&self) -> Instant {
+        self.term.borrow().valid_until
+    }
+
+    /// Whether we are still leader now: not lost, deadline not passed.
+    pub fn is_leader(&self) -> bool {
+        let s = self.term.borrow();
+        s.lost.is_none() && clock::now() < s.valid_until
+    }
+
+    /// Why the term ended, if it has.
+    pub fn loss_reason(&self) -> Option<LossReason> {
+        self.term.borrow().lost
+    }
+
+    /// Resolves when leadership is lost, with the reason. Resolves
+    /// immediately if it already was.
+    pub async fn lost(&self) -> LossReason {
+        let mut rx = self.term.clone();
+        let result = match rx.wait_for(|s| s.lost.is_some()).await {
+            Ok(s) => s.lost.unwrap_or(LossReason::Shutdown),
+            Err(_) => LossReason::Shutdown,
+        };
+        result
+    }
+
+    /// A token cancelled the moment leadership is lost, for plugging into
+    /// code that already understands cancellation.
+    pub fn cancellation_token(&self) -> CancellationToken {
+        self.cancel.child_token()
+    }
+
+    /// Resigns: stops acting as leader at once and deletes our entry so the
+    /// next candidate takes over in one round trip. Returns once the delete
+    /// was answered (or failed; the lease then expires it).
+    pub async fn resign(self) {
+        let (tx, rx) = oneshot::channel();
+        if self.control.send(Control::Resign(tx)).is_ok() {
+            let _ = rx.await;
+        }
+    }
+
+    /// Replaces our proposal (the value other candidates and observers
+    /// see) while we lead.
+    ///
+    /// # Errors
+    /// [`Error::NotLeader`] if the term has ended or our entry is gone.
+    pub async fn proclaim(&self, value: impl Into<Bytes>) -> Result<()> {
+        self.ensure_leader()?;
+        match self.backend.update(&self.entry, value.into()).await {
+            Ok(_) => Ok(()),
+            Err(Error::NotOwner { .. }) => Err(self.not_leader()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Writes `value` at `key` only if we still lead, checked by the backend
+    /// in the same transaction as the write (our entry must still exist
+    /// unchanged). A deposed leader's write is rejected even if it has not
+    /// yet noticed its loss.
+    ///
+    /// # Errors
+    /// [`Error::NotLeader`] if the local term has ended or the backend
+    /// rejects the write.
+    pub async fn guarded_put(&self, key: &str, value: impl Into<Bytes>) -> Result<Revision> {
+        self.ensure_leader()?;
+        match self.backend.guarded_put(&self.entry, key, value.into()).await {
+            Err(Error::NotOwner { .. }) => Err(self.not_leader()),
+            other => other,
+        }
+    }
+
+    fn ensure_leader(&self) -> Result<()> {
+        if self.is_leader() {
+            Ok(())
+        } else {
+            Err(self.not_leader())
+        }
+    }
+
+    fn not_leader(&self) -> Error {
+        Error::NotLeader {
+            election: self.election.to_string(),
+        }
+    }
+}
+
+impl Drop for Leadership {
+    fn drop(&mut self) {
+        // The campaign task resigns when the last control sender goes; the
+        // explicit message makes it immediate even if clones linger.
+        let (tx, _rx) = oneshot::channel();
+        let _ = self.control.send(Control::Resign(tx));
+        self.cancel.cancel();
+    }
+}

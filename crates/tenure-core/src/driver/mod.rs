@@ -1,0 +1,21 @@
+//! The async driver: runs the sans-IO machines on tokio against a backend.
+//!
+//! - [`Session`]: one lease kept alive by a background task; shareable by
+//!   many elections, so a thousand elections cost one keep-alive stream.
+//! - [`Election`]: a handle on one named election: campaign, observe, read
+//!   the leader.
+//! - [`Leadership`]: proof of having won, with the fencing token, the local
+//!   deadline, a future that fires on loss, resign, proclaim and a
+//!   leader-guarded write.
+
+mod campaign;
+mod clock;
+mod election;
+mod leadership;
+mod observe;
+mod session;
+
+pub use election::{Election, ElectionBuilder};
+pub use leadership::Leadership;
+pub use observe::LeaderStream;
+pub use session::{LeaseStatus, Session, SessionBuilder};

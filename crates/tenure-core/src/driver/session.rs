@@ -1,0 +1,273 @@
+//! A lease kept alive in the background, shared by any number of elections.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, warn};
+
+use super::clock::{self, with_timeout};
+use crate::machine::{LeaseCommand, LeaseConfig, LeaseEvent, LeaseKeeper};
+use crate::{DynBackend, Error, LeaseId, LossReason, Result};
+
+/// What a session's lease looks like right now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LeaseStatus {
+    /// Local deadline: the lease is trusted strictly before this instant.
+    pub valid_until: Instant,
+    /// Set once the lease has ended, with the reason.
+    pub lost: Option<LossReason>,
+}
+
+/// Configures a [`Session`].
+#[derive(Debug)]
+pub struct SessionBuilder {
+    backend: DynBackend,
+    ttl: Duration,
+    safety_margin: Option<Duration>,
+    request_timeout: Option<Duration>,
+}
+
+impl SessionBuilder {
+    /// The TTL to ask for (default 10 s). The backend may grant more;
+    /// [`Session::ttl`] tells what was granted.
+    pub fn ttl(mut self, ttl: Duration) -> Self {
+        self.ttl = ttl;
+        self
+    }
+
+    /// How long before the backend's expiry the lease stops being trusted
+    /// locally (default TTL / 5). Must be below TTL / 2.
+    pub fn safety_margin(mut self, margin: Duration) -> Self {
+        self.safety_margin = Some(margin);
+        self
+    }
+
+    /// Deadline of each backend request (default TTL / 3).
+    pub fn request_timeout(mut self, timeout: Duration) -> Self {
+        self.request_timeout = Some(timeout);
+        self
+    }
+
+    /// Grants the lease and starts keeping it alive.
+    ///
+    /// # Errors
+    /// [`Error::InvalidTtl`] outside the backend's bounds,
+    /// [`Error::InvalidConfig`] for a bad margin, and any error of the
+    /// grant request (unreachable backend, timeout, credentials).
+    pub async fn start(self) -> Result<Session> {
+        let (min, max) = self.backend.ttl_bounds();
+        if self.ttl < min || self.ttl > max {
+            return Err(Error::InvalidTtl {
+                ttl: self.ttl,
+                min,
+                max,
+            });
+        }
+        let timeout = self.request_timeout.unwrap_or(self.ttl / 3);
+        if timeout.is_zero() {
+            return Err(Error::InvalidConfig {
+                field: "request_timeout",
+                reason: "must be positive".into(),
+            });
+        }
+        let kind = self.backend.kind();
+        let sent_at = clock::now();
+        let grant = with_timeout(kind, "grant lease", timeout, self.backend.grant_lease(self.ttl)).await?;
+        let mut config = LeaseConfig::for_ttl(grant.ttl);
+        if let Some(margin) = self.safety_margin {
+            if margin >= grant.ttl / 2 {
+                let _ = self.backend.revoke_lease(grant.id).await;
+                return Err(Error::InvalidConfig {
+                    field: "safety_margin",
+                    reason: format!("{margin:?} must be below half the granted TTL {:?}", grant.ttl),
+                });
+            }
+            config.safety_margin = margin;
+        }
+        let keeper = LeaseKeeper::new(grant, config, sent_at);
+        let (tx, rx) = watch::channel(LeaseStatus {
+            valid_until: keeper.valid_until(),
+            lost: None,
+        });
+        let shutdown = CancellationToken::new();
+        tokio::spawn(keep_alive_loop(
+            self.backend.clone(),
+            keeper,
+            tx,
+            shutdown.clone(),
+            timeout,
+        ));
+        debug!(lease = %grant.id, ttl = ?grant.ttl, "session started");
+        Ok(Session {
+            inner: Arc::new(Inner {
+                backend: self.backend,
+                lease: grant.id,
+                ttl: grant.ttl,
+                request_timeout: timeout,
+                status: rx,
+                shutdown,
+            }),
+        })
+    }
+}
+
+/// A lease kept alive by a background task (like etcd's concurrency
+/// session). Cloning is cheap and shares the lease.
+///
+/// Elections that share a session share one keep-alive stream; each
+/// election's entry is bound to the lease and disappears with it. When the
+/// last clone is dropped, or on [`close`](Self::close), keep-alives stop
+/// and the lease is revoked, so every entry bound to it goes at once.
+///
+/// A session whose lease is lost stays lost: start a new one to campaign
+/// again.
+#[derive(Clone, Debug)]
+pub struct Session {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    backend: DynBackend,
+    lease: LeaseId,
+    ttl: Duration,
+    request_timeout: Duration,
+    status: watch::Receiver<LeaseStatus>,
+    shutdown: CancellationToken,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+impl Session {
+    /// Configures a session on `backend`.
+    pub fn builder(backend: DynBackend) -> SessionBuilder {
+        SessionBuilder {
+            backend,
+            ttl: Duration::from_secs(10),
+            safety_margin: None,
+            request_timeout: None,
+        }
+    }
+
+    /// Starts a session with `ttl` and default settings.
+    ///
+    /// # Errors
+    /// As [`SessionBuilder::start`].
+    pub async fn new(backend: DynBackend, ttl: Duration) -> Result<Session> {
+        Self::builder(backend).ttl(ttl).start().await
+    }
+
+    /// The lease.
+    pub fn lease(&self) -> LeaseId {
+        self.inner.lease
+    }
+
+    /// The TTL the backend granted.
+    pub fn ttl(&self) -> Duration {
+        self.inner.ttl
+    }
+
+    /// The backend.
+    pub fn backend(&self) -> &DynBackend {
+        &self.inner.backend
+    }
+
+    /// The status right now.
+    pub fn status(&self) -> LeaseStatus {
+        *self.inner.status.borrow()
+    }
+
+    /// Whether the lease is still trusted now.
+    pub fn is_alive(&self) -> bool {
+        let s = self.status();
+        s.lost.is_none() && clock::now() < s.valid_until
+    }
+
+    /// Resolves when the lease ends, with the reason.
+    pub async fn lost(&self) -> LossReason {
+        let mut rx = self.inner.status.clone();
+        let reason = match rx.wait_for(|s| s.lost.is_some()).await {
+            Ok(s) => s.lost.unwrap_or(LossReason::Shutdown),
+            Err(_) => LossReason::Shutdown,
+        };
+        reason
+    }
+
+    /// Stops keep-alives and revokes the lease (every entry bound to it is
+    /// deleted). Returns once the revoke was answered or timed out.
+    pub async fn close(&self) {
+        self.inner.shutdown.cancel();
+        let _ = self.lost().await;
+    }
+
+    pub(crate) fn subscribe(&self) -> watch::Receiver<LeaseStatus> {
+        self.inner.status.clone()
+    }
+
+    pub(crate) fn request_timeout(&self) -> Duration {
+        self.inner.request_timeout
+    }
+}
+
+async fn keep_alive_loop(
+    backend: DynBackend,
+    mut keeper: LeaseKeeper,
+    status: watch::Sender<LeaseStatus>,
+    shutdown: CancellationToken,
+    timeout: Duration,
+) {
+    let kind = backend.kind();
+    let mut in_flight: Option<(Instant, futures::future::BoxFuture<'static, Result<Duration>>)> = None;
+    loop {
+        while let Some(cmd) = keeper.poll_command() {
+            match cmd {
+                LeaseCommand::KeepAlive { lease, sent_at } => {
+                    let b = backend.clone();
+                    in_flight = Some((
+                        sent_at,
+                        Box::pin(async move {
+                            with_timeout(kind, "keep-alive", timeout, b.keep_alive(lease)).await
+                        }),
+                    ));
+                }
+                LeaseCommand::Revoke { lease } => {
+                    if let Err(e) = with_timeout(kind, "revoke", timeout, backend.revoke_lease(lease)).await {
+                        debug!(%lease, error = %e, "revoke failed; the backend will expire the lease");
+                    }
+                }
+            }
+        }
+        while let Some(event) = keeper.poll_event() {
+            match event {
+                LeaseEvent::Renewed { valid_until, .. } => {
+                    status.send_modify(|s| s.valid_until = valid_until);
+                }
+                LeaseEvent::Lost { lease, reason } => {
+                    if reason != LossReason::Resigned {
+                        warn!(%lease, %reason, "lease lost");
+                    }
+                    status.send_modify(|s| s.lost = Some(reason));
+                }
+            }
+        }
+        if !keeper.is_alive() {
+            return;
+        }
+        let deadline = keeper.poll_timeout();
+        tokio::select! {
+            () = clock::sleep_until(deadline) => keeper.handle_timeout(clock::now()),
+            r = async { match in_flight.as_mut() { Some((_, f)) => f.await, None => std::future::pending().await } } => {
+                if let Some((sent_at, _)) = in_flight.take() {
+                    keeper.handle_keepalive(clock::now(), sent_at, r);
+                }
+            }
+            () = shutdown.cancelled() => keeper.release(),
+        }
+    }
+}

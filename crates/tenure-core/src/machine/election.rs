@@ -1,0 +1,791 @@
+//! One candidacy in one election, as a sans-IO state machine.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use super::Backoff;
+use crate::{
+    CreateOutcome, ElectionName, Entry, Error, FencingToken, LeaseId, LossReason, Revision, Slot,
+    Snapshot, WatchEvent, WatchScope,
+};
+
+/// How candidates of an election decide who leads.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Strategy {
+    /// Every candidate creates its own entry; the lowest creation revision
+    /// leads; each candidate watches only its immediate predecessor, so a
+    /// leader change wakes exactly one candidate. The layout of etcd's own
+    /// election recipe and of Curator's / kazoo's.
+    #[default]
+    Queue,
+    /// First writer wins one leader key; every follower watches that key
+    /// and retries with jittered back-off when it disappears. Simpler and
+    /// compatible with single-key deployments, but every change wakes all
+    /// followers.
+    SingleKey,
+}
+
+/// Settings of one candidacy.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ElectionConfig {
+    /// Queue (default) or single key.
+    pub strategy: Strategy,
+    /// Back-off between retries after a failed request, and (single-key)
+    /// after the leader key disappears.
+    pub retry: Backoff,
+    /// Wait this long (plus jitter of up to the same again) before the first
+    /// create: the anti-flap re-campaign delay. Zero for no delay.
+    pub start_delay: Duration,
+}
+
+impl Default for ElectionConfig {
+    fn default() -> Self {
+        ElectionConfig {
+            strategy: Strategy::Queue,
+            retry: Backoff {
+                initial: Duration::from_millis(50),
+                max: Duration::from_secs(1),
+            },
+            start_delay: Duration::ZERO,
+        }
+    }
+}
+
+/// Identifies a request so that late answers to abandoned requests are
+/// recognised and ignored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RequestId(pub u64);
+
+/// Identifies a watch the machine asked for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct WatchId(pub u64);
+
+/// A backend request for the driver to execute; answer it with the
+/// matching [`Reply`] through [`ElectionMachine::handle_reply`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Request {
+    /// [`CoordinationBackend::create`](crate::CoordinationBackend::create).
+    Create {
+        /// Election.
+        election: ElectionName,
+        /// Where.
+        slot: Slot,
+        /// Our lease.
+        lease: LeaseId,
+        /// Our proposal.
+        value: Bytes,
+    },
+    /// [`CoordinationBackend::candidates`](crate::CoordinationBackend::candidates).
+    Candidates {
+        /// Election.
+        election: ElectionName,
+    },
+    /// [`CoordinationBackend::get`](crate::CoordinationBackend::get).
+    Get {
+        /// The key.
+        key: String,
+    },
+    /// [`CoordinationBackend::delete`](crate::CoordinationBackend::delete).
+    Delete {
+        /// Our entry.
+        entry: Entry,
+    },
+}
+
+/// The answer to a [`Request`].
+#[derive(Debug)]
+pub enum Reply {
+    /// Answer to [`Request::Create`].
+    Create(Result<CreateOutcome, Error>),
+    /// Answer to [`Request::Candidates`].
+    Candidates(Result<Snapshot, Error>),
+    /// Answer to [`Request::Get`].
+    Get(Result<(Option<Entry>, Revision), Error>),
+    /// Answer to [`Request::Delete`].
+    Delete(Result<bool, Error>),
+}
+
+/// A command for the driver.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[must_use]
+pub enum Command {
+    /// Execute a request and report its answer.
+    Request {
+        /// Echo this in the reply.
+        id: RequestId,
+        /// What to do.
+        request: Request,
+    },
+    /// Start a watch and feed its events with [`ElectionMachine::handle_watch`].
+    Watch {
+        /// Echo this with every event.
+        id: WatchId,
+        /// What to watch.
+        scope: WatchScope,
+        /// First revision of interest.
+        from: Revision,
+    },
+    /// Stop a watch started earlier.
+    Unwatch {
+        /// The watch.
+        id: WatchId,
+    },
+}
+
+/// What the user learns from the machine.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// We lead. Act as leader until `valid_until` at the latest.
+    Elected {
+        /// Our winning entry.
+        entry: Entry,
+        /// Fencing token (creation revision of the entry).
+        token: FencingToken,
+        /// Local deadline; extended by [`Event::Extended`].
+        valid_until: Instant,
+    },
+    /// A keep-alive extended the leader's deadline.
+    Extended {
+        /// The new deadline.
+        valid_until: Instant,
+    },
+    /// We were leader and are not any more. Stop acting as leader now.
+    Lost {
+        /// Why.
+        reason: LossReason,
+    },
+    /// The campaign ended before we were elected.
+    Failed(FailReason),
+    /// The machine has nothing left to do; the driver may drop it.
+    Finished,
+}
+
+/// Why a campaign ended before it won.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FailReason {
+    /// The candidate withdrew (resign before winning).
+    Withdrawn,
+    /// The lease ended (expired, deadline passed, released).
+    LeaseLost(LossReason),
+    /// The backend rejected a request for good.
+    Backend(String),
+}
+
+/// Coarse phase of the machine, for introspection and tests.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Phase {
+    /// Waiting before (re)trying a request.
+    Backoff,
+    /// Creating our entry.
+    Creating,
+    /// Reading the queue to find our place.
+    Reading,
+    /// Following: watching the predecessor (queue) or the leader key.
+    Following,
+    /// Leading.
+    Leader,
+    /// Deleting our entry (resign, or cleanup after a loss).
+    Releasing,
+    /// Done.
+    Finished,
+}
+
+#[derive(Clone, Debug)]
+enum State {
+    /// Waiting until `until`, then `then`.
+    Backoff { until: Instant, then: Next },
+    Creating { req: RequestId },
+    Reading { req: RequestId, entry: Entry },
+    /// Queue: watching the predecessor. Single-key: watching the leader key.
+    Following { entry: Option<Entry>, watch: WatchId, key: String },
+    /// Single-key: the leader key vanished from our view; re-read it.
+    Probing { req: RequestId, key: String },
+    Leader { entry: Entry, watch: Option<WatchId> },
+    /// Leader whose watch broke: checking that our entry still exists.
+    Verifying { req: RequestId, entry: Entry },
+    Releasing { req: RequestId },
+    Finished,
+}
+
+#[derive(Clone, Debug)]
+enum Next {
+    Create,
+    Read(Entry),
+    Probe(String),
+    Verify(Entry),
+}
+
+/// One candidacy in one election: from the first create to the end of the
+/// term (sans-IO).
+///
+/// Drive it like this: call [`handle_timeout`](Self::handle_timeout) at
+/// [`poll_timeout`](Self::poll_timeout), feed every answer, watch event and
+/// lease event in, and after each input drain
+/// [`poll_command`](Self::poll_command) and [`poll_event`](Self::poll_event).
+///
+/// Safety rules it enforces:
+/// - It claims leadership only after a read that shows our own entry, bound
+///   to our lease, first in the queue, and only while `now < valid_until`.
+/// - As leader it steps down (emits [`Event::Lost`]) the moment
+///   `valid_until` passes without a renewal, when its entry is deleted, or
+///   when its lease is lost — before it does anything else.
+/// - On resign it emits [`Event::Lost`] *before* it asks for the delete, so
+///   the user stops acting as leader before a successor can start.
+#[derive(Debug)]
+pub struct ElectionMachine {
+    election: ElectionName,
+    config: ElectionConfig,
+    value: Bytes,
+    lease: LeaseId,
+    valid_until: Instant,
+    state: State,
+    attempt: u32,
+    next_id: u64,
+    rng: fastrand::Rng,
+    resign_pending: bool,
+    commands: VecDeque<Command>,
+    events: VecDeque<Event>,
+}
+
+impl ElectionMachine {
+    /// Starts a candidacy for `election` with proposal `value`, bound to
+    /// `lease` which is trusted until `valid_until`. `seed` feeds the
+    /// jitter, so runs with the same seed and inputs are identical.
+    pub fn new(
+        election: ElectionName,
+        config: ElectionConfig,
+        value: Bytes,
+        lease: LeaseId,
+        valid_until: Instant,
+        now: Instant,
+        seed: u64,
+    ) -> Self {
+        let mut rng = fastrand::Rng::with_seed(seed);
+        let delay = if config.start_delay.is_zero() {
+            Duration::ZERO
+        } else {
+            let jitter = config.start_delay.as_nanos() as u64;
+            config.start_delay + Duration::from_nanos(rng.u64(0..=jitter))
+        };
+        let mut m = ElectionMachine {
+            election,
+            config,
+            value,
+            lease,
+            valid_until,
+            state: State::Finished,
+            attempt: 0,
+            next_id: 0,
+            rng,
+            resign_pending: false,
+            commands: VecDeque::new(),
+            events: VecDeque::new(),
+        };
+        if delay.is_zero() {
+            m.create();
+        } else {
+            m.state = State::Backoff {
+                until: now + delay,
+                then: Next::Create,
+            };
+        }
+        m
+    }
+
+    /// The coarse phase.
+    pub fn phase(&self) -> Phase {
+        match self.state {
+            // A leader re-checking its entry after a broken watch is still
+            // leader until its deadline.
+            State::Backoff {
+                then: Next::Verify(_),
+                ..
+            } => Phase::Leader,
+            State::Backoff { .. } => Phase::Backoff,
+            State::Creating { .. } => Phase::Creating,
+            State::Reading { .. } => Phase::Reading,
+            State::Following { .. } | State::Probing { .. } => Phase::Following,
+            State::Leader { .. } | State::Verifying { .. } => Phase::Leader,
+            State::Releasing { .. } => Phase::Releasing,
+            State::Finished => Phase::Finished,
+        }
+    }
+
+    /// Whether we are leader and may act as such at `now`.
+    pub fn is_leader(&self, now: Instant) -> bool {
+        self.phase() == Phase::Leader && now < self.valid_until
+    }
+
+    /// The local deadline of the lease as last reported.
+    pub fn valid_until(&self) -> Instant {
+        self.valid_until
+    }
+
+    /// Our entry, once known.
+    pub fn entry(&self) -> Option<&Entry> {
+        match &self.state {
+            State::Reading { entry, .. }
+            | State::Leader { entry, .. }
+            | State::Verifying { entry, .. } => Some(entry),
+            State::Following { entry, .. } => entry.as_ref(),
+            State::Backoff { then: Next::Read(entry) | Next::Verify(entry), .. } => Some(entry),
+            _ => None,
+        }
+    }
+
+    /// The lease renewed: the deadline moves to `valid_until`.
+    pub fn handle_renewed(&mut self, now: Instant, valid_until: Instant) {
+        if valid_until <= self.valid_until {
+            return;
+        }
+        self.valid_until = valid_until;
+        if self.phase() == Phase::Leader {
+            self.events.push_back(Event::Extended { valid_until });
+        }
+        self.handle_timeout(now);
+    }
+
+    /// The lease is gone: every entry bound to it is gone too.
+    pub fn handle_lease_lost(&mut self, _now: Instant, reason: LossReason) {
+        match self.phase() {
+            Phase::Finished => {}
+            Phase::Leader => self.lose(reason, false),
+            Phase::Releasing => self.finish(),
+            _ => {
+                self.events.push_back(Event::Failed(FailReason::LeaseLost(reason)));
+                self.finish();
+            }
+        }
+    }
+
+    /// Resign (leader) or withdraw (candidate): delete our entry. A leader
+    /// gets [`Event::Lost`] with [`LossReason::Resigned`] at once.
+    pub fn resign(&mut self, _now: Instant) {
+        if let State::Creating { .. } = self.state {
+            // Our entry may be created by the request in flight: wait for
+            // its answer, then delete what it created.
+            self.resign_pending = true;
+            return;
+        }
+        let was_leader = self.phase() == Phase::Leader;
+        let entry = match std::mem::replace(&mut self.state, State::Finished) {
+            State::Leader { entry, watch } => {
+                self.unwatch(watch);
+                Some(entry)
+            }
+            State::Following { entry, watch, .. } => {
+                self.unwatch(Some(watch));
+                entry
+            }
+            State::Verifying { entry, .. } | State::Reading { entry, .. } => Some(entry),
+            State::Backoff {
+                then: Next::Read(entry) | Next::Verify(entry),
+                ..
+            } => Some(entry),
+            State::Backoff { .. } | State::Probing { .. } | State::Creating { .. } => None,
+            s @ (State::Releasing { .. } | State::Finished) => {
+                self.state = s;
+                return;
+            }
+        };
+        self.events.push_back(if was_leader {
+            Event::Lost {
+                reason: LossReason::Resigned,
+            }
+        } else {
+            Event::Failed(FailReason::Withdrawn)
+        });
+        match entry {
+            Some(entry) => self.release(entry),
+            None => self.finish(),
+        }
+    }
+
+    /// Feeds the answer to request `id`. Answers to abandoned requests are
+    /// ignored.
+    pub fn handle_reply(&mut self, now: Instant, id: RequestId, reply: Reply) {
+        match (&self.state, reply) {
+            (State::Creating { req }, Reply::Create(r)) if *req == id => self.on_created(now, r),
+            (State::Reading { req, .. }, Reply::Candidates(r)) if *req == id => {
+                self.on_candidates(now, r)
+            }
+            (State::Probing { req, .. }, Reply::Get(r)) if *req == id => self.on_probed(now, r),
+            (State::Verifying { req, .. }, Reply::Get(r)) if *req == id => self.on_verified(now, r),
+            (State::Releasing { req }, Reply::Delete(_)) if *req == id => self.finish(),
+            _ => {}
+        }
+    }
+
+    /// Feeds an event of watch `id`. `None` means the watch stream ended or
+    /// failed and must be treated as broken.
+    pub fn handle_watch(&mut self, now: Instant, id: WatchId, event: Option<WatchEvent>) {
+        match std::mem::replace(&mut self.state, State::Finished) {
+            State::Following { entry, watch, key } if watch == id => match event {
+                Some(WatchEvent::Put(_)) => self.state = State::Following { entry, watch, key },
+                Some(WatchEvent::Delete { key: k, .. }) if k != key => {
+                    self.state = State::Following { entry, watch, key }
+                }
+                // Deleted, history lost or watch broken: look again.
+                _ => {
+                    self.unwatch(Some(watch));
+                    match (self.config.strategy, entry) {
+                        (Strategy::Queue, Some(entry)) => self.read(entry),
+                        _ if matches!(event, Some(WatchEvent::Delete { .. })) => {
+                            // Single key freed: race for it after jitter.
+                            let delay = self.next_delay();
+                            self.backoff(now, delay, Next::Create);
+                        }
+                        _ => self.probe(key),
+                    }
+                }
+            },
+            State::Leader { entry, watch } if watch == Some(id) => match event {
+                Some(WatchEvent::Put(e)) if e.key == entry.key && e.created == entry.created => {
+                    self.state = State::Leader { entry: e, watch }
+                }
+                Some(WatchEvent::Put(e)) if e.key == entry.key => {
+                    self.unwatch(watch);
+                    self.lose(LossReason::EntryDeleted, false)
+                }
+                Some(WatchEvent::Delete { key, .. }) if key == entry.key => {
+                    self.unwatch(watch);
+                    self.lose(LossReason::EntryDeleted, false)
+                }
+                Some(WatchEvent::Put(_) | WatchEvent::Delete { .. }) => {
+                    self.state = State::Leader { entry, watch }
+                }
+                Some(WatchEvent::HistoryLost) | None => {
+                    self.unwatch(watch);
+                    self.verify(entry);
+                }
+            },
+            other => self.state = other,
+        }
+    }
+
+    /// Advances time: leader deadline, back-off expiry.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if now >= self.valid_until {
+            match self.phase() {
+                Phase::Leader => return self.lose(LossReason::DeadlineExceeded, true),
+                Phase::Finished | Phase::Releasing => {}
+                _ => {
+                    // A candidate whose lease cannot be trusted cannot win;
+                    // its entry will go with the lease.
+                    self.events.push_back(Event::Failed(FailReason::LeaseLost(
+                        LossReason::DeadlineExceeded,
+                    )));
+                    return self.finish();
+                }
+            }
+        }
+        if let State::Backoff { until, then } = &self.state {
+            if now >= *until {
+                match then.clone() {
+                    Next::Create => self.create(),
+                    Next::Read(entry) => self.read(entry),
+                    Next::Probe(key) => self.probe(key),
+                    Next::Verify(entry) => self.verify(entry),
+                }
+            }
+        }
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) must next be called.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        match &self.state {
+            State::Finished | State::Releasing { .. } => None,
+            State::Backoff { until, .. } => Some((*until).min(self.valid_until)),
+            _ => Some(self.valid_until),
+        }
+    }
+
+    /// The next command for the driver.
+    #[must_use]
+    pub fn poll_command(&mut self) -> Option<Command> {
+        self.commands.pop_front()
+    }
+
+    /// The next event for the user.
+    #[must_use]
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    // ---- transitions -------------------------------------------------
+
+    fn on_created(&mut self, now: Instant, reply: Result<CreateOutcome, Error>) {
+        let outcome = match reply {
+            Ok(o) => o,
+            Err(e) => return self.on_error(now, e, Next::Create),
+        };
+        let ours = outcome.entry().lease == self.lease;
+        let entry = outcome.entry().clone();
+        if self.resign_pending {
+            self.events.push_back(Event::Failed(FailReason::Withdrawn));
+            return if ours { self.release(entry) } else { self.finish() };
+        }
+        match (self.config.strategy, ours) {
+            (Strategy::Queue, true) => self.read(entry),
+            (Strategy::Queue, false) => {
+                // The backend put someone else's entry at our key: it broke
+                // its contract; do not pretend we hold a place.
+                self.events.push_back(Event::Failed(FailReason::Backend(format!(
+                    "create returned an entry of lease {} for lease {}",
+                    entry.lease, self.lease
+                ))));
+                self.finish()
+            }
+            (Strategy::SingleKey, true) => {
+                let from = entry.modified + 1;
+                self.claim(now, entry, from)
+            }
+            (Strategy::SingleKey, false) => {
+                let watch = self.watch(WatchScope::Key(entry.key.clone()), entry.modified + 1);
+                self.state = State::Following {
+                    entry: None,
+                    watch,
+                    key: entry.key,
+                };
+            }
+        }
+    }
+
+    fn on_candidates(&mut self, now: Instant, reply: Result<Snapshot, Error>) {
+        let State::Reading { entry, .. } = &self.state else {
+            return;
+        };
+        let entry = entry.clone();
+        let snapshot = match reply {
+            Ok(s) => s,
+            Err(e) => return self.on_error(now, e, Next::Read(entry)),
+        };
+        let pos = snapshot
+            .entries
+            .iter()
+            .position(|e| e.key == entry.key && e.created == entry.created && e.lease == self.lease);
+        match pos {
+            // Our entry is gone (deleted by an operator, or its lease
+            // expired without us hearing yet). Never claim leadership on
+            // the strength of an earlier read: create it again.
+            None => self.create(),
+            Some(0) => {
+                let fresh = snapshot.entries[0].clone();
+                self.claim(now, fresh, snapshot.revision + 1)
+            }
+            Some(i) => {
+                let pred = snapshot.entries[i - 1].key.clone();
+                let watch = self.watch(WatchScope::Key(pred.clone()), snapshot.revision + 1);
+                self.state = State::Following {
+                    entry: Some(entry),
+                    watch,
+                    key: pred,
+                };
+            }
+        }
+    }
+
+    fn on_probed(&mut self, now: Instant, reply: Result<(Option<Entry>, Revision), Error>) {
+        let State::Probing { key, .. } = &self.state else {
+            return;
+        };
+        let key = key.clone();
+        match reply {
+            Err(e) => self.on_error(now, e, Next::Probe(key)),
+            Ok((None, _)) => {
+                let delay = self.next_delay();
+                self.backoff(now, delay, Next::Create)
+            }
+            Ok((Some(e), rev)) if e.lease == self.lease => {
+                let from = rev.max(e.modified) + 1;
+                self.claim(now, e, from)
+            }
+            Ok((Some(e), rev)) => {
+                let watch = self.watch(WatchScope::Key(key.clone()), rev.max(e.modified) + 1);
+                self.state = State::Following {
+                    entry: None,
+                    watch,
+                    key,
+                };
+            }
+        }
+    }
+
+    fn on_verified(&mut self, now: Instant, reply: Result<(Option<Entry>, Revision), Error>) {
+        let State::Verifying { entry, .. } = &self.state else {
+            return;
+        };
+        let entry = entry.clone();
+        match reply {
+            Err(e) => {
+                // Still leader while the deadline holds; retry the check.
+                if e.is_transient() {
+                    let delay = self.next_delay();
+                    self.backoff(now, delay, Next::Verify(entry));
+                } else {
+                    self.events.push_back(Event::Lost {
+                        reason: LossReason::EntryDeleted,
+                    });
+                    self.release(entry);
+                }
+            }
+            Ok((Some(e), rev)) if e.created == entry.created && e.lease == self.lease => {
+                let watch = self.watch(WatchScope::Key(e.key.clone()), rev + 1);
+                self.attempt = 0;
+                self.state = State::Leader {
+                    entry: e,
+                    watch: Some(watch),
+                };
+            }
+            Ok(_) => self.lose(LossReason::EntryDeleted, false),
+        }
+    }
+
+    /// Our entry leads in a fresh read: become leader if the lease is
+    /// still trusted.
+    fn claim(&mut self, now: Instant, entry: Entry, watch_from: Revision) {
+        if now >= self.valid_until {
+            self.events.push_back(Event::Failed(FailReason::LeaseLost(
+                LossReason::DeadlineExceeded,
+            )));
+            return self.finish();
+        }
+        self.attempt = 0;
+        let watch = self.watch(WatchScope::Key(entry.key.clone()), watch_from);
+        self.events.push_back(Event::Elected {
+            token: entry.created,
+            valid_until: self.valid_until,
+            entry: entry.clone(),
+        });
+        self.state = State::Leader {
+            entry,
+            watch: Some(watch),
+        };
+    }
+
+    /// Leaves leadership. With `cleanup`, deletes our entry (the backend
+    /// may still hold it after a local deadline).
+    fn lose(&mut self, reason: LossReason, cleanup: bool) {
+        let state = std::mem::replace(&mut self.state, State::Finished);
+        let entry = match state {
+            State::Leader { entry, watch } => {
+                self.unwatch(watch);
+                Some(entry)
+            }
+            State::Verifying { entry, .. } => Some(entry),
+            State::Backoff { then: Next::Verify(entry), .. } => Some(entry),
+            _ => None,
+        };
+        self.events.push_back(Event::Lost { reason });
+        match entry {
+            Some(entry) if cleanup => self.release(entry),
+            _ => self.finish(),
+        }
+    }
+
+    fn on_error(&mut self, now: Instant, error: Error, retry: Next) {
+        match error {
+            Error::LeaseExpired { .. } => {
+                self.events.push_back(Event::Failed(FailReason::LeaseLost(
+                    LossReason::LeaseExpired,
+                )));
+                self.finish()
+            }
+            e if e.is_transient() => {
+                let delay = self.next_delay();
+                self.backoff(now, delay, retry)
+            }
+            e => {
+                self.events.push_back(Event::Failed(FailReason::Backend(e.to_string())));
+                self.finish()
+            }
+        }
+    }
+
+    // ---- command helpers ---------------------------------------------
+
+    fn create(&mut self) {
+        let slot = match self.config.strategy {
+            Strategy::Queue => Slot::Queue,
+            Strategy::SingleKey => Slot::Leader,
+        };
+        let req = self.request(Request::Create {
+            election: self.election.clone(),
+            slot,
+            lease: self.lease,
+            value: self.value.clone(),
+        });
+        self.state = State::Creating { req };
+    }
+
+    fn read(&mut self, entry: Entry) {
+        let req = self.request(Request::Candidates {
+            election: self.election.clone(),
+        });
+        self.state = State::Reading { req, entry };
+    }
+
+    fn probe(&mut self, key: String) {
+        let req = self.request(Request::Get { key: key.clone() });
+        self.state = State::Probing { req, key };
+    }
+
+    fn verify(&mut self, entry: Entry) {
+        let req = self.request(Request::Get {
+            key: entry.key.clone(),
+        });
+        self.state = State::Verifying { req, entry };
+    }
+
+    fn release(&mut self, entry: Entry) {
+        let req = self.request(Request::Delete { entry });
+        self.state = State::Releasing { req };
+    }
+
+    fn finish(&mut self) {
+        if let State::Following { watch, .. } = self.state {
+            self.unwatch(Some(watch));
+        }
+        if let State::Leader { watch, .. } = self.state {
+            self.unwatch(watch);
+        }
+        self.state = State::Finished;
+        self.events.push_back(Event::Finished);
+    }
+
+    fn backoff(&mut self, now: Instant, delay: Duration, then: Next) {
+        self.state = State::Backoff {
+            until: now + delay,
+            then,
+        };
+    }
+
+    fn next_delay(&mut self) -> Duration {
+        let d = self.config.retry.delay(self.attempt, &mut self.rng);
+        self.attempt = self.attempt.saturating_add(1);
+        d
+    }
+
+    fn request(&mut self, request: Request) -> RequestId {
+        self.next_id += 1;
+        let id = RequestId(self.next_id);
+        self.commands.push_back(Command::Request { id, request });
+        id
+    }
+
+    fn watch(&mut self, scope: WatchScope, from: Revision) -> WatchId {
+        self.next_id += 1;
+        let id = WatchId(self.next_id);
+        self.commands.push_back(Command::Watch { id, scope, from });
+        id
+    }
+
+    fn unwatch(&mut self, watch: Option<WatchId>) {
+        if let Some(id) = watch {
+            self.commands.push_back(Command::Unwatch { id });
+        }
+    }
+}

@@ -1,0 +1,28 @@
+//! Sans-IO state machines.
+//!
+//! Nothing in this module reads a clock, spawns a task or talks to a
+//! backend. Each machine takes inputs (`now` is always an argument) and
+//! yields commands for a driver to execute, events for the user, and the
+//! next instant at which it wants [`handle_timeout`](ElectionMachine::handle_timeout)
+//! called. That makes every decision deterministic and property-testable;
+//! the [`driver`](crate::driver) module runs the same machines on tokio.
+//!
+//! - [`LeaseKeeper`]: keeps one lease alive and computes the local
+//!   deadline `valid_until` after which a leader must step down.
+//! - [`ElectionMachine`]: one candidacy in one election, from the first
+//!   create to the end of the term (queue or single-key strategy).
+//! - [`LeaderTracker`]: who leads, from a read plus watch events.
+
+mod backoff;
+mod election;
+mod lease;
+mod tracker;
+
+pub use backoff::Backoff;
+pub use election::{
+    FailReason,
+    Command, ElectionConfig, ElectionMachine, Event, Phase, Reply, Request, RequestId, Strategy,
+    WatchId,
+};
+pub use lease::{LeaseCommand, LeaseConfig, LeaseEvent, LeaseKeeper};
+pub use tracker::LeaderTracker;
