@@ -15,15 +15,17 @@
 
 pub mod backend;
 pub mod driver;
-pub mod machine;
 pub mod error;
+pub mod machine;
 pub mod name;
 pub mod types;
 
 pub use backend::{CoordinationBackend, DynBackend};
-pub use driver::{Election, ElectionBuilder, LeaderStream, Leadership, LeaseStatus, Session, SessionBuilder};
-pub use machine::{Backoff, Strategy};
+pub use driver::{
+    Election, ElectionBuilder, LeaderStream, Leadership, LeaseStatus, Session, SessionBuilder,
+};
 pub use error::{BoxError, Error, Result};
+pub use machine::{Backoff, Strategy};
 pub use name::{ElectionName, MAX_ELECTION_NAME_LEN};
 pub use types::{
     CreateOutcome, Entry, FencingToken, LeaderInfo, LeaseGrant, LeaseId, LossReason, Revision,

@@ -93,7 +93,10 @@ mod tests {
 
     #[test]
     fn accepts_plain_and_nested_names() {
-        assert_eq!(ElectionName::new("scheduler").unwrap().as_str(), "scheduler");
+        assert_eq!(
+            ElectionName::new("scheduler").unwrap().as_str(),
+            "scheduler"
+        );
         assert!(ElectionName::new("svc/shard-7").is_ok());
     }
 
@@ -112,6 +115,9 @@ mod tests {
             assert!(err.to_string().contains(why), "{bad:?}: {err}");
         }
         let long = "x".repeat(MAX_ELECTION_NAME_LEN + 1);
-        assert!(ElectionName::new(long).unwrap_err().to_string().contains("longer"));
+        assert!(ElectionName::new(long)
+            .unwrap_err()
+            .to_string()
+            .contains("longer"));
     }
 }

@@ -83,13 +83,16 @@ impl CampaignTask {
             while let Some(cmd) = self.machine.poll_command() {
                 match cmd {
                     Command::Request { id, request } => {
-                        pending.push(execute(self.backend.clone(), kind, timeout, id, request).boxed());
+                        pending.push(
+                            execute(self.backend.clone(), kind, timeout, id, request).boxed(),
+                        );
                     }
                     Command::Watch { id, scope, from } => {
                         let b = self.backend.clone();
                         pending.push(
                             async move {
-                                let r = with_timeout(kind, "watch", timeout, b.watch(scope, from)).await;
+                                let r = with_timeout(kind, "watch", timeout, b.watch(scope, from))
+                                    .await;
                                 Done::WatchOpened(id, r)
                             }
                             .boxed(),
@@ -138,7 +141,9 @@ impl CampaignTask {
                         debug!(election = %self.election, ?reason, "campaign ended without winning");
                         if let Some(out) = self.outcome.take() {
                             let _ = out.send(match reason {
-                                FailReason::Withdrawn => Err(Error::Cancelled("campaign withdrawn")),
+                                FailReason::Withdrawn => {
+                                    Err(Error::Cancelled("campaign withdrawn"))
+                                }
                                 FailReason::LeaseLost(_) => Err(Error::LeaseExpired {
                                     lease: self.session.lease(),
                                 }),
@@ -166,7 +171,10 @@ impl CampaignTask {
             }
             // Nobody waits for the result and nobody holds the leadership:
             // withdraw (a dropped campaign future must not leave an entry).
-            if control_open && self.outcome.as_ref().is_some_and(|o| o.is_closed()) && term.is_none() {
+            if control_open
+                && self.outcome.as_ref().is_some_and(|o| o.is_closed())
+                && term.is_none()
+            {
                 self.machine.resign(clock::now());
                 control_open = false;
                 continue;
@@ -264,12 +272,26 @@ async fn execute(
             lease,
             value,
         } => Reply::Create(
-            with_timeout(kind, "create", timeout, backend.create(&election, slot, lease, value)).await,
+            with_timeout(
+                kind,
+                "create",
+                timeout,
+                backend.create(&election, slot, lease, value),
+            )
+            .await,
         ),
         Request::Candidates { election } => Reply::Candidates(
-            with_timeout(kind, "read candidates", timeout, backend.candidates(&election)).await,
+            with_timeout(
+                kind,
+                "read candidates",
+                timeout,
+                backend.candidates(&election),
+            )
+            .await,
         ),
-        Request::Get { key } => Reply::Get(with_timeout(kind, "get", timeout, backend.get(&key)).await),
+        Request::Get { key } => {
+            Reply::Get(with_timeout(kind, "get", timeout, backend.get(&key)).await)
+        }
         Request::Delete { entry } => {
             Reply::Delete(with_timeout(kind, "delete", timeout, backend.delete(&entry)).await)
         }

@@ -209,11 +209,16 @@ impl Election {
         let b = &self.inner.backend;
         let t = self.request_timeout();
         Ok(match self.inner.strategy {
-            Strategy::Queue => with_timeout(b.kind(), "read candidates", t, b.candidates(&self.inner.name))
-                .await?
-                .entries
-                .first()
-                .map(LeaderInfo::from),
+            Strategy::Queue => with_timeout(
+                b.kind(),
+                "read candidates",
+                t,
+                b.candidates(&self.inner.name),
+            )
+            .await?
+            .entries
+            .first()
+            .map(LeaderInfo::from),
             Strategy::SingleKey => {
                 let key = b.leader_key(&self.inner.name);
                 with_timeout(b.kind(), "get", t, b.get(&key))
@@ -235,13 +240,22 @@ impl Election {
         let t = self.request_timeout();
         Ok(match self.inner.strategy {
             Strategy::Queue => {
-                with_timeout(b.kind(), "read candidates", t, b.candidates(&self.inner.name))
-                    .await?
-                    .entries
+                with_timeout(
+                    b.kind(),
+                    "read candidates",
+                    t,
+                    b.candidates(&self.inner.name),
+                )
+                .await?
+                .entries
             }
             Strategy::SingleKey => {
                 let key = b.leader_key(&self.inner.name);
-                with_timeout(b.kind(), "get", t, b.get(&key)).await?.0.into_iter().collect()
+                with_timeout(b.kind(), "get", t, b.get(&key))
+                    .await?
+                    .0
+                    .into_iter()
+                    .collect()
             }
         })
     }
@@ -261,10 +275,12 @@ impl Election {
     }
 
     fn request_timeout(&self) -> Duration {
-        self.inner.request_timeout.unwrap_or_else(|| match &self.inner.session {
-            Some(s) => s.request_timeout(),
-            None => self.inner.ttl / 3,
-        })
+        self.inner
+            .request_timeout
+            .unwrap_or_else(|| match &self.inner.session {
+                Some(s) => s.request_timeout(),
+                None => self.inner.ttl / 3,
+            })
     }
 
     async fn start(&self, value: Bytes, try_only: bool) -> Result<Option<Leadership>> {
@@ -338,7 +354,11 @@ impl Election {
         if self.inner.recampaign_delay.is_zero() {
             return Duration::ZERO;
         }
-        let last = *self.inner.last_loss.lock().unwrap_or_else(|e| e.into_inner());
+        let last = *self
+            .inner
+            .last_loss
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         match last {
             Some(at) => (at + self.inner.recampaign_delay).saturating_duration_since(now),
             None => Duration::ZERO,

@@ -155,7 +155,11 @@ impl Leadership {
     /// rejects the write.
     pub async fn guarded_put(&self, key: &str, value: impl Into<Bytes>) -> Result<Revision> {
         self.ensure_leader()?;
-        match self.backend.guarded_put(&self.entry, key, value.into()).await {
+        match self
+            .backend
+            .guarded_put(&self.entry, key, value.into())
+            .await
+        {
             Err(Error::NotOwner { .. }) => Err(self.not_leader()),
             other => other,
         }

@@ -61,7 +61,15 @@ async fn read(
 ) -> Result<Snapshot> {
     let kind = backend.kind();
     match strategy {
-        Strategy::Queue => with_timeout(kind, "read candidates", timeout, backend.candidates(election)).await,
+        Strategy::Queue => {
+            with_timeout(
+                kind,
+                "read candidates",
+                timeout,
+                backend.candidates(election),
+            )
+            .await
+        }
         Strategy::SingleKey => {
             let key = backend.leader_key(election);
             let (entry, revision) = with_timeout(kind, "get", timeout, backend.get(&key)).await?;

@@ -74,14 +74,23 @@ impl SessionBuilder {
         }
         let kind = self.backend.kind();
         let sent_at = clock::now();
-        let grant = with_timeout(kind, "grant lease", timeout, self.backend.grant_lease(self.ttl)).await?;
+        let grant = with_timeout(
+            kind,
+            "grant lease",
+            timeout,
+            self.backend.grant_lease(self.ttl),
+        )
+        .await?;
         let mut config = LeaseConfig::for_ttl(grant.ttl);
         if let Some(margin) = self.safety_margin {
             if margin >= grant.ttl / 2 {
                 let _ = self.backend.revoke_lease(grant.id).await;
                 return Err(Error::InvalidConfig {
                     field: "safety_margin",
-                    reason: format!("{margin:?} must be below half the granted TTL {:?}", grant.ttl),
+                    reason: format!(
+                        "{margin:?} must be below half the granted TTL {:?}",
+                        grant.ttl
+                    ),
                 });
             }
             config.safety_margin = margin;
@@ -223,7 +232,10 @@ async fn keep_alive_loop(
     timeout: Duration,
 ) {
     let kind = backend.kind();
-    let mut in_flight: Option<(Instant, futures::future::BoxFuture<'static, Result<Duration>>)> = None;
+    let mut in_flight: Option<(
+        Instant,
+        futures::future::BoxFuture<'static, Result<Duration>>,
+    )> = None;
     loop {
         while let Some(cmd) = keeper.poll_command() {
             match cmd {
@@ -237,7 +249,9 @@ async fn keep_alive_loop(
                     ));
                 }
                 LeaseCommand::Revoke { lease } => {
-                    if let Err(e) = with_timeout(kind, "revoke", timeout, backend.revoke_lease(lease)).await {
+                    if let Err(e) =
+                        with_timeout(kind, "revoke", timeout, backend.revoke_lease(lease)).await
+                    {
                         debug!(%lease, error = %e, "revoke failed; the backend will expire the lease");
                     }
                 }

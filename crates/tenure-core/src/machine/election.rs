@@ -195,17 +195,40 @@ pub enum Phase {
 #[derive(Clone, Debug)]
 enum State {
     /// Waiting until `until`, then `then`.
-    Backoff { until: Instant, then: Next },
-    Creating { req: RequestId },
-    Reading { req: RequestId, entry: Entry },
+    Backoff {
+        until: Instant,
+        then: Next,
+    },
+    Creating {
+        req: RequestId,
+    },
+    Reading {
+        req: RequestId,
+        entry: Entry,
+    },
     /// Queue: watching the predecessor. Single-key: watching the leader key.
-    Following { entry: Option<Entry>, watch: WatchId, key: String },
+    Following {
+        entry: Option<Entry>,
+        watch: WatchId,
+        key: String,
+    },
     /// Single-key: the leader key vanished from our view; re-read it.
-    Probing { req: RequestId, key: String },
-    Leader { entry: Entry, watch: Option<WatchId> },
+    Probing {
+        req: RequestId,
+        key: String,
+    },
+    Leader {
+        entry: Entry,
+        watch: Option<WatchId>,
+    },
     /// Leader whose watch broke: checking that our entry still exists.
-    Verifying { req: RequestId, entry: Entry },
-    Releasing { req: RequestId },
+    Verifying {
+        req: RequestId,
+        entry: Entry,
+    },
+    Releasing {
+        req: RequestId,
+    },
     Finished,
 }
 
@@ -330,7 +353,10 @@ impl ElectionMachine {
             | State::Leader { entry, .. }
             | State::Verifying { entry, .. } => Some(entry),
             State::Following { entry, .. } => entry.as_ref(),
-            State::Backoff { then: Next::Read(entry) | Next::Verify(entry), .. } => Some(entry),
+            State::Backoff {
+                then: Next::Read(entry) | Next::Verify(entry),
+                ..
+            } => Some(entry),
             _ => None,
         }
     }
@@ -354,7 +380,8 @@ impl ElectionMachine {
             Phase::Leader => self.lose(reason, false),
             Phase::Releasing => self.finish(),
             _ => {
-                self.events.push_back(Event::Failed(FailReason::LeaseLost(reason)));
+                self.events
+                    .push_back(Event::Failed(FailReason::LeaseLost(reason)));
                 self.finish();
             }
         }
@@ -526,17 +553,22 @@ impl ElectionMachine {
         let entry = outcome.entry().clone();
         if self.resign_pending {
             self.events.push_back(Event::Failed(FailReason::Withdrawn));
-            return if ours { self.release(entry) } else { self.finish() };
+            return if ours {
+                self.release(entry)
+            } else {
+                self.finish()
+            };
         }
         match (self.config.strategy, ours) {
             (Strategy::Queue, true) => self.read(entry),
             (Strategy::Queue, false) => {
                 // The backend put someone else's entry at our key: it broke
                 // its contract; do not pretend we hold a place.
-                self.events.push_back(Event::Failed(FailReason::Backend(format!(
-                    "create returned an entry of lease {} for lease {}",
-                    entry.lease, self.lease
-                ))));
+                self.events
+                    .push_back(Event::Failed(FailReason::Backend(format!(
+                        "create returned an entry of lease {} for lease {}",
+                        entry.lease, self.lease
+                    ))));
                 self.finish()
             }
             (Strategy::SingleKey, true) => {
@@ -563,10 +595,9 @@ impl ElectionMachine {
             Ok(s) => s,
             Err(e) => return self.on_error(now, e, Next::Read(entry)),
         };
-        let pos = snapshot
-            .entries
-            .iter()
-            .position(|e| e.key == entry.key && e.created == entry.created && e.lease == self.lease);
+        let pos = snapshot.entries.iter().position(|e| {
+            e.key == entry.key && e.created == entry.created && e.lease == self.lease
+        });
         match pos {
             // Our entry is gone (deleted by an operator, or its lease
             // expired without us hearing yet). Never claim leadership on
@@ -676,7 +707,10 @@ impl ElectionMachine {
                 Some(entry)
             }
             State::Verifying { entry, .. } => Some(entry),
-            State::Backoff { then: Next::Verify(entry), .. } => Some(entry),
+            State::Backoff {
+                then: Next::Verify(entry),
+                ..
+            } => Some(entry),
             _ => None,
         };
         self.events.push_back(Event::Lost { reason });
@@ -699,7 +733,8 @@ impl ElectionMachine {
                 self.backoff(now, delay, retry)
             }
             e => {
-                self.events.push_back(Event::Failed(FailReason::Backend(e.to_string())));
+                self.events
+                    .push_back(Event::Failed(FailReason::Backend(e.to_string())));
                 self.finish()
             }
         }
@@ -789,3 +824,7 @@ impl ElectionMachine {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "election_tests.rs"]
+mod tests;

@@ -139,7 +139,12 @@ impl LeaseKeeper {
     }
 
     /// Reports the answer to a [`LeaseCommand::KeepAlive`] sent at `sent_at`.
-    pub fn handle_keepalive(&mut self, now: Instant, sent_at: Instant, reply: Result<Duration, Error>) {
+    pub fn handle_keepalive(
+        &mut self,
+        now: Instant,
+        sent_at: Instant,
+        reply: Result<Duration, Error>,
+    ) {
         let State::Alive { in_flight, .. } = &mut self.state else {
             return;
         };
@@ -149,7 +154,11 @@ impl LeaseKeeper {
         *in_flight = None;
         match reply {
             Ok(remaining) if !remaining.is_zero() => {
-                let until = deadline(sent_at, remaining.min(self.grant.ttl), self.config.safety_margin);
+                let until = deadline(
+                    sent_at,
+                    remaining.min(self.grant.ttl),
+                    self.config.safety_margin,
+                );
                 self.valid_until = self.valid_until.max(until);
                 self.state = State::Alive {
                     next_keepalive: sent_at + self.config.keepalive_interval,
@@ -245,7 +254,9 @@ impl LeaseKeeper {
         // lease, our entries would otherwise block the election until the
         // backend expires it.
         if reason != LossReason::LeaseExpired {
-            self.commands.push_back(LeaseCommand::Revoke { lease: self.grant.id });
+            self.commands.push_back(LeaseCommand::Revoke {
+                lease: self.grant.id,
+            });
         }
         self.events.push_back(LeaseEvent::Lost {
             lease: self.grant.id,
@@ -280,7 +291,10 @@ mod tests {
         k.handle_timeout(t1);
         assert_eq!(
             k.poll_command(),
-            Some(LeaseCommand::KeepAlive { lease: LeaseId(1), sent_at: t1 })
+            Some(LeaseCommand::KeepAlive {
+                lease: LeaseId(1),
+                sent_at: t1
+            })
         );
         // The answer arrives late; the deadline still counts from the send.
         let t2 = t1 + Duration::from_millis(300);
@@ -300,10 +314,16 @@ mod tests {
         // No answer ever comes: the next wake-up is the deadline.
         assert_eq!(k.poll_timeout(), Some(k.valid_until()));
         k.handle_timeout(k.valid_until());
-        assert_eq!(k.poll_command(), Some(LeaseCommand::Revoke { lease: LeaseId(1) }));
+        assert_eq!(
+            k.poll_command(),
+            Some(LeaseCommand::Revoke { lease: LeaseId(1) })
+        );
         assert_eq!(
             k.poll_event(),
-            Some(LeaseEvent::Lost { lease: LeaseId(1), reason: LossReason::DeadlineExceeded })
+            Some(LeaseEvent::Lost {
+                lease: LeaseId(1),
+                reason: LossReason::DeadlineExceeded
+            })
         );
         // A late success cannot resurrect the lease.
         k.handle_keepalive(t1 + Duration::from_secs(5), t1, Ok(Duration::from_secs(3)));
@@ -321,7 +341,10 @@ mod tests {
         k.handle_keepalive(t1, t1, Ok(Duration::ZERO));
         assert_eq!(
             k.poll_event(),
-            Some(LeaseEvent::Lost { lease: LeaseId(1), reason: LossReason::LeaseExpired })
+            Some(LeaseEvent::Lost {
+                lease: LeaseId(1),
+                reason: LossReason::LeaseExpired
+            })
         );
         assert_eq!(k.poll_command(), None, "an expired lease needs no revoke");
     }

@@ -20,9 +20,8 @@ mod tracker;
 
 pub use backoff::Backoff;
 pub use election::{
-    FailReason,
-    Command, ElectionConfig, ElectionMachine, Event, Phase, Reply, Request, RequestId, Strategy,
-    WatchId,
+    Command, ElectionConfig, ElectionMachine, Event, FailReason, Phase, Reply, Request, RequestId,
+    Strategy, WatchId,
 };
 pub use lease::{LeaseCommand, LeaseConfig, LeaseEvent, LeaseKeeper};
 pub use tracker::LeaderTracker;

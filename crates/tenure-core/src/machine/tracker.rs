@@ -102,10 +102,19 @@ mod tests {
             entries: vec![entry("e/b", 3), entry("e/a", 5)],
             revision: 5,
         };
-        assert_eq!(t.reset(&snap), Some(Some(LeaderInfo::from(&entry("e/b", 3)))));
+        assert_eq!(
+            t.reset(&snap),
+            Some(Some(LeaderInfo::from(&entry("e/b", 3))))
+        );
         assert_eq!(t.apply(&WatchEvent::Put(entry("e/c", 6))), Ok(None));
-        let deleted = WatchEvent::Delete { key: "e/b".into(), revision: 7 };
-        assert_eq!(t.apply(&deleted), Ok(Some(Some(LeaderInfo::from(&entry("e/a", 5))))));
+        let deleted = WatchEvent::Delete {
+            key: "e/b".into(),
+            revision: 7,
+        };
+        assert_eq!(
+            t.apply(&deleted),
+            Ok(Some(Some(LeaderInfo::from(&entry("e/a", 5)))))
+        );
         // A proclaim (new value, same entry) is a leader change for readers.
         let mut updated = entry("e/a", 5);
         updated.value = "new".into();

@@ -1,0 +1,460 @@
+//! Unit tests of the election machine: each drives it by hand through one
+//! rule it must keep.
+
+use std::time::{Duration, Instant};
+
+use super::*;
+
+const LEASE: LeaseId = LeaseId(0xa);
+
+fn name() -> ElectionName {
+    ElectionName::new("e").unwrap()
+}
+
+fn entry(key: &str, lease: i64, created: u64) -> Entry {
+    Entry {
+        key: key.into(),
+        value: Bytes::from_static(b"v"),
+        lease: LeaseId(lease),
+        created,
+        modified: created,
+    }
+}
+
+fn machine(strategy: Strategy, t0: Instant) -> ElectionMachine {
+    let config = ElectionConfig {
+        strategy,
+        ..ElectionConfig::default()
+    };
+    ElectionMachine::new(
+        name(),
+        config,
+        "v".into(),
+        LEASE,
+        t0 + Duration::from_secs(2),
+        t0,
+        1,
+    )
+}
+
+fn request(m: &mut ElectionMachine) -> (RequestId, Request) {
+    match m.poll_command() {
+        Some(Command::Request { id, request }) => (id, request),
+        other => panic!("expected a request, got {other:?}"),
+    }
+}
+
+fn watch(m: &mut ElectionMachine) -> (WatchId, WatchScope, Revision) {
+    match m.poll_command() {
+        Some(Command::Watch { id, scope, from }) => (id, scope, from),
+        other => panic!("expected a watch, got {other:?}"),
+    }
+}
+
+/// Drives a queue machine to leadership with our entry at revision 5.
+fn elect(m: &mut ElectionMachine, t: Instant) -> (Entry, WatchId) {
+    let (id, _) = request(m);
+    let ours = entry("e/a", 0xa, 5);
+    m.handle_reply(
+        t,
+        id,
+        Reply::Create(Ok(CreateOutcome::Created(ours.clone()))),
+    );
+    let (id, _) = request(m);
+    let snapshot = Snapshot {
+        entries: vec![ours.clone()],
+        revision: 5,
+    };
+    m.handle_reply(t, id, Reply::Candidates(Ok(snapshot)));
+    let (w, scope, from) = watch(m);
+    assert_eq!(scope, WatchScope::Key("e/a".into()));
+    assert_eq!(from, 6);
+    assert!(matches!(
+        m.poll_event(),
+        Some(Event::Elected { token: 5, .. })
+    ));
+    (ours, w)
+}
+
+#[test]
+fn queue_follower_watches_only_its_predecessor_then_rechecks() {
+    let t = Instant::now();
+    let mut m = machine(Strategy::Queue, t);
+    let (id, req) = request(&mut m);
+    assert!(matches!(
+        req,
+        Request::Create {
+            slot: Slot::Queue,
+            lease: LEASE,
+            ..
+        }
+    ));
+    let ours = entry("e/a", 0xa, 9);
+    m.handle_reply(
+        t,
+        id,
+        Reply::Create(Ok(CreateOutcome::Created(ours.clone()))),
+    );
+    let (id, _) = request(&mut m);
+    let snap = Snapshot {
+        entries: vec![entry("e/1", 1, 3), entry("e/2", 2, 7), ours.clone()],
+        revision: 9,
+    };
+    m.handle_reply(t, id, Reply::Candidates(Ok(snap)));
+    let (w, scope, from) = watch(&mut m);
+    assert_eq!(
+        scope,
+        WatchScope::Key("e/2".into()),
+        "predecessor, not the leader"
+    );
+    assert_eq!(from, 10);
+    assert_eq!(m.phase(), Phase::Following);
+
+    // The predecessor goes: re-read before claiming anything.
+    m.handle_watch(
+        t,
+        w,
+        Some(WatchEvent::Delete {
+            key: "e/2".into(),
+            revision: 11,
+        }),
+    );
+    assert_eq!(m.poll_command(), Some(Command::Unwatch { id: w }));
+    let (id, req) = request(&mut m);
+    assert!(matches!(req, Request::Candidates { .. }));
+    assert_eq!(m.poll_event(), None, "no election without a fresh read");
+    // The leader is still there: follow the new predecessor.
+    let snap = Snapshot {
+        entries: vec![entry("e/1", 1, 3), ours],
+        revision: 11,
+    };
+    m.handle_reply(t, id, Reply::Candidates(Ok(snap)));
+    let (_, scope, _) = watch(&mut m);
+    assert_eq!(scope, WatchScope::Key("e/1".into()));
+    assert_eq!(m.poll_event(), None);
+}
+
+#[test]
+fn never_claims_leadership_when_own_entry_is_gone() {
+    // The trap where a candidate "won" after its own key had been deleted:
+    // the read shows no entry of ours, so we create again instead.
+    let t = Instant::now();
+    let mut m = machine(Strategy::Queue, t);
+    let (id, _) = request(&mut m);
+    m.handle_reply(
+        t,
+        id,
+        Reply::Create(Ok(CreateOutcome::Created(entry("e/a", 0xa, 5)))),
+    );
+    let (id, _) = request(&mut m);
+    m.handle_reply(
+        t,
+        id,
+        Reply::Candidates(Ok(Snapshot {
+            entries: vec![],
+            revision: 8,
+        })),
+    );
+    assert_eq!(m.poll_event(), None);
+    let (_, req) = request(&mut m);
+    assert!(matches!(req, Request::Create { .. }));
+    // A same-key entry re-created by another lease is not ours either.
+}
+
+#[test]
+fn entry_with_same_key_but_other_creation_is_not_ours() {
+    let t = Instant::now();
+    let mut m = machine(Strategy::Queue, t);
+    let (id, _) = request(&mut m);
+    m.handle_reply(
+        t,
+        id,
+        Reply::Create(Ok(CreateOutcome::Created(entry("e/a", 0xa, 5)))),
+    );
+    let (id, _) = request(&mut m);
+    let snap = Snapshot {
+        entries: vec![entry("e/a", 0xa, 12)],
+        revision: 12,
+    };
+    m.handle_reply(t, id, Reply::Candidates(Ok(snap)));
+    assert_eq!(m.poll_event(), None);
+    assert!(matches!(request(&mut m).1, Request::Create { .. }));
+}
+
+#[test]
+fn does_not_claim_after_the_lease_deadline() {
+    let t = Instant::now();
+    let mut m = machine(Strategy::Queue, t);
+    let (id, _) = request(&mut m);
+    let ours = entry("e/a", 0xa, 5);
+    m.handle_reply(
+        t,
+        id,
+        Reply::Create(Ok(CreateOutcome::Created(ours.clone()))),
+    );
+    let (id, _) = request(&mut m);
+    let late = t + Duration::from_secs(3);
+    m.handle_reply(
+        late,
+        id,
+        Reply::Candidates(Ok(Snapshot {
+            entries: vec![ours],
+            revision: 5,
+        })),
+    );
+    assert!(matches!(
+        m.poll_event(),
+        Some(Event::Failed(FailReason::LeaseLost(_)))
+    ));
+    assert_eq!(m.poll_event(), Some(Event::Finished));
+}
+
+#[test]
+fn leader_steps_down_at_its_deadline_and_cleans_up() {
+    let t = Instant::now();
+    let mut m = machine(Strategy::Queue, t);
+    let (ours, w) = elect(&mut m, t);
+    assert_eq!(m.poll_timeout(), Some(t + Duration::from_secs(2)));
+    assert!(m.is_leader(t + Duration::from_millis(1999)));
+    m.handle_timeout(t + Duration::from_secs(2));
+    assert_eq!(
+        m.poll_event(),
+        Some(Event::Lost {
+            reason: LossReason::DeadlineExceeded
+        })
+    );
+    assert_eq!(m.poll_command(), Some(Command::Unwatch { id: w }));
+    let (id, req) = request(&mut m);
+    assert_eq!(req, Request::Delete { entry: ours });
+    m.handle_reply(t, id, Reply::Delete(Err(Error::Cancelled("unreachable"))));
+    assert_eq!(m.poll_event(), Some(Event::Finished));
+}
+
+#[test]
+fn renewal_extends_the_leader_and_is_reported() {
+    let t = Instant::now();
+    let mut m = machine(Strategy::Queue, t);
+    elect(&mut m, t);
+    let later = t + Duration::from_secs(3);
+    m.handle_renewed(t + Duration::from_secs(1), later);
+    assert_eq!(m.poll_event(), Some(Event::Extended { valid_until: later }));
+    assert_eq!(m.poll_timeout(), Some(later));
+    // An older deadline never moves it back.
+    m.handle_renewed(t + Duration::from_secs(1), t + Duration::from_secs(2));
+    assert_eq!(m.poll_event(), None);
+}
+
+#[test]
+fn resign_reports_loss_before_deleting() {
+    let t = Instant::now();
+    let mut m = machine(Strategy::Queue, t);
+    let (ours, w) = elect(&mut m, t);
+    m.resign(t);
+    assert_eq!(
+        m.poll_event(),
+        Some(Event::Lost {
+            reason: LossReason::Resigned
+        })
+    );
+    assert_eq!(m.poll_command(), Some(Command::Unwatch { id: w }));
+    let (id, req) = request(&mut m);
+    assert_eq!(req, Request::Delete { entry: ours });
+    assert!(!m.is_leader(t));
+    m.handle_reply(t, id, Reply::Delete(Ok(true)));
+    assert_eq!(m.poll_event(), Some(Event::Finished));
+}
+
+#[test]
+fn resign_during_create_deletes_what_the_create_made() {
+    let t = Instant::now();
+    let mut m = machine(Strategy::Queue, t);
+    let (id, _) = request(&mut m);
+    m.resign(t);
+    assert_eq!(m.poll_command(), None, "waits for the create in flight");
+    let ours = entry("e/a", 0xa, 5);
+    m.handle_reply(
+        t,
+        id,
+        Reply::Create(Ok(CreateOutcome::Created(ours.clone()))),
+    );
+    assert_eq!(m.poll_event(), Some(Event::Failed(FailReason::Withdrawn)));
+    assert_eq!(request(&mut m).1, Request::Delete { entry: ours });
+}
+
+#[test]
+fn operator_deleting_the_leader_entry_is_a_typed_loss() {
+    let t = Instant::now();
+    let mut m = machine(Strategy::Queue, t);
+    let (_, w) = elect(&mut m, t);
+    m.handle_watch(
+        t,
+        w,
+        Some(WatchEvent::Delete {
+            key: "e/a".into(),
+            revision: 9,
+        }),
+    );
+    assert_eq!(
+        m.poll_event(),
+        Some(Event::Lost {
+            reason: LossReason::EntryDeleted
+        })
+    );
+    assert_eq!(m.poll_command(), Some(Command::Unwatch { id: w }));
+    assert_eq!(m.poll_event(), Some(Event::Finished));
+}
+
+#[test]
+fn broken_leader_watch_is_verified_not_ignored() {
+    let t = Instant::now();
+    let mut m = machine(Strategy::Queue, t);
+    let (ours, w) = elect(&mut m, t);
+    m.handle_watch(t, w, Some(WatchEvent::HistoryLost));
+    assert_eq!(m.poll_command(), Some(Command::Unwatch { id: w }));
+    let (id, req) = request(&mut m);
+    assert_eq!(req, Request::Get { key: "e/a".into() });
+    assert!(
+        m.is_leader(t),
+        "still leader while checking, within the deadline"
+    );
+    // The entry vanished during the gap: loss.
+    m.handle_reply(t, id, Reply::Get(Ok((None, 20))));
+    assert_eq!(
+        m.poll_event(),
+        Some(Event::Lost {
+            reason: LossReason::EntryDeleted
+        })
+    );
+    let _ = ours;
+}
+
+#[test]
+fn broken_leader_watch_rearms_when_entry_is_intact() {
+    let t = Instant::now();
+    let mut m = machine(Strategy::Queue, t);
+    let (ours, w) = elect(&mut m, t);
+    m.handle_watch(t, w, None);
+    let _ = m.poll_command();
+    let (id, _) = request(&mut m);
+    m.handle_reply(t, id, Reply::Get(Ok((Some(ours), 30))));
+    let (_, scope, from) = watch(&mut m);
+    assert_eq!((scope, from), (WatchScope::Key("e/a".into()), 31));
+    assert_eq!(m.poll_event(), None);
+    assert_eq!(m.phase(), Phase::Leader);
+}
+
+#[test]
+fn stale_replies_are_ignored() {
+    let t = Instant::now();
+    let mut m = machine(Strategy::Queue, t);
+    let (id, _) = request(&mut m);
+    m.handle_reply(
+        t,
+        RequestId(id.0 + 100),
+        Reply::Create(Ok(CreateOutcome::Created(entry("e/a", 0xa, 5)))),
+    );
+    assert_eq!(m.phase(), Phase::Creating);
+    assert_eq!(m.poll_command(), None);
+}
+
+#[test]
+fn transient_errors_back_off_then_retry() {
+    let t = Instant::now();
+    let mut m = machine(Strategy::Queue, t);
+    let (id, _) = request(&mut m);
+    let err = Error::Timeout {
+        backend: "test",
+        operation: "create",
+        after: Duration::from_secs(1),
+    };
+    m.handle_reply(t, id, Reply::Create(Err(err)));
+    assert_eq!(m.phase(), Phase::Backoff);
+    let wake = m.poll_timeout().unwrap();
+    assert!(wake <= t + Duration::from_millis(50));
+    m.handle_timeout(wake);
+    assert!(matches!(request(&mut m).1, Request::Create { .. }));
+}
+
+#[test]
+fn lease_loss_during_campaign_fails_it() {
+    let t = Instant::now();
+    let mut m = machine(Strategy::Queue, t);
+    let (id, _) = request(&mut m);
+    m.handle_reply(
+        t,
+        id,
+        Reply::Create(Err(Error::LeaseExpired { lease: LEASE })),
+    );
+    assert_eq!(
+        m.poll_event(),
+        Some(Event::Failed(FailReason::LeaseLost(
+            LossReason::LeaseExpired
+        )))
+    );
+    assert_eq!(m.poll_event(), Some(Event::Finished));
+}
+
+#[test]
+fn single_key_follower_races_again_after_jitter() {
+    let t = Instant::now();
+    let mut m = machine(Strategy::SingleKey, t);
+    let (id, req) = request(&mut m);
+    assert!(matches!(
+        req,
+        Request::Create {
+            slot: Slot::Leader,
+            ..
+        }
+    ));
+    let theirs = entry("e", 1, 4);
+    m.handle_reply(t, id, Reply::Create(Ok(CreateOutcome::Exists(theirs))));
+    let (w, scope, from) = watch(&mut m);
+    assert_eq!((scope, from), (WatchScope::Key("e".into()), 5));
+    m.handle_watch(
+        t,
+        w,
+        Some(WatchEvent::Delete {
+            key: "e".into(),
+            revision: 6,
+        }),
+    );
+    let _ = m.poll_command(); // unwatch
+    assert_eq!(m.phase(), Phase::Backoff);
+    let wake = m.poll_timeout().unwrap();
+    assert!(
+        wake <= t + Duration::from_millis(50),
+        "first retry within the initial window"
+    );
+    m.handle_timeout(wake);
+    let (id, _) = request(&mut m);
+    let ours = entry("e", 0xa, 7);
+    m.handle_reply(wake, id, Reply::Create(Ok(CreateOutcome::Created(ours))));
+    let _ = watch(&mut m);
+    assert!(matches!(
+        m.poll_event(),
+        Some(Event::Elected { token: 7, .. })
+    ));
+}
+
+#[test]
+fn start_delay_holds_the_first_create() {
+    let t = Instant::now();
+    let config = ElectionConfig {
+        start_delay: Duration::from_millis(500),
+        ..ElectionConfig::default()
+    };
+    let mut m = ElectionMachine::new(
+        name(),
+        config,
+        "v".into(),
+        LEASE,
+        t + Duration::from_secs(9),
+        t,
+        3,
+    );
+    assert_eq!(m.poll_command(), None);
+    let wake = m.poll_timeout().unwrap();
+    assert!(wake >= t + Duration::from_millis(500) && wake <= t + Duration::from_secs(1));
+    m.handle_timeout(wake);
+    assert!(matches!(request(&mut m).1, Request::Create { .. }));
+}
