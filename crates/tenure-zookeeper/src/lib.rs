@@ -1,0 +1,1 @@
+//! ZooKeeper backend for tenure (under construction).
