@@ -6,6 +6,9 @@ set -euo pipefail
 
 need=()
 command -v protoc >/dev/null 2>&1 || need+=(protobuf-compiler)
+# etcd-client's protos import google/protobuf/descriptor.proto, which
+# Debian ships in libprotobuf-dev (only recommended by protobuf-compiler).
+[ -f /usr/include/google/protobuf/descriptor.proto ] || need+=(libprotobuf-dev)
 command -v etcd >/dev/null 2>&1 || need+=(etcd-server)
 command -v etcdctl >/dev/null 2>&1 || need+=(etcd-client)
 [ -x /usr/share/zookeeper/bin/zkServer.sh ] || need+=(zookeeper)
