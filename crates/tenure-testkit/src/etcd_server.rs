@@ -138,6 +138,8 @@ struct MemberConfig {
     peer_port: u16,
     initial_cluster: String,
     cluster_token: String,
+    /// Extra flags, after the harness's own (so they override them).
+    extra_args: Vec<String>,
 }
 
 impl MemberConfig {
@@ -188,6 +190,7 @@ impl Member {
             .args(["--heartbeat-interval", "25"])
             .args(["--election-timeout", "250"])
             .args(["--logger", "zap", "--log-outputs", "stderr"])
+            .args(&config.extra_args)
             .stdin(Stdio::null())
             .stdout(Stdio::from(log))
             .stderr(Stdio::from(log2))
@@ -392,7 +395,12 @@ pub fn etcdctl_command(endpoints: &str) -> Command {
 
 /// Starts the members of one cluster, retrying with fresh ports when a
 /// port was taken between picking and binding it.
-async fn start_members(dir: &Path, n: usize, tag: &str) -> Result<Vec<Member>, HarnessError> {
+async fn start_members(
+    dir: &Path,
+    n: usize,
+    tag: &str,
+    extra_args: &[&str],
+) -> Result<Vec<Member>, HarnessError> {
     let mut attempt = 0;
     loop {
         attempt += 1;
@@ -415,6 +423,7 @@ async fn start_members(dir: &Path, n: usize, tag: &str) -> Result<Vec<Member>, H
                 peer_port: ports[2 * i + 1],
                 initial_cluster: initial_cluster.clone(),
                 cluster_token: token.clone(),
+                extra_args: extra_args.iter().map(|a| (*a).to_owned()).collect(),
             })?);
         }
         let mut failure = None;
@@ -471,8 +480,19 @@ impl EtcdServer {
     /// [`HarnessError::NotHealthy`] (with the server's log tail) when it
     /// does not come up.
     pub async fn start() -> Result<EtcdServer, HarnessError> {
+        Self::start_with_args(&[]).await
+    }
+
+    /// Starts a server with extra `etcd` flags, which override the
+    /// harness's own (e.g. `["--heartbeat-interval", "100",
+    /// "--election-timeout", "1000"]` for etcd's default timing, whose
+    /// minimum lease TTL is 2 s).
+    ///
+    /// # Errors
+    /// As [`start`](Self::start).
+    pub async fn start_with_args(args: &[&str]) -> Result<EtcdServer, HarnessError> {
         let dir = temp_dir()?;
-        let mut members = start_members(dir.path(), 1, "tenure").await?;
+        let mut members = start_members(dir.path(), 1, "tenure", args).await?;
         let member = members.pop().ok_or_else(|| HarnessError::NotHealthy {
             member: "tenure".into(),
             reason: "no member started".into(),
@@ -580,7 +600,7 @@ impl EtcdCluster {
     /// As [`EtcdServer::start`].
     pub async fn start(size: usize) -> Result<EtcdCluster, HarnessError> {
         let dir = temp_dir()?;
-        let members = start_members(dir.path(), size.max(1), "member").await?;
+        let members = start_members(dir.path(), size.max(1), "member", &[]).await?;
         Ok(EtcdCluster { members, dir })
     }
 

@@ -1,0 +1,595 @@
+//! [`EtcdBackend`]: the [`CoordinationBackend`] over etcd v3.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex as StdMutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use etcd_client::{
+    Client, Compare, CompareOp, ConnectOptions, GetOptions, KeyValue, LeaseKeepAliveStream,
+    LeaseKeeper, PutOptions, ResponseHeader, SortOrder, SortTarget, Txn, TxnOp, TxnOpResponse,
+};
+use tenure_core::{
+    CoordinationBackend, CreateOutcome, ElectionName, Entry, Error, LeaseGrant, LeaseId, Result,
+    Revision, Slot, Snapshot, WatchScope, WatchStream,
+};
+use tokio::sync::Mutex as AsyncMutex;
+use tracing::debug;
+
+use crate::error::{self, EtcdError, KIND};
+use crate::options::EtcdOptions;
+use crate::watch;
+
+/// The largest TTL etcd grants (`MaxLeaseTTL` in etcd's lessor).
+const MAX_TTL: Duration = Duration::from_secs(9_000_000_000);
+
+/// An etcd v3 cluster as a [`CoordinationBackend`].
+///
+/// Keys follow etcd's own `concurrency.Election` exactly, so tenure,
+/// `etcdctl elect` and Go services using `clientv3/concurrency` can share
+/// an election:
+///
+/// - queue entry ([`Slot::Queue`]): `<prefix><election>/<lease id in
+///   lower-case hex>`, value = the proposal, bound to the lease; the
+///   lowest creation revision leads;
+/// - single leader key ([`Slot::Leader`]): `<prefix><election>`.
+///
+/// Every operation goes over one connection ([`Client`] clones share it);
+/// keep-alives use one bidirectional stream per lease, so a
+/// [`Session`](tenure_core::Session) shared by a thousand elections costs
+/// one stream. Cloning the backend is cheap and shares all of it.
+#[derive(Clone)]
+pub struct EtcdBackend {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    client: Client,
+    prefix: String,
+    endpoint: String,
+    request_timeout: Duration,
+    /// One keep-alive stream per lease, opened on first use.
+    keepers: StdMutex<HashMap<i64, Arc<AsyncMutex<Option<KeepAliveChannel>>>>>,
+}
+
+/// One lease's keep-alive stream.
+struct KeepAliveChannel {
+    keeper: LeaseKeeper,
+    replies: LeaseKeepAliveStream,
+    /// A request was sent and its reply not read (the caller gave up):
+    /// the next reply would answer an older request, so the stream must
+    /// not be reused.
+    in_flight: bool,
+}
+
+impl std::fmt::Debug for EtcdBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EtcdBackend")
+            .field("endpoint", &self.inner.endpoint)
+            .field("prefix", &self.inner.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Formats a lease id as Go's `fmt.Sprintf("%x", int64)` does (a negative
+/// id gets a minus sign; etcd only hands out positive ones).
+pub(crate) fn lease_hex(id: i64) -> String {
+    if id < 0 {
+        format!("-{:x}", id.unsigned_abs())
+    } else {
+        format!("{id:x}")
+    }
+}
+
+impl EtcdBackend {
+    /// Connects to the cluster and checks that it answers (one status
+    /// request), so that a wrong endpoint or password fails here.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] for bad options;
+    /// [`Error::Unreachable`] (naming the endpoints) when no endpoint
+    /// answers within the connect timeout; [`Error::Unauthenticated`] when
+    /// the credentials are refused.
+    pub async fn connect(options: EtcdOptions) -> Result<EtcdBackend> {
+        options.validate()?;
+        let endpoints = options.normalized_endpoints();
+        let endpoint = endpoints.join(",");
+        let mut connect = ConnectOptions::new()
+            .with_connect_timeout(options.connect_timeout)
+            // Fail fast, instead of hanging, on a member cut off from the
+            // cluster's leader (what etcd's Go election recipe does too).
+            .with_require_leader(true)
+            .with_auto_token_refresh(true);
+        if let Some((user, password)) = &options.user {
+            connect = connect.with_user(user.clone(), password.clone());
+        }
+        #[cfg(feature = "tls")]
+        if let Some(tls) = &options.tls {
+            connect = connect.with_tls(tls.to_client());
+        }
+        let wrap = |operation, source| -> Error {
+            EtcdError {
+                operation,
+                endpoint: endpoint.clone(),
+                lease: None,
+                source,
+            }
+            .into()
+        };
+        let attempt = async {
+            let mut client = Client::connect(&endpoints, Some(connect))
+                .await
+                .map_err(|e| wrap("connect", e))?;
+            client.status().await.map_err(|e| wrap("connect", e))?;
+            Ok::<Client, Error>(client)
+        };
+        let client = match tokio::time::timeout(options.connect_timeout, attempt).await {
+            Ok(Ok(client)) => client,
+            Ok(Err(Error::Backend { source, .. })) => {
+                // Whatever else went wrong while connecting, the cluster
+                // is not usable from here.
+                return Err(Error::Unreachable {
+                    backend: KIND,
+                    endpoint,
+                    source,
+                });
+            }
+            Ok(Err(e)) => return Err(e),
+            Err(_) => {
+                return Err(Error::Unreachable {
+                    backend: KIND,
+                    source: format!(
+                        "no answer within the connect timeout of {:?}",
+                        options.connect_timeout
+                    )
+                    .into(),
+                    endpoint,
+                })
+            }
+        };
+        debug!(%endpoint, prefix = %options.prefix, "connected to etcd");
+        Ok(EtcdBackend {
+            inner: Arc::new(Inner {
+                client,
+                prefix: options.prefix,
+                endpoint,
+                request_timeout: options.request_timeout,
+                keepers: StdMutex::new(HashMap::new()),
+            }),
+        })
+    }
+
+    /// The underlying etcd client (shares this backend's connection).
+    pub fn client(&self) -> Client {
+        self.inner.client.clone()
+    }
+
+    /// The key prefix (namespace) in use.
+    pub fn prefix(&self) -> &str {
+        &self.inner.prefix
+    }
+
+    /// The endpoints, comma-separated, as they appear in errors.
+    pub fn endpoint(&self) -> &str {
+        &self.inner.endpoint
+    }
+
+    /// The key of `lease`'s queue entry in `election` (relative to the
+    /// prefix): `<election>/<lease hex>`, as etcd's Go election names it.
+    pub fn queue_key(election: &ElectionName, lease: LeaseId) -> String {
+        format!("{election}/{}", lease_hex(lease.0))
+    }
+
+    fn full(&self, key: &str) -> String {
+        format!("{}{key}", self.inner.prefix)
+    }
+
+    fn strip(&self, key: &[u8]) -> String {
+        let key = String::from_utf8_lossy(key);
+        match key.strip_prefix(self.inner.prefix.as_str()) {
+            Some(k) => k.to_owned(),
+            None => key.into_owned(),
+        }
+    }
+
+    pub(crate) fn entry(&self, kv: &KeyValue) -> Entry {
+        Entry {
+            key: self.strip(kv.key()),
+            value: Bytes::copy_from_slice(kv.value()),
+            lease: LeaseId(kv.lease()),
+            created: rev(kv.create_revision()),
+            modified: rev(kv.mod_revision()),
+        }
+    }
+
+    /// Runs one request with the request timeout, mapping its errors.
+    async fn call<T>(
+        &self,
+        operation: &'static str,
+        lease: Option<LeaseId>,
+        fut: impl Future<Output = std::result::Result<T, etcd_client::Error>>,
+    ) -> Result<T> {
+        match tokio::time::timeout(self.inner.request_timeout, fut).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(source)) => Err(EtcdError {
+                operation,
+                endpoint: self.inner.endpoint.clone(),
+                lease,
+                source,
+            }
+            .into()),
+            Err(_) => Err(error::timeout(operation, self.inner.request_timeout)),
+        }
+    }
+
+    fn map_err(
+        &self,
+        operation: &'static str,
+        lease: LeaseId,
+        source: etcd_client::Error,
+    ) -> Error {
+        EtcdError {
+            operation,
+            endpoint: self.inner.endpoint.clone(),
+            lease: Some(lease),
+            source,
+        }
+        .into()
+    }
+
+    fn keeper_slot(&self, lease: LeaseId) -> Arc<AsyncMutex<Option<KeepAliveChannel>>> {
+        let mut map = self.inner.keepers.lock().unwrap_or_else(|e| e.into_inner());
+        map.entry(lease.0).or_default().clone()
+    }
+
+    fn forget_keeper(&self, lease: LeaseId) {
+        self.inner
+            .keepers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&lease.0);
+    }
+
+    async fn keep_alive_once(&self, lease: LeaseId) -> Result<Duration> {
+        let slot = self.keeper_slot(lease);
+        let mut channel = slot.lock().await;
+        if channel.as_ref().is_some_and(|c| c.in_flight) {
+            *channel = None;
+        }
+        for attempt in 0..2 {
+            let fresh = channel.is_none();
+            let ch = match channel.as_mut() {
+                Some(ch) => ch,
+                None => {
+                    // Opening the stream is itself one keep-alive round
+                    // trip (etcd-client reads the first reply, and fails
+                    // with "lease not found" for a dead lease).
+                    let mut lc = self.inner.client.lease_client();
+                    let (keeper, replies) = lc
+                        .keep_alive(lease.0)
+                        .await
+                        .map_err(|e| self.map_err("keep-alive", lease, e))?;
+                    channel.insert(KeepAliveChannel {
+                        keeper,
+                        replies,
+                        in_flight: false,
+                    })
+                }
+            };
+            ch.in_flight = true;
+            let sent = ch.keeper.keep_alive().await;
+            let reply = match sent {
+                Ok(()) => ch.replies.message().await,
+                Err(e) => Err(e),
+            };
+            match reply {
+                Ok(Some(resp)) => {
+                    ch.in_flight = false;
+                    if resp.id() != lease.0 {
+                        *channel = None;
+                        return Err(error::protocol(
+                            "keep-alive",
+                            format!(
+                                "reply for lease {} on the stream of lease {lease}",
+                                lease_hex(resp.id())
+                            ),
+                        ));
+                    }
+                    if resp.ttl() <= 0 {
+                        *channel = None;
+                        drop(channel);
+                        self.forget_keeper(lease);
+                        return Err(Error::LeaseExpired { lease });
+                    }
+                    return Ok(Duration::from_secs(resp.ttl().unsigned_abs()));
+                }
+                other => {
+                    *channel = None;
+                    // A stream opened before a reconnect is dead: retry
+                    // once on a fresh one before reporting a failure.
+                    if !fresh && attempt == 0 {
+                        continue;
+                    }
+                    return Err(match other {
+                        Err(e) => self.map_err("keep-alive", lease, e),
+                        _ => Error::Unreachable {
+                            backend: KIND,
+                            endpoint: self.inner.endpoint.clone(),
+                            source: "the keep-alive stream ended".into(),
+                        },
+                    });
+                }
+            }
+        }
+        Err(error::protocol("keep-alive", "no attempt left"))
+    }
+}
+
+/// A revision from etcd (never negative) as tenure's.
+fn rev(r: i64) -> Revision {
+    r.max(0).unsigned_abs()
+}
+
+fn header_rev(operation: &'static str, header: Option<&ResponseHeader>) -> Result<Revision> {
+    header
+        .map(|h| rev(h.revision()))
+        .ok_or_else(|| error::protocol(operation, "response without header"))
+}
+
+#[async_trait]
+impl CoordinationBackend for EtcdBackend {
+    fn kind(&self) -> &'static str {
+        KIND
+    }
+
+    /// From 1 s (etcd counts whole seconds; the server raises a TTL below
+    /// its own minimum, derived from its election timeout, and
+    /// [`LeaseGrant::ttl`] reports what it granted) to etcd's maximum.
+    fn ttl_bounds(&self) -> (Duration, Duration) {
+        (Duration::from_secs(1), MAX_TTL)
+    }
+
+    fn leader_key(&self, election: &ElectionName) -> String {
+        election.as_str().to_owned()
+    }
+
+    async fn grant_lease(&self, ttl: Duration) -> Result<LeaseGrant> {
+        let (min, max) = self.ttl_bounds();
+        if ttl < min || ttl > max {
+            return Err(Error::InvalidTtl { ttl, min, max });
+        }
+        // Whole seconds, rounded up: never grant less than asked for.
+        let secs = ttl.as_secs() + u64::from(ttl.subsec_nanos() > 0);
+        let secs = i64::try_from(secs).unwrap_or(i64::MAX);
+        let mut lc = self.inner.client.lease_client();
+        let resp = self.call("grant lease", None, lc.grant(secs, None)).await?;
+        if !resp.error().is_empty() {
+            return Err(error::protocol("grant lease", resp.error().to_owned()));
+        }
+        if resp.ttl() <= 0 {
+            return Err(error::protocol(
+                "grant lease",
+                format!("granted a TTL of {} s", resp.ttl()),
+            ));
+        }
+        Ok(LeaseGrant {
+            id: LeaseId(resp.id()),
+            ttl: Duration::from_secs(resp.ttl().unsigned_abs()),
+        })
+    }
+
+    async fn keep_alive(&self, lease: LeaseId) -> Result<Duration> {
+        match tokio::time::timeout(self.inner.request_timeout, self.keep_alive_once(lease)).await {
+            Ok(r) => r,
+            Err(_) => Err(error::timeout("keep-alive", self.inner.request_timeout)),
+        }
+    }
+
+    async fn revoke_lease(&self, lease: LeaseId) -> Result<()> {
+        self.forget_keeper(lease);
+        let mut lc = self.inner.client.lease_client();
+        match self
+            .call("revoke lease", Some(lease), lc.revoke(lease.0))
+            .await
+        {
+            Ok(_) | Err(Error::LeaseExpired { .. }) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn create(
+        &self,
+        election: &ElectionName,
+        slot: Slot,
+        lease: LeaseId,
+        value: Bytes,
+    ) -> Result<CreateOutcome> {
+        let key = match slot {
+            Slot::Queue => Self::queue_key(election, lease),
+            Slot::Leader => self.leader_key(election),
+        };
+        let full = self.full(&key);
+        // Exactly etcd's Campaign: if create_revision(key) == 0 then put
+        // (with the lease) else get.
+        let txn = Txn::new()
+            .when([Compare::create_revision(full.clone(), CompareOp::Equal, 0)])
+            .and_then([TxnOp::put(
+                full.clone(),
+                value.to_vec(),
+                Some(PutOptions::new().with_lease(lease.0)),
+            )])
+            .or_else([TxnOp::get(full, None)]);
+        let mut kv = self.inner.client.kv_client();
+        let resp = self.call("create", Some(lease), kv.txn(txn)).await?;
+        let revision = header_rev("create", resp.header())?;
+        if resp.succeeded() {
+            return Ok(CreateOutcome::Created(Entry {
+                key,
+                value,
+                lease,
+                created: revision,
+                modified: revision,
+            }));
+        }
+        for op in resp.op_responses() {
+            if let TxnOpResponse::Get(get) = op {
+                if let Some(kv) = get.kvs().first() {
+                    return Ok(CreateOutcome::Exists(self.entry(kv)));
+                }
+            }
+        }
+        Err(error::protocol(
+            "create",
+            format!("key {key:?} neither created nor found"),
+        ))
+    }
+
+    async fn candidates(&self, election: &ElectionName) -> Result<Snapshot> {
+        let dir = format!("{election}/");
+        let options = GetOptions::new()
+            .with_prefix()
+            .with_sort(SortTarget::Create, SortOrder::Ascend);
+        let mut kv = self.inner.client.kv_client();
+        let resp = self
+            .call(
+                "read candidates",
+                None,
+                kv.get(self.full(&dir), Some(options)),
+            )
+            .await?;
+        let revision = header_rev("read candidates", resp.header())?;
+        let entries = resp
+            .kvs()
+            .iter()
+            .map(|kv| self.entry(kv))
+            // Direct children only: the election `a` does not see the
+            // candidates of the election `a/b`.
+            .filter(|e| e.key.strip_prefix(&dir).is_some_and(|r| !r.contains('/')))
+            .collect();
+        Ok(Snapshot { entries, revision })
+    }
+
+    async fn get(&self, key: &str) -> Result<(Option<Entry>, Revision)> {
+        let mut kv = self.inner.client.kv_client();
+        let resp = self.call("get", None, kv.get(self.full(key), None)).await?;
+        let revision = header_rev("get", resp.header())?;
+        Ok((resp.kvs().first().map(|kv| self.entry(kv)), revision))
+    }
+
+    async fn update(&self, entry: &Entry, value: Bytes) -> Result<Entry> {
+        let full = self.full(&entry.key);
+        let created = i64::try_from(entry.created).unwrap_or(i64::MAX);
+        let txn = Txn::new()
+            .when([Compare::create_revision(
+                full.clone(),
+                CompareOp::Equal,
+                created,
+            )])
+            .and_then([
+                // Keep the entry's lease (a plain put would detach it).
+                TxnOp::put(
+                    full.clone(),
+                    value.to_vec(),
+                    Some(PutOptions::new().with_ignore_lease()),
+                ),
+                TxnOp::get(full, None),
+            ]);
+        let mut kv = self.inner.client.kv_client();
+        let resp = self.call("update", Some(entry.lease), kv.txn(txn)).await?;
+        if !resp.succeeded() {
+            return Err(Error::NotOwner {
+                key: entry.key.clone(),
+            });
+        }
+        for op in resp.op_responses() {
+            if let TxnOpResponse::Get(get) = op {
+                if let Some(kv) = get.kvs().first() {
+                    return Ok(self.entry(kv));
+                }
+            }
+        }
+        Err(error::protocol("update", "updated entry not read back"))
+    }
+
+    async fn delete(&self, entry: &Entry) -> Result<bool> {
+        let full = self.full(&entry.key);
+        let created = i64::try_from(entry.created).unwrap_or(i64::MAX);
+        let txn = Txn::new()
+            .when([Compare::create_revision(
+                full.clone(),
+                CompareOp::Equal,
+                created,
+            )])
+            .and_then([TxnOp::delete(full, None)]);
+        let mut kv = self.inner.client.kv_client();
+        let resp = self.call("delete", None, kv.txn(txn)).await?;
+        Ok(resp.succeeded())
+    }
+
+    async fn guarded_put(&self, guard: &Entry, key: &str, value: Bytes) -> Result<Revision> {
+        let created = i64::try_from(guard.created).unwrap_or(i64::MAX);
+        let txn = Txn::new()
+            .when([Compare::create_revision(
+                self.full(&guard.key),
+                CompareOp::Equal,
+                created,
+            )])
+            .and_then([TxnOp::put(self.full(key), value.to_vec(), None)]);
+        let mut kv = self.inner.client.kv_client();
+        let resp = self.call("guarded put", None, kv.txn(txn)).await?;
+        if !resp.succeeded() {
+            return Err(Error::NotOwner {
+                key: guard.key.clone(),
+            });
+        }
+        header_rev("guarded put", resp.header())
+    }
+
+    async fn watch(&self, scope: WatchScope, from: Revision) -> Result<WatchStream> {
+        watch::open(self, scope, from).await
+    }
+}
+
+impl EtcdBackend {
+    pub(crate) fn full_key(&self, key: &str) -> String {
+        self.full(key)
+    }
+
+    pub(crate) fn wrap_error(&self, operation: &'static str, source: etcd_client::Error) -> Error {
+        EtcdError {
+            operation,
+            endpoint: self.inner.endpoint.clone(),
+            lease: None,
+            source,
+        }
+        .into()
+    }
+
+    pub(crate) async fn request<T>(
+        &self,
+        operation: &'static str,
+        fut: impl Future<Output = std::result::Result<T, etcd_client::Error>>,
+    ) -> Result<T> {
+        self.call(operation, None, fut).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lease_hex_matches_go() {
+        assert_eq!(lease_hex(0x694d_7d5f_8a2b_1c0e), "694d7d5f8a2b1c0e");
+        assert_eq!(lease_hex(255), "ff");
+        assert_eq!(lease_hex(-255), "-ff");
+    }
+
+    #[test]
+    fn queue_key_is_etcd_layout() {
+        let e = ElectionName::new("svc/jobs").unwrap();
+        assert_eq!(EtcdBackend::queue_key(&e, LeaseId(0xabc)), "svc/jobs/abc");
+    }
+}

@@ -1,0 +1,295 @@
+//! How to reach etcd: [`EtcdOptions`] (and [`TlsConfig`] with the `tls`
+//! feature).
+
+use std::fmt;
+use std::time::Duration;
+
+use tenure_core::{Error, Result};
+
+/// Connection settings for [`EtcdBackend::connect`](crate::EtcdBackend::connect).
+///
+/// ```
+/// use std::time::Duration;
+/// use tenure_etcd::EtcdOptions;
+///
+/// let options = EtcdOptions::new(["http://127.0.0.1:2379"])
+///     .prefix("/my-app/")
+///     .connect_timeout(Duration::from_secs(2))
+///     .user("app", "secret");
+/// ```
+#[derive(Clone)]
+pub struct EtcdOptions {
+    pub(crate) endpoints: Vec<String>,
+    pub(crate) prefix: String,
+    pub(crate) connect_timeout: Duration,
+    pub(crate) request_timeout: Duration,
+    pub(crate) user: Option<(String, String)>,
+    #[cfg(feature = "tls")]
+    pub(crate) tls: Option<TlsConfig>,
+}
+
+impl fmt::Debug for EtcdOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_struct("EtcdOptions");
+        d.field("endpoints", &self.endpoints)
+            .field("prefix", &self.prefix)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("request_timeout", &self.request_timeout)
+            // Never print the password.
+            .field("user", &self.user.as_ref().map(|(u, _)| u));
+        #[cfg(feature = "tls")]
+        d.field("tls", &self.tls.is_some());
+        d.finish()
+    }
+}
+
+impl EtcdOptions {
+    /// Settings for a cluster reachable at `endpoints` (`http://host:port`,
+    /// `https://host:port`, or `host:port` which means `http://`, or
+    /// `https://` when [`tls`](Self::tls) is set).
+    ///
+    /// Defaults: no key prefix, 5 s connect timeout, 5 s request timeout,
+    /// no authentication, no TLS.
+    pub fn new<I, S>(endpoints: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        EtcdOptions {
+            endpoints: endpoints.into_iter().map(Into::into).collect(),
+            prefix: String::new(),
+            connect_timeout: Duration::from_secs(5),
+            request_timeout: Duration::from_secs(5),
+            user: None,
+            #[cfg(feature = "tls")]
+            tls: None,
+        }
+    }
+
+    /// Parses `etcd://host:port[,host:port...][/prefix]` (plain) or
+    /// `etcds://...` (TLS with the system's default settings; needs the
+    /// `tls` feature). A path becomes the key prefix, e.g.
+    /// `etcd://127.0.0.1:2379/my-app/` uses the prefix `my-app/`.
+    ///
+    /// # Errors
+    /// [`Error::UnsupportedUrl`] for other schemes or an empty host list.
+    pub fn from_url(url: &str) -> Result<Self> {
+        let bad = |reason: &str| Error::UnsupportedUrl {
+            url: url.to_owned(),
+            reason: reason.to_owned(),
+        };
+        let (scheme, rest) = url
+            .split_once("://")
+            .ok_or_else(|| bad("expected etcd://host:port[,host:port][/prefix]"))?;
+        let secure = match scheme {
+            "etcd" | "etcd+http" => false,
+            "etcds" | "etcd+https" => true,
+            _ => return Err(bad("scheme must be etcd:// or etcds://")),
+        };
+        let (hosts, prefix) = match rest.split_once('/') {
+            Some((h, p)) => (h, p),
+            None => (rest, ""),
+        };
+        let scheme = if secure { "https" } else { "http" };
+        let endpoints: Vec<String> = hosts
+            .split(',')
+            .filter(|h| !h.is_empty())
+            .map(|h| format!("{scheme}://{h}"))
+            .collect();
+        if endpoints.is_empty() {
+            return Err(bad("no host given"));
+        }
+        #[cfg(not(feature = "tls"))]
+        if secure {
+            return Err(bad(
+                "etcds:// needs the `tls` feature of tenure-etcd (on by default)",
+            ));
+        }
+        Ok(EtcdOptions::new(endpoints).prefix(prefix))
+    }
+
+    /// Namespaces every key under `prefix` (like etcd's `namespace`
+    /// package): the election `jobs` lives at `<prefix>jobs/<lease>`. Keys
+    /// that tenure hands out and takes ([`Entry::key`](tenure_core::Entry),
+    /// [`get`](tenure_core::CoordinationBackend::get), watches, guarded
+    /// writes) are relative to the prefix. Empty by default, which is what
+    /// `etcdctl elect` uses.
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// How long [`connect`](crate::EtcdBackend::connect) may take to reach
+    /// the cluster (default 5 s). It fails with
+    /// [`Error::Unreachable`] after that, never hangs.
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// Deadline of each request (default 5 s); [`Error::Timeout`] after it.
+    /// The election driver applies its own, usually shorter, deadlines on
+    /// top.
+    pub fn request_timeout(mut self, timeout: Duration) -> Self {
+        self.request_timeout = timeout;
+        self
+    }
+
+    /// Authenticates as `user` with `password` (etcd's auth must be
+    /// enabled on the server).
+    pub fn user(mut self, user: impl Into<String>, password: impl Into<String>) -> Self {
+        self.user = Some((user.into(), password.into()));
+        self
+    }
+
+    /// Talks TLS to the cluster.
+    #[cfg(feature = "tls")]
+    pub fn tls(mut self, tls: TlsConfig) -> Self {
+        self.tls = Some(tls);
+        self
+    }
+
+    /// The endpoints with a scheme, as given to the client.
+    pub(crate) fn normalized_endpoints(&self) -> Vec<String> {
+        #[cfg(feature = "tls")]
+        let default_scheme = if self.tls.is_some() { "https" } else { "http" };
+        #[cfg(not(feature = "tls"))]
+        let default_scheme = "http";
+        self.endpoints
+            .iter()
+            .map(|e| {
+                if e.contains("://") {
+                    e.clone()
+                } else {
+                    format!("{default_scheme}://{e}")
+                }
+            })
+            .collect()
+    }
+
+    pub(crate) fn validate(&self) -> Result<()> {
+        let invalid = |field: &'static str, reason: &str| {
+            Err(Error::InvalidConfig {
+                field,
+                reason: reason.to_owned(),
+            })
+        };
+        if self.endpoints.is_empty() {
+            return invalid("endpoints", "at least one endpoint is needed");
+        }
+        if self.endpoints.iter().any(|e| e.trim().is_empty()) {
+            return invalid("endpoints", "an endpoint is empty");
+        }
+        if self.connect_timeout.is_zero() {
+            return invalid("connect_timeout", "must be positive");
+        }
+        if self.request_timeout.is_zero() {
+            return invalid("request_timeout", "must be positive");
+        }
+        #[cfg(feature = "tls")]
+        if self.tls.is_some() && self.endpoints.iter().any(|e| e.starts_with("http://")) {
+            return invalid(
+                "endpoints",
+                "TLS is configured but an endpoint is http://; use https:// or host:port",
+            );
+        }
+        Ok(())
+    }
+}
+
+/// TLS settings (PEM-encoded), for [`EtcdOptions::tls`].
+#[cfg(feature = "tls")]
+#[derive(Clone, Default)]
+pub struct TlsConfig {
+    pub(crate) ca_pem: Option<Vec<u8>>,
+    pub(crate) identity: Option<(Vec<u8>, Vec<u8>)>,
+    pub(crate) domain: Option<String>,
+}
+
+#[cfg(feature = "tls")]
+impl fmt::Debug for TlsConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TlsConfig")
+            .field("ca", &self.ca_pem.is_some())
+            .field("client_identity", &self.identity.is_some())
+            .field("domain", &self.domain)
+            .finish()
+    }
+}
+
+#[cfg(feature = "tls")]
+impl TlsConfig {
+    /// TLS with no custom CA and no client certificate.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Trusts the CA certificate(s) in `pem`.
+    pub fn ca_certificate(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.ca_pem = Some(pem.into());
+        self
+    }
+
+    /// Presents this client certificate and key (mutual TLS).
+    pub fn client_identity(
+        mut self,
+        cert_pem: impl Into<Vec<u8>>,
+        key_pem: impl Into<Vec<u8>>,
+    ) -> Self {
+        self.identity = Some((cert_pem.into(), key_pem.into()));
+        self
+    }
+
+    /// Verifies the server certificate against this name instead of the
+    /// endpoint's host.
+    pub fn domain_name(mut self, domain: impl Into<String>) -> Self {
+        self.domain = Some(domain.into());
+        self
+    }
+
+    pub(crate) fn to_client(&self) -> etcd_client::TlsOptions {
+        let mut tls = etcd_client::TlsOptions::new();
+        if let Some(ca) = &self.ca_pem {
+            tls = tls.ca_certificate(etcd_client::Certificate::from_pem(ca));
+        }
+        if let Some((cert, key)) = &self.identity {
+            tls = tls.identity(etcd_client::Identity::from_pem(cert, key));
+        }
+        if let Some(domain) = &self.domain {
+            tls = tls.domain_name(domain.clone());
+        }
+        tls
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_urls() {
+        let o = EtcdOptions::from_url("etcd://a:1,b:2/app/").unwrap();
+        assert_eq!(o.endpoints, ["http://a:1", "http://b:2"]);
+        assert_eq!(o.prefix, "app/");
+        assert!(EtcdOptions::from_url("zk://a:1").is_err());
+        assert!(EtcdOptions::from_url("etcd://").is_err());
+    }
+
+    #[test]
+    fn debug_hides_the_password() {
+        let o = EtcdOptions::new(["x:1"]).user("root", "hunter2");
+        assert!(!format!("{o:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn rejects_empty_endpoints() {
+        let none: [&str; 0] = [];
+        assert!(matches!(
+            EtcdOptions::new(none).validate(),
+            Err(Error::InvalidConfig {
+                field: "endpoints",
+                ..
+            })
+        ));
+    }
+}

@@ -1,0 +1,395 @@
+//! The trait operations against a real etcd: layout, transactions,
+//! leases, watches (including compaction).
+
+mod common;
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::StreamExt;
+use tenure_core::{
+    CoordinationBackend, CreateOutcome, ElectionName, Error, LeaseId, Slot, WatchEvent, WatchScope,
+};
+use tenure_etcd::{EtcdBackend, EtcdOptions};
+
+fn name(s: &str) -> ElectionName {
+    ElectionName::new(s).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn create_uses_etcd_election_layout_and_is_compare_and_create() {
+    let server = common::server().await;
+    let b = common::connect(&server.endpoint()).await;
+    let lease = b.grant_lease(Duration::from_secs(5)).await.unwrap();
+    let e = name("jobs");
+
+    let first = b
+        .create(&e, Slot::Queue, lease.id, Bytes::from_static(b"node-a"))
+        .await
+        .unwrap();
+    let CreateOutcome::Created(entry) = first else {
+        panic!("expected Created, got {first:?}")
+    };
+    assert_eq!(entry.key, format!("jobs/{:x}", lease.id.0));
+    assert_eq!(entry.lease, lease.id);
+    assert_eq!(entry.created, entry.modified);
+
+    // Same lease again: finds the first entry, unchanged.
+    let again = b
+        .create(&e, Slot::Queue, lease.id, Bytes::from_static(b"other"))
+        .await
+        .unwrap();
+    assert_eq!(again, CreateOutcome::Exists(entry.clone()));
+
+    // etcdctl sees exactly the Go layout, bound to the lease.
+    let out = server
+        .etcdctl(&["get", "--prefix", "jobs/", "-w", "fields"])
+        .await
+        .unwrap();
+    assert!(
+        out.contains(&format!("\"Key\" : \"jobs/{:x}\"", lease.id.0)),
+        "{out}"
+    );
+    assert!(out.contains("\"Value\" : \"node-a\""), "{out}");
+    assert!(
+        out.contains(&format!("\"Lease\" : {}", lease.id.0)),
+        "{out}"
+    );
+
+    // Single leader key: first writer wins, the second finds it.
+    let other = b.grant_lease(Duration::from_secs(5)).await.unwrap();
+    assert_eq!(b.leader_key(&e), "jobs");
+    let won = b
+        .create(&e, Slot::Leader, lease.id, Bytes::from_static(b"a"))
+        .await
+        .unwrap();
+    assert!(matches!(won, CreateOutcome::Created(_)));
+    let lost = b
+        .create(&e, Slot::Leader, other.id, Bytes::from_static(b"b"))
+        .await
+        .unwrap();
+    match lost {
+        CreateOutcome::Exists(found) => {
+            assert_eq!(found.lease, lease.id);
+            assert_eq!(found.value, Bytes::from_static(b"a"));
+        }
+        other => panic!("expected Exists, got {other:?}"),
+    }
+    // The queue read does not include the single leader key.
+    assert_eq!(b.candidates(&e).await.unwrap().entries, vec![entry]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn candidates_are_ordered_by_creation_and_scoped() {
+    let server = common::server().await;
+    let b = common::connect(&server.endpoint()).await;
+    let e = name("svc");
+    let mut created = Vec::new();
+    for i in 0..4 {
+        let l = b.grant_lease(Duration::from_secs(5)).await.unwrap();
+        let o = b
+            .create(&e, Slot::Queue, l.id, Bytes::from(format!("n{i}")))
+            .await
+            .unwrap();
+        created.push(o.entry().clone());
+    }
+    // A nested election and a sibling with a common prefix are not ours.
+    let l = b.grant_lease(Duration::from_secs(5)).await.unwrap();
+    b.create(&name("svc/inner"), Slot::Queue, l.id, Bytes::new())
+        .await
+        .unwrap();
+    b.create(&name("svc2"), Slot::Queue, l.id, Bytes::new())
+        .await
+        .unwrap();
+
+    let snap = b.candidates(&e).await.unwrap();
+    assert_eq!(snap.entries, created);
+    assert!(snap.revision >= created.last().unwrap().created);
+    let (got, rev) = b.get(&created[2].key).await.unwrap();
+    assert_eq!(got.as_ref(), Some(&created[2]));
+    assert!(rev >= snap.revision);
+    assert_eq!(b.get("svc/none").await.unwrap().0, None);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn guarded_update_delete_and_put() {
+    let server = common::server().await;
+    let b = common::connect(&server.endpoint()).await;
+    let e = name("guarded");
+    let lease = b.grant_lease(Duration::from_secs(5)).await.unwrap();
+    let entry = b
+        .create(&e, Slot::Queue, lease.id, Bytes::from_static(b"v1"))
+        .await
+        .unwrap()
+        .entry()
+        .clone();
+
+    let updated = b.update(&entry, Bytes::from_static(b"v2")).await.unwrap();
+    assert_eq!(updated.value, Bytes::from_static(b"v2"));
+    assert_eq!(updated.created, entry.created);
+    assert!(updated.modified > entry.modified);
+    // The update kept the lease (a plain put would have detached it).
+    assert_eq!(updated.lease, lease.id);
+
+    let rev = b
+        .guarded_put(&entry, "app/config", Bytes::from_static(b"x"))
+        .await
+        .unwrap();
+    assert!(rev > updated.modified);
+    let (app, _) = b.get("app/config").await.unwrap();
+    assert_eq!(app.unwrap().lease, LeaseId(0));
+
+    // A stale entry (other creation revision) cannot delete or update.
+    let stale = tenure_core::Entry {
+        created: entry.created + 1000,
+        ..entry.clone()
+    };
+    assert!(!b.delete(&stale).await.unwrap());
+    assert!(matches!(
+        b.update(&stale, Bytes::new()).await,
+        Err(Error::NotOwner { .. })
+    ));
+
+    assert!(b.delete(&entry).await.unwrap());
+    assert!(!b.delete(&entry).await.unwrap());
+    assert!(matches!(
+        b.update(&entry, Bytes::new()).await,
+        Err(Error::NotOwner { .. })
+    ));
+    assert!(matches!(
+        b.guarded_put(&entry, "app/config", Bytes::from_static(b"y"))
+            .await,
+        Err(Error::NotOwner { .. })
+    ));
+    assert_eq!(
+        b.get("app/config").await.unwrap().0.unwrap().value,
+        Bytes::from_static(b"x")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn leases_keep_alive_expire_and_revoke() {
+    let server = common::server().await;
+    let b = common::connect(&server.endpoint()).await;
+    let (min, _) = b.ttl_bounds();
+    assert_eq!(min, Duration::from_secs(1));
+    assert!(matches!(
+        b.grant_lease(Duration::from_millis(500)).await,
+        Err(Error::InvalidTtl { .. })
+    ));
+
+    // 1.2 s rounds up to 2 s: never less than asked for.
+    let g = b.grant_lease(Duration::from_millis(1200)).await.unwrap();
+    assert_eq!(g.ttl, Duration::from_secs(2));
+
+    let lease = b.grant_lease(Duration::from_secs(1)).await.unwrap();
+    assert!(lease.ttl >= Duration::from_secs(1));
+    for _ in 0..5 {
+        let ttl = b.keep_alive(lease.id).await.unwrap();
+        assert_eq!(ttl, lease.ttl);
+    }
+    let e = name("leases");
+    let entry = b
+        .create(&e, Slot::Queue, lease.id, Bytes::new())
+        .await
+        .unwrap()
+        .entry()
+        .clone();
+
+    // Without keep-alives the lease expires and takes the entry along;
+    // a watcher sees the deletion.
+    let mut w = b
+        .watch(WatchScope::Key(entry.key.clone()), entry.created + 1)
+        .await
+        .unwrap();
+    let ev = tokio::time::timeout(lease.ttl + Duration::from_secs(3), w.next())
+        .await
+        .expect("the lease did not expire")
+        .unwrap()
+        .unwrap();
+    assert!(
+        matches!(ev, WatchEvent::Delete { ref key, .. } if *key == entry.key),
+        "{ev:?}"
+    );
+    assert!(matches!(
+        b.keep_alive(lease.id).await,
+        Err(Error::LeaseExpired { lease: l }) if l == lease.id
+    ));
+    // Creating with the dead lease is a typed error too.
+    assert!(matches!(
+        b.create(&e, Slot::Queue, lease.id, Bytes::new()).await,
+        Err(Error::LeaseExpired { .. })
+    ));
+
+    // Revoke deletes the entries at once; unknown leases are fine.
+    let l2 = b.grant_lease(Duration::from_secs(10)).await.unwrap();
+    let e2 = b
+        .create(&e, Slot::Queue, l2.id, Bytes::new())
+        .await
+        .unwrap()
+        .entry()
+        .clone();
+    b.keep_alive(l2.id).await.unwrap();
+    b.revoke_lease(l2.id).await.unwrap();
+    assert_eq!(b.get(&e2.key).await.unwrap().0, None);
+    assert!(matches!(
+        b.keep_alive(l2.id).await,
+        Err(Error::LeaseExpired { .. })
+    ));
+    b.revoke_lease(l2.id).await.unwrap();
+    b.revoke_lease(LeaseId(0x1234_5678)).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn watch_delivers_every_change_in_order_from_a_revision() {
+    let server = common::server().await;
+    let b = common::connect(&server.endpoint()).await;
+    let e = name("watched");
+    let lease = b.grant_lease(Duration::from_secs(10)).await.unwrap();
+    let start = b.candidates(&e).await.unwrap().revision + 1;
+    let a = b
+        .create(&e, Slot::Queue, lease.id, Bytes::from_static(b"a"))
+        .await
+        .unwrap()
+        .entry()
+        .clone();
+    // Noise the election scope must not deliver.
+    let l2 = b.grant_lease(Duration::from_secs(10)).await.unwrap();
+    b.create(&name("watched/nested"), Slot::Queue, l2.id, Bytes::new())
+        .await
+        .unwrap();
+    b.create(&e, Slot::Leader, l2.id, Bytes::new())
+        .await
+        .unwrap();
+    let a2 = b.update(&a, Bytes::from_static(b"a2")).await.unwrap();
+
+    // History from `start`, then live changes.
+    let mut w = b
+        .watch(WatchScope::Election(e.clone()), start)
+        .await
+        .unwrap();
+    let c = b
+        .create(&e, Slot::Queue, l2.id, Bytes::from_static(b"c"))
+        .await
+        .unwrap()
+        .entry()
+        .clone();
+    assert!(b.delete(&a2).await.unwrap());
+
+    let mut got = Vec::new();
+    while got.len() < 4 {
+        let ev = tokio::time::timeout(Duration::from_secs(5), w.next())
+            .await
+            .expect("watch stalled")
+            .expect("watch ended")
+            .expect("watch failed");
+        got.push(ev);
+    }
+    assert_eq!(got[0], WatchEvent::Put(a.clone()));
+    assert_eq!(got[1], WatchEvent::Put(a2.clone()));
+    assert_eq!(got[2], WatchEvent::Put(c));
+    assert!(
+        matches!(&got[3], WatchEvent::Delete { key, revision } if *key == a.key && *revision > a2.modified),
+        "{:?}",
+        got[3]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn watch_from_a_compacted_revision_reports_history_lost() {
+    let server = common::server().await;
+    let b = common::connect(&server.endpoint()).await;
+    let e = name("compacted");
+    let lease = b.grant_lease(Duration::from_secs(10)).await.unwrap();
+    let first = b
+        .create(&e, Slot::Queue, lease.id, Bytes::from_static(b"0"))
+        .await
+        .unwrap()
+        .entry()
+        .clone();
+    let mut last = first.clone();
+    for i in 1..5 {
+        last = b.update(&last, Bytes::from(format!("{i}"))).await.unwrap();
+    }
+    let mut client = b.client();
+    client
+        .compact(i64::try_from(last.modified).unwrap(), None)
+        .await
+        .unwrap();
+
+    // A watcher that asks for compacted history is told, not fed a gap.
+    let mut w = b
+        .watch(WatchScope::Election(e.clone()), first.created)
+        .await
+        .unwrap();
+    let ev = tokio::time::timeout(Duration::from_secs(5), w.next())
+        .await
+        .expect("watch stalled");
+    assert!(matches!(ev, Some(Ok(WatchEvent::HistoryLost))), "{ev:?}");
+    assert!(
+        w.next().await.is_none(),
+        "the stream ends after HistoryLost"
+    );
+
+    // From the compaction point on, everything is delivered.
+    let mut w = b
+        .watch(WatchScope::Key(last.key.clone()), last.modified)
+        .await
+        .unwrap();
+    let ev = w.next().await.unwrap().unwrap();
+    assert_eq!(ev, WatchEvent::Put(last));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn watch_breaks_with_an_error_when_the_server_dies_and_keep_alive_recovers() {
+    let mut server = common::server().await;
+    let b = common::connect(&server.endpoint()).await;
+    let lease = b.grant_lease(Duration::from_secs(30)).await.unwrap();
+    b.keep_alive(lease.id).await.unwrap();
+    let mut w = b.watch(WatchScope::Key("k".into()), 0).await.unwrap();
+    server.kill().await.unwrap();
+    let ev = tokio::time::timeout(Duration::from_secs(10), w.next())
+        .await
+        .expect("a dead server must break the watch");
+    assert!(matches!(ev, Some(Err(_)) | None), "{ev:?}");
+    server.restart().await.unwrap();
+    // The lease survived the restart (etcd persists leases); the old
+    // keep-alive stream is dead, the backend opens a new one.
+    let ok = common::eventually(Duration::from_secs(10), || {
+        let b = b.clone();
+        async move { b.keep_alive(lease.id).await.is_ok() }
+    })
+    .await;
+    assert!(ok, "keep-alive did not recover after the restart");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn prefix_namespaces_every_key() {
+    let server = common::server().await;
+    let b = EtcdBackend::connect(EtcdOptions::new([server.endpoint()]).prefix("/ns/"))
+        .await
+        .unwrap();
+    let e = name("jobs");
+    let lease = b.grant_lease(Duration::from_secs(5)).await.unwrap();
+    let entry = b
+        .create(&e, Slot::Queue, lease.id, Bytes::from_static(b"v"))
+        .await
+        .unwrap()
+        .entry()
+        .clone();
+    // Keys handed out are relative to the prefix; etcd holds them under it.
+    assert_eq!(entry.key, format!("jobs/{:x}", lease.id.0));
+    let out = server
+        .etcdctl(&["get", "--prefix", "/ns/jobs/", "--keys-only"])
+        .await
+        .unwrap();
+    assert!(out.contains(&format!("/ns/jobs/{:x}", lease.id.0)), "{out}");
+    assert_eq!(b.candidates(&e).await.unwrap().entries, vec![entry.clone()]);
+    let mut w = b
+        .watch(WatchScope::Key(entry.key.clone()), 0)
+        .await
+        .unwrap();
+    assert!(b.delete(&entry).await.unwrap());
+    let ev = w.next().await.unwrap().unwrap();
+    assert!(matches!(ev, WatchEvent::Delete { key, .. } if key == entry.key));
+}

@@ -1,0 +1,51 @@
+//! Helpers shared by the etcd integration tests.
+#![allow(dead_code)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tenure_core::DynBackend;
+use tenure_etcd::{EtcdBackend, EtcdOptions};
+use tenure_testkit::etcd_server::EtcdServer;
+
+/// Starts a fresh single-node server (panics with the harness's message,
+/// e.g. "run scripts/install-deps.sh", when it cannot).
+pub async fn server() -> EtcdServer {
+    EtcdServer::start()
+        .await
+        .unwrap_or_else(|e| panic!("cannot start etcd: {e}"))
+}
+
+/// Connects a backend (its own connection) to `endpoint`.
+pub async fn connect(endpoint: &str) -> EtcdBackend {
+    EtcdBackend::connect(
+        EtcdOptions::new([endpoint])
+            .connect_timeout(Duration::from_secs(3))
+            .request_timeout(Duration::from_secs(2)),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("cannot connect to {endpoint}: {e}"))
+}
+
+/// As [`connect`], type-erased.
+pub async fn dyn_backend(endpoint: &str) -> DynBackend {
+    Arc::new(connect(endpoint).await)
+}
+
+/// Polls `check` every 20 ms until it holds or `within` passes.
+pub async fn eventually<F, Fut>(within: Duration, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        if check().await {
+            return true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
