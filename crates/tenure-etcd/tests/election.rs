@@ -1,0 +1,510 @@
+//! Election scenarios through the driver API (`Election`, `Session`,
+//! `Leadership`) on real etcd servers.
+
+mod common;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::StreamExt;
+use tenure_core::{
+    CoordinationBackend, CreateOutcome, DynBackend, Election, ElectionName, Entry, LeaseGrant,
+    LeaseId, LossReason, Result, Revision, Session, Slot, Snapshot, WatchScope, WatchStream,
+};
+use tenure_testkit::etcd_server::EtcdCluster;
+
+const TTL: Duration = Duration::from_secs(2);
+
+fn election(b: DynBackend, name: &str) -> Election {
+    Election::builder(b, name).ttl(TTL).build().unwrap()
+}
+
+async fn wait_queued(e: &Election, n: usize) {
+    let ok = common::eventually(Duration::from_secs(10), || async {
+        e.candidates().await.map(|c| c.len() == n).unwrap_or(false)
+    })
+    .await;
+    assert!(ok, "expected {n} candidates");
+}
+
+/// A leader on its own runtime and connection that can "crash": its
+/// runtime is shut down, so nothing resigns, deletes or revokes; only the
+/// lease's expiry removes its entry.
+fn crashable_leader(
+    endpoint: String,
+    name: &'static str,
+) -> (std::sync::mpsc::Receiver<u64>, std::sync::mpsc::Sender<()>) {
+    let (elected_tx, elected_rx) = std::sync::mpsc::channel();
+    let (crash_tx, crash_rx) = std::sync::mpsc::channel::<()>();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let leadership = rt.block_on(async {
+            let b = common::dyn_backend(&endpoint).await;
+            election(b, name).campaign("crashy").await.unwrap()
+        });
+        elected_tx.send(leadership.token()).unwrap();
+        let _ = crash_rx.recv();
+        rt.shutdown_background();
+        // Nothing may run on its behalf any more: no resign on drop.
+        std::mem::forget(leadership);
+    });
+    (elected_rx, crash_tx)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn leader_crash_successor_within_ttl() {
+    let server = common::server().await;
+    let (elected, crash) = crashable_leader(server.endpoint(), "crash");
+    let token_a =
+        tokio::task::spawn_blocking(move || elected.recv_timeout(Duration::from_secs(10)))
+            .await
+            .unwrap()
+            .expect("the first candidate was not elected");
+
+    let eb = election(common::dyn_backend(&server.endpoint()).await, "crash");
+    let follower = {
+        let eb = eb.clone();
+        tokio::spawn(async move { eb.campaign("b").await })
+    };
+    wait_queued(&eb, 2).await;
+    let t0 = Instant::now();
+    crash.send(()).unwrap();
+    let lb = tokio::time::timeout(TTL + Duration::from_secs(5), follower)
+        .await
+        .expect("no successor")
+        .unwrap()
+        .unwrap();
+    let failover = t0.elapsed();
+    println!("failover after leader crash: {failover:?} (TTL {TTL:?})");
+    assert!(
+        failover <= TTL + Duration::from_millis(1500),
+        "failover took {failover:?}"
+    );
+    assert!(lb.token() > token_a);
+    assert!(lb.is_leader());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn graceful_resign_hands_over_in_one_round_trip() {
+    let server = common::server().await;
+    let ea = election(common::dyn_backend(&server.endpoint()).await, "handover");
+    let eb = election(common::dyn_backend(&server.endpoint()).await, "handover");
+    let mut leader = ea.campaign("a").await.unwrap();
+    let mut waiting = eb.clone();
+    let mut idle = ea.clone();
+    let mut times = Vec::new();
+    let mut last_token = leader.token();
+    for round in 0..5 {
+        let value = format!("r{round}");
+        let next = {
+            let w = waiting.clone();
+            tokio::spawn(async move { w.campaign(value).await })
+        };
+        wait_queued(&waiting, 2).await;
+        let t0 = Instant::now();
+        leader.resign().await;
+        leader = tokio::time::timeout(Duration::from_secs(5), next)
+            .await
+            .expect("no successor after resign")
+            .unwrap()
+            .unwrap();
+        times.push(t0.elapsed());
+        assert!(leader.token() > last_token, "fencing token must increase");
+        last_token = leader.token();
+        std::mem::swap(&mut waiting, &mut idle);
+    }
+    times.sort();
+    println!(
+        "handover after resign: median {:?}, max {:?}",
+        times[2], times[4]
+    );
+    // Far below a TTL: the successor does not wait for an expiry.
+    assert!(times[4] < TTL / 2, "handover took {:?}", times[4]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn operator_delete_ends_leadership_with_entry_deleted() {
+    let server = common::server().await;
+    let e = election(common::dyn_backend(&server.endpoint()).await, "ops");
+    let leadership = e.campaign("a").await.unwrap();
+    let key = leadership.entry().key.clone();
+    server.etcdctl(&["del", &key]).await.unwrap();
+    let reason = tokio::time::timeout(Duration::from_secs(5), leadership.lost())
+        .await
+        .expect("leadership not lost after its key was deleted");
+    assert_eq!(reason, LossReason::EntryDeleted);
+    assert!(!leadership.is_leader());
+    assert!(leadership.guarded_put("app/x", "1").await.is_err());
+}
+
+async fn candidate_loop(e: Election, value: &'static str, current: Arc<Mutex<Option<u64>>>) {
+    loop {
+        match e.campaign(value).await {
+            Ok(l) => {
+                *current.lock().unwrap() = Some(l.token());
+                let _ = l.lost().await;
+                *current.lock().unwrap() = None;
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+}
+
+/// Waits until `observer` reports a leader that one of `currents` holds.
+async fn wait_for_leader(observer: &Election, currents: &[Arc<Mutex<Option<u64>>>]) -> u64 {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut last = None;
+    loop {
+        if let Ok(Some(info)) = observer.leader().await {
+            let holders = currents
+                .iter()
+                .filter(|c| *c.lock().unwrap() == Some(info.token))
+                .count();
+            if holders == 1 {
+                return info.token;
+            }
+            last = Some(info.token);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no leader recovered (last seen token {last:?})"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn candidates_recover_after_etcd_restart() {
+    let mut server = common::server().await;
+    let currents: Vec<_> = (0..2).map(|_| Arc::new(Mutex::new(None))).collect();
+    let mut tasks = Vec::new();
+    for (i, c) in currents.iter().enumerate() {
+        let e = election(common::dyn_backend(&server.endpoint()).await, "restart");
+        tasks.push(tokio::spawn(candidate_loop(e, ["a", "b"][i], c.clone())));
+    }
+    let observer = election(common::dyn_backend(&server.endpoint()).await, "restart");
+    let before = wait_for_leader(&observer, &currents).await;
+    server.restart().await.unwrap();
+    let after = wait_for_leader(&observer, &currents).await;
+    assert!(after >= before);
+    // Kill longer than the TTL: the leader must step down, and someone
+    // leads again once etcd is back.
+    server.kill().await.unwrap();
+    let ok = common::eventually(TTL + Duration::from_secs(2), || async {
+        currents.iter().all(|c| c.lock().unwrap().is_none())
+    })
+    .await;
+    assert!(ok, "a leader kept leading past its deadline with etcd down");
+    server.restart().await.unwrap();
+    let again = wait_for_leader(&observer, &currents).await;
+    assert!(again > after);
+    for t in tasks {
+        t.abort();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn lease_expired_during_campaign_cannot_win() {
+    let server = common::server().await;
+    let b = common::dyn_backend(&server.endpoint()).await;
+    let ea = election(b.clone(), "expiry");
+    let leader = ea.campaign("a").await.unwrap();
+
+    let sb = Session::new(b.clone(), TTL).await.unwrap();
+    let sc = Session::new(b.clone(), TTL).await.unwrap();
+    let eb = Election::builder(b.clone(), "expiry")
+        .session(sb.clone())
+        .build()
+        .unwrap();
+    let ec = Election::builder(b.clone(), "expiry")
+        .session(sc.clone())
+        .build()
+        .unwrap();
+    let fb = {
+        let eb = eb.clone();
+        tokio::spawn(async move { eb.campaign("b").await })
+    };
+    wait_queued(&ea, 2).await;
+    let fc = {
+        let ec = ec.clone();
+        tokio::spawn(async move { ec.campaign("c").await })
+    };
+    wait_queued(&ea, 3).await;
+
+    // B's lease dies under it (as if it expired) while it waits.
+    let raw = tenure_etcd::EtcdBackend::connect(tenure_etcd::EtcdOptions::new([server.endpoint()]))
+        .await
+        .unwrap();
+    raw.client().lease_revoke(sb.lease().0).await.unwrap();
+    let rb = tokio::time::timeout(Duration::from_secs(5), fb)
+        .await
+        .expect("B's campaign must end when its lease is gone")
+        .unwrap();
+    assert!(
+        matches!(rb, Err(tenure_core::Error::LeaseExpired { .. })),
+        "{rb:?}"
+    );
+    assert_eq!(sb.lost().await, LossReason::LeaseExpired);
+
+    leader.resign().await;
+    let lc = tokio::time::timeout(Duration::from_secs(5), fc)
+        .await
+        .expect("C must win")
+        .unwrap()
+        .unwrap();
+    assert_eq!(lc.entry().lease, sc.lease());
+    let cands = ea.candidates().await.unwrap();
+    assert_eq!(cands.len(), 1, "{cands:?}");
+    assert_eq!(cands[0].lease, sc.lease());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn observer_misses_no_leader_change_across_compactions() {
+    let server = common::server().await;
+    let b = common::dyn_backend(&server.endpoint()).await;
+    let raw = tenure_etcd::EtcdBackend::connect(tenure_etcd::EtcdOptions::new([server.endpoint()]))
+        .await
+        .unwrap();
+    let observer = election(b.clone(), "observed");
+    let mut stream = observer.observe();
+    assert_eq!(stream.next().await.unwrap(), None);
+    let mut last = None;
+    for i in 0..5 {
+        let l = election(b.clone(), "observed")
+            .campaign(format!("leader-{i}"))
+            .await
+            .unwrap();
+        // Compact everything up to now, then change again.
+        let (_, rev) = b.get("observed").await.unwrap();
+        raw.client()
+            .compact(i64::try_from(rev).unwrap(), None)
+            .await
+            .unwrap();
+        if i < 4 {
+            l.resign().await;
+        } else {
+            last = Some(l);
+        }
+    }
+    let want = last.as_ref().unwrap().token();
+    let ok = tokio::time::timeout(Duration::from_secs(5), async {
+        while let Some(seen) = stream.next().await {
+            if seen.as_ref().map(|s| s.token) == Some(want) {
+                assert_eq!(seen.unwrap().value, Bytes::from_static(b"leader-4"));
+                return true;
+            }
+        }
+        false
+    })
+    .await;
+    assert_eq!(ok, Ok(true), "the observer never saw the last leader");
+}
+
+/// Counts the watch events a candidate receives.
+#[derive(Debug)]
+struct Counting {
+    inner: DynBackend,
+    events: Arc<AtomicUsize>,
+}
+
+#[async_trait]
+impl CoordinationBackend for Counting {
+    fn kind(&self) -> &'static str {
+        self.inner.kind()
+    }
+    fn ttl_bounds(&self) -> (Duration, Duration) {
+        self.inner.ttl_bounds()
+    }
+    fn leader_key(&self, election: &ElectionName) -> String {
+        self.inner.leader_key(election)
+    }
+    async fn grant_lease(&self, ttl: Duration) -> Result<LeaseGrant> {
+        self.inner.grant_lease(ttl).await
+    }
+    async fn keep_alive(&self, lease: LeaseId) -> Result<Duration> {
+        self.inner.keep_alive(lease).await
+    }
+    async fn revoke_lease(&self, lease: LeaseId) -> Result<()> {
+        self.inner.revoke_lease(lease).await
+    }
+    async fn create(
+        &self,
+        election: &ElectionName,
+        slot: Slot,
+        lease: LeaseId,
+        value: Bytes,
+    ) -> Result<CreateOutcome> {
+        self.inner.create(election, slot, lease, value).await
+    }
+    async fn candidates(&self, election: &ElectionName) -> Result<Snapshot> {
+        self.inner.candidates(election).await
+    }
+    async fn get(&self, key: &str) -> Result<(Option<Entry>, Revision)> {
+        self.inner.get(key).await
+    }
+    async fn update(&self, entry: &Entry, value: Bytes) -> Result<Entry> {
+        self.inner.update(entry, value).await
+    }
+    async fn delete(&self, entry: &Entry) -> Result<bool> {
+        self.inner.delete(entry).await
+    }
+    async fn guarded_put(&self, guard: &Entry, key: &str, value: Bytes) -> Result<Revision> {
+        self.inner.guarded_put(guard, key, value).await
+    }
+    async fn watch(&self, scope: WatchScope, from: Revision) -> Result<WatchStream> {
+        let counter = self.events.clone();
+        let s = self.inner.watch(scope, from).await?;
+        Ok(s.inspect(move |_| {
+            counter.fetch_add(1, Ordering::SeqCst);
+        })
+        .boxed())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn hundred_candidates_one_connection_one_leader_and_no_herd() {
+    const N: usize = 100;
+    let server = common::server().await;
+    // One connection for everything.
+    let shared = common::dyn_backend(&server.endpoint()).await;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut counters = Vec::new();
+    let mut tasks = Vec::new();
+    for i in 0..N {
+        let events = Arc::new(AtomicUsize::new(0));
+        counters.push(events.clone());
+        let b: DynBackend = Arc::new(Counting {
+            inner: shared.clone(),
+            events,
+        });
+        let e = Election::builder(b, "herd")
+            .ttl(Duration::from_secs(5))
+            .build()
+            .unwrap();
+        let tx = tx.clone();
+        tasks.push(tokio::spawn(async move {
+            let l = e.campaign(format!("c{i}")).await.unwrap();
+            tx.send((i, l)).unwrap();
+        }));
+    }
+    let observer = election(shared.clone(), "herd");
+    let ok = common::eventually(Duration::from_secs(30), || async {
+        observer
+            .candidates()
+            .await
+            .map(|c| c.len() == N)
+            .unwrap_or(false)
+    })
+    .await;
+    assert!(ok, "not all candidates queued");
+    let (first, leadership) = tokio::time::timeout(Duration::from_secs(10), rx.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    let cands = observer.candidates().await.unwrap();
+    assert_eq!(cands[0].key, leadership.entry().key);
+    assert!(rx.try_recv().is_err(), "two leaders at once");
+    let successor_key = cands[1].key.clone();
+    // Let every follower settle on its predecessor watch, then count.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let before: Vec<usize> = counters.iter().map(|c| c.load(Ordering::SeqCst)).collect();
+
+    leadership.resign().await;
+    let (second, l2) = tokio::time::timeout(Duration::from_secs(10), rx.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_ne!(first, second);
+    assert_eq!(l2.entry().key, successor_key);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(rx.try_recv().is_err(), "two leaders after one resign");
+    let woken: Vec<usize> = (0..N)
+        .filter(|&i| i != first && counters[i].load(Ordering::SeqCst) > before[i])
+        .collect();
+    assert_eq!(
+        woken,
+        vec![second],
+        "a leader change must wake only the successor"
+    );
+    for t in tasks {
+        t.abort();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_session_many_elections() {
+    let server = common::server().await;
+    let b = common::dyn_backend(&server.endpoint()).await;
+    let session = Session::new(b.clone(), TTL).await.unwrap();
+    let mut leaderships = Vec::new();
+    for i in 0..50 {
+        let e = Election::builder(b.clone(), format!("many/e{i}"))
+            .session(session.clone())
+            .build()
+            .unwrap();
+        leaderships.push(e.campaign("me").await.unwrap());
+    }
+    assert!(leaderships
+        .iter()
+        .all(|l| l.entry().lease == session.lease()));
+    // Past two TTLs the one lease (one keep-alive stream) still holds all.
+    tokio::time::sleep(TTL * 2).await;
+    assert!(leaderships.iter().all(|l| l.is_leader()));
+    session.close().await;
+    for l in &leaderships {
+        tokio::time::timeout(Duration::from_secs(5), l.lost())
+            .await
+            .expect("closing the session must end every term");
+        assert!(!l.is_leader());
+    }
+    let out = server
+        .etcdctl(&["get", "--prefix", "many/", "--keys-only"])
+        .await
+        .unwrap();
+    assert!(
+        out.trim().is_empty(),
+        "closing the session removes every entry: {out}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn election_continues_when_a_cluster_member_dies() {
+    let mut cluster = EtcdCluster::start(3)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let endpoints = cluster.endpoints();
+    let connect = || async {
+        let b = tenure_etcd::EtcdBackend::connect(
+            tenure_etcd::EtcdOptions::new(endpoints.clone())
+                .connect_timeout(Duration::from_secs(3))
+                .request_timeout(Duration::from_secs(1)),
+        )
+        .await
+        .unwrap();
+        Arc::new(b) as DynBackend
+    };
+    let currents: Vec<_> = (0..2).map(|_| Arc::new(Mutex::new(None))).collect();
+    let mut tasks = Vec::new();
+    for (i, c) in currents.iter().enumerate() {
+        let e = election(connect().await, "cluster");
+        tasks.push(tokio::spawn(candidate_loop(e, ["a", "b"][i], c.clone())));
+    }
+    let observer = election(connect().await, "cluster");
+    wait_for_leader(&observer, &currents).await;
+    for member in 0..3 {
+        cluster.kill(member).await.unwrap();
+        wait_for_leader(&observer, &currents).await;
+        cluster.restart(member).await.unwrap();
+    }
+    wait_for_leader(&observer, &currents).await;
+    for t in tasks {
+        t.abort();
+    }
+}
