@@ -13,7 +13,7 @@ use tenure_core::{
 use tenure_etcd::{EtcdBackend, EtcdOptions};
 
 fn name(s: &str) -> ElectionName {
-    ElectionName::new(s).unwrap()
+    ElectionName::new(s).expect("valid test name")
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -1,6 +1,8 @@
 //! Election scenarios through the driver API (`Election`, `Session`,
 //! `Leadership`) on real etcd servers.
 
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] fns
+
 mod common;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
