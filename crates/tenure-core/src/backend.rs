@@ -46,6 +46,12 @@ use crate::{
 ///   entry we created (same creation revision); otherwise they fail with
 ///   [`Error::NotOwner`](crate::Error::NotOwner) (update) or return `false`
 ///   (delete) and change nothing.
+/// - **Keys** that cross the trait (`Entry::key`, [`get`](Self::get),
+///   [`guarded_put`](Self::guarded_put), [`WatchScope::Key`](crate::WatchScope::Key))
+///   are relative to the backend's namespace (etcd key prefix, ZooKeeper
+///   chroot): the same key names the same thing on every backend.
+/// - **Elections are not nested**: the queue of `a` holds only the direct
+///   entries of `a`, never those of `a/b`.
 /// - **Watches** deliver every change after `from` in revision order, or
 ///   [`WatchEvent::HistoryLost`](crate::WatchEvent::HistoryLost) when they
 ///   cannot; they never skip a change silently.

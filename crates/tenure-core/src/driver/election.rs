@@ -341,6 +341,7 @@ impl Election {
                 inner.name.clone(),
                 entry,
                 inner.backend.clone(),
+                self.request_timeout(),
                 term,
                 ctl_tx,
             ))),

@@ -1,14 +1,14 @@
 //! The handle a winner holds for the length of its term.
 
 use std::fmt;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
 use super::campaign::{Control, TermStatus};
-use super::clock;
+use super::clock::{self, with_timeout};
 use crate::{DynBackend, ElectionName, Entry, Error, FencingToken, LossReason, Result, Revision};
 
 /// Proof of leadership for one term of one election.
@@ -26,6 +26,7 @@ pub struct Leadership {
     election: ElectionName,
     entry: Entry,
     backend: DynBackend,
+    request_timeout: Duration,
     term: watch::Receiver<TermStatus>,
     control: mpsc::UnboundedSender<Control>,
     cancel: CancellationToken,
@@ -46,6 +47,7 @@ impl Leadership {
         election: ElectionName,
         entry: Entry,
         backend: DynBackend,
+        request_timeout: Duration,
         term: watch::Receiver<TermStatus>,
         control: mpsc::UnboundedSender<Control>,
     ) -> Self {
@@ -64,6 +66,7 @@ impl Leadership {
             election,
             entry,
             backend,
+            request_timeout,
             term,
             control,
             cancel,
@@ -138,7 +141,9 @@ impl Leadership {
     /// [`Error::NotLeader`] if the term has ended or our entry is gone.
     pub async fn proclaim(&self, value: impl Into<Bytes>) -> Result<()> {
         self.ensure_leader()?;
-        match self.backend.update(&self.entry, value.into()).await {
+        let kind = self.backend.kind();
+        let update = self.backend.update(&self.entry, value.into());
+        match with_timeout(kind, "proclaim", self.request_timeout, update).await {
             Ok(_) => Ok(()),
             Err(Error::NotOwner { .. }) => Err(self.not_leader()),
             Err(e) => Err(e),
