@@ -1,2 +1,3 @@
 //! placeholder
 pub mod etcd_server;
+pub mod zk_server;

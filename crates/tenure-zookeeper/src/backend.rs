@@ -1,0 +1,1029 @@
+//! [`ZkBackend`]: the [`CoordinationBackend`] implementation.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use tenure_core::{
+    CoordinationBackend, CreateOutcome, ElectionName, Entry, Error, LeaseGrant, LeaseId, Result,
+    Revision, Slot, Snapshot, WatchScope, WatchStream,
+};
+use tracing::debug;
+use zookeeper_client as zk;
+
+use crate::error::{self, Ctx, KIND};
+use crate::options::{validate_path, Layout, Uuid, ZkAcl, ZkOptions};
+use crate::{probe, watch};
+
+/// Name of the single-key strategy's leader node inside an election's
+/// node. Not a candidate in either layout.
+pub(crate) const LEADER_NODE: &str = "leader";
+
+/// How often an operation is retried when ZooKeeper says it raced with
+/// another change (bad version, node created or deleted under us) or the
+/// connection dropped.
+const RETRIES: usize = 20;
+
+static CREATOR_ALL_WORLD_READ: [zk::Acl; 2] = [
+    zk::Acl::new_const(zk::Permission::ALL, "auth", ""),
+    zk::Acl::new_const(zk::Permission::READ, "world", "anyone"),
+];
+
+/// A [`CoordinationBackend`] over a ZooKeeper ensemble.
+///
+/// # Mapping
+///
+/// - **Lease = session.** A ZooKeeper client has exactly one session, so
+///   every [`grant_lease`](CoordinationBackend::grant_lease) opens a new
+///   session whose timeout is the TTL (checked against the server's
+///   `minSessionTimeout`/`maxSessionTimeout`, which
+///   [`ttl_bounds`](CoordinationBackend::ttl_bounds) reports; the granted
+///   TTL is the negotiated timeout). The lease id is the session id, and
+///   an entry's [`lease`](Entry::lease) its node's `ephemeralOwner`.
+///   Keep-alive is one round trip on that session; once the session is
+///   expired or closed the lease is [`Error::LeaseExpired`]. Revoking
+///   closes the session, so its ephemeral nodes vanish at once.
+/// - **Queue entries** are ephemeral-sequential children of the
+///   election's node `<root>/<election>`, named by the [`Layout`]
+///   (Curator `_c_<uuid>-latch-<seq>` by default, or kazoo
+///   `<uuid>__lock__<seq>`) and ordered by sequence, as those libraries
+///   order them. The uuid is per lease: it makes the name "protected", so
+///   a create whose reply was lost is found again instead of repeated,
+///   and a second create with the same lease returns the first entry.
+/// - **The leader key** (single-key strategy) is the ephemeral node
+///   `<root>/<election>/leader`.
+/// - **Revisions are zxids**: [`Entry::created`] is the node's `czxid`
+///   (the fencing token), [`Entry::modified`] its `mzxid`. A read's
+///   revision is the largest of the election node's `pzxid` (the zxid of
+///   its last child creation or deletion) and the `mzxid`s read, taken
+///   from one atomic multi-read; watches from `revision + 1` compare
+///   against exactly those numbers.
+/// - **Guarded writes** check the node's `czxid`, then write with the
+///   version just read (`setData`/`delete` with a version, or a `multi`
+///   with a `check` for [`guarded_put`](CoordinationBackend::guarded_put)),
+///   so the server rejects a write once our node is gone.
+/// - **Watches** are one-shot in ZooKeeper and cannot start from a
+///   revision: see the `watch` module. A key watch keeps one
+///   `exists`/`getData` watch on that node only (no herd); an election
+///   watch is one persistent recursive watch. Session expiry, and for
+///   election watches any disconnection, becomes
+///   [`WatchEvent::HistoryLost`](tenure_core::WatchEvent::HistoryLost).
+///
+/// Keys handed out ([`Entry::key`]) are absolute ZooKeeper paths (below
+/// the connect string's chroot, if any). Keys passed in may be absolute
+/// paths or relative ones, which are taken relative to the root.
+///
+/// Cloning is cheap and shares the sessions.
+#[derive(Clone)]
+pub struct ZkBackend {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for ZkBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let leases = self.inner.leases.lock().map(|l| l.len()).unwrap_or(0);
+        f.debug_struct("ZkBackend")
+            .field("options", &self.inner.options)
+            .field("ttl_bounds", &self.inner.bounds)
+            .field("leases", &leases)
+            .finish()
+    }
+}
+
+struct Inner {
+    options: ZkOptions,
+    /// The server's session-timeout bounds (or the configured ones).
+    bounds: (Duration, Duration),
+    /// Shared session for reads, watches and guarded writes; replaced
+    /// when it expires.
+    reader: tokio::sync::Mutex<zk::Client>,
+    leases: Mutex<HashMap<i64, Arc<LeaseSession>>>,
+}
+
+/// One granted lease: its own session.
+pub(crate) struct LeaseSession {
+    id: LeaseId,
+    client: zk::Client,
+    uuid: Uuid,
+    ttl: Duration,
+    /// When the lease was last renewed (granted or kept alive).
+    renewed: Mutex<tokio::time::Instant>,
+}
+
+impl LeaseSession {
+    fn renewed(&self) -> tokio::time::Instant {
+        self.renewed
+            .lock()
+            .map(|r| *r)
+            .unwrap_or_else(|e| *e.into_inner())
+    }
+
+    fn renew(&self, at: tokio::time::Instant) {
+        if let Ok(mut r) = self.renewed.lock() {
+            *r = (*r).max(at);
+        }
+    }
+}
+
+/// Gives a lease etcd's semantics on top of a session: the ZooKeeper
+/// client pings on its own, so a session lives as long as its process,
+/// whether or not anybody renews the lease. This task closes the session
+/// once `keep_alive` has not been called for a whole TTL (a process that
+/// is frozen or cut off loses it on the server's clock anyway).
+async fn expire_unrenewed(backend: std::sync::Weak<Inner>, lease: std::sync::Weak<LeaseSession>) {
+    loop {
+        let Some(l) = lease.upgrade() else { return };
+        let deadline = l.renewed() + l.ttl;
+        let id = l.id;
+        drop(l);
+        tokio::time::sleep_until(deadline).await;
+        let Some(l) = lease.upgrade() else { return };
+        if tokio::time::Instant::now() >= l.renewed() + l.ttl {
+            drop(l);
+            if let Some(inner) = backend.upgrade() {
+                debug!(lease = %id, "lease not renewed within its TTL: closing its session");
+                let b = ZkBackend { inner };
+                let _ = b.revoke_lease(id).await;
+            }
+            return;
+        }
+    }
+}
+
+impl ZkBackend {
+    /// Connects to the ensemble: validates the options, learns the
+    /// server's session-timeout bounds (unless
+    /// [`ZkOptions::ttl_bounds`] gives them), opens the shared session and
+    /// creates the root node if missing.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] for bad options (empty connect string,
+    /// invalid root path, a session timeout outside the server's bounds);
+    /// [`Error::Unreachable`] naming the connect string when no server
+    /// answers within the connect timeout; [`Error::Unauthenticated`] when
+    /// the root exists but our credentials may not use it.
+    pub async fn connect(options: ZkOptions) -> Result<ZkBackend> {
+        options.validate()?;
+        let endpoint = options.connect.clone();
+        let bounds = match options.ttl_bounds {
+            Some(b) => b,
+            None => probe::session_bounds(&options.connect, options.connect_timeout)
+                .await
+                .map_err(|reason| Error::Unreachable {
+                    backend: KIND,
+                    endpoint: endpoint.clone(),
+                    source: reason.into(),
+                })?,
+        };
+        if options.session_timeout < bounds.0 || options.session_timeout > bounds.1 {
+            return Err(Error::InvalidConfig {
+                field: "session_timeout",
+                reason: format!(
+                    "{:?} is outside the server's session timeout bounds {:?}..={:?}",
+                    options.session_timeout, bounds.0, bounds.1
+                ),
+            });
+        }
+        let reader = open_session(&options, options.session_timeout).await?;
+        let backend = ZkBackend {
+            inner: Arc::new(Inner {
+                options,
+                bounds,
+                reader: tokio::sync::Mutex::new(reader.clone()),
+                leases: Mutex::new(HashMap::new()),
+            }),
+        };
+        let root = backend.inner.options.root.clone();
+        if root != "/" {
+            let ctx = backend.ctx("create root", None);
+            match reader.check_stat(&root).await {
+                Ok(Some(_)) => {}
+                Ok(None) => backend.mkdir(&reader, &root, ctx).await?,
+                Err(e) => return Err(ctx.error(e)),
+            }
+        }
+        Ok(backend)
+    }
+
+    /// The options the backend runs with.
+    pub fn options(&self) -> &ZkOptions {
+        &self.inner.options
+    }
+
+    /// The node of an election: `<root>/<election>`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidElectionName`] if the name holds characters that
+    /// ZooKeeper paths cannot.
+    pub fn election_path(&self, election: &ElectionName) -> Result<String> {
+        let path = self.join(election.as_str());
+        validate_path(&path).map_err(|reason| Error::InvalidElectionName {
+            name: election.to_string(),
+            reason,
+        })?;
+        Ok(path)
+    }
+
+    /// The session of `lease` (id and password), for tools and tests that
+    /// need to act on it directly — e.g. expire it from outside the way
+    /// Curator's `KillSession` does, by connecting with the same session
+    /// and closing it. `None` for unknown leases.
+    pub fn lease_session(&self, lease: LeaseId) -> Option<zk::SessionInfo> {
+        self.lease(lease).map(|l| l.client.session().clone())
+    }
+
+    /// Closes every lease session (their ephemeral nodes vanish) and
+    /// forgets them. The backend stays usable.
+    pub async fn close(&self) {
+        let ids: Vec<i64> = match self.inner.leases.lock() {
+            Ok(l) => l.keys().copied().collect(),
+            Err(_) => Vec::new(),
+        };
+        for id in ids {
+            let _ = self.revoke_lease(LeaseId(id)).await;
+        }
+    }
+
+    pub(crate) fn ctx(&self, operation: &'static str, lease: Option<LeaseId>) -> Ctx<'_> {
+        Ctx {
+            operation,
+            endpoint: &self.inner.options.connect,
+            lease,
+        }
+    }
+
+    /// `<root>/<rel>`.
+    fn join(&self, rel: &str) -> String {
+        let root = self.inner.options.root.as_str();
+        if root == "/" {
+            format!("/{rel}")
+        } else {
+            format!("{root}/{rel}")
+        }
+    }
+
+    /// An application key as a path: absolute keys as they are, relative
+    /// ones under the root.
+    pub(crate) fn resolve(&self, key: &str) -> Result<String> {
+        let path = if key.starts_with('/') {
+            key.to_owned()
+        } else {
+            self.join(key)
+        };
+        validate_path(&path).map_err(|reason| Error::InvalidConfig {
+            field: "key",
+            reason: format!("{key:?} is not a valid ZooKeeper path: {reason}"),
+        })?;
+        if path == "/" {
+            return Err(Error::InvalidConfig {
+                field: "key",
+                reason: "the root node / cannot be an entry".into(),
+            });
+        }
+        Ok(path)
+    }
+
+    fn layout(&self) -> Layout {
+        self.inner.options.layout
+    }
+
+    fn acls(&self) -> zk::Acls<'static> {
+        match self.inner.options.acl {
+            ZkAcl::Open => zk::Acls::anyone_all(),
+            ZkAcl::CreatorAll => zk::Acls::creator_all(),
+            ZkAcl::CreatorAllWorldRead => zk::Acls::new(&CREATOR_ALL_WORLD_READ),
+        }
+    }
+
+    /// The shared session, reconnected if it has expired.
+    pub(crate) async fn reader(&self) -> Result<zk::Client> {
+        let mut guard = self.inner.reader.lock().await;
+        if guard.state().is_terminated() {
+            debug!("shared ZooKeeper session ended; opening a new one");
+            let fresh =
+                open_session(&self.inner.options, self.inner.options.session_timeout).await?;
+            *guard = fresh;
+        }
+        Ok(guard.clone())
+    }
+
+    fn lease(&self, lease: LeaseId) -> Option<Arc<LeaseSession>> {
+        self.inner
+            .leases
+            .lock()
+            .ok()
+            .and_then(|l| l.get(&lease.0).cloned())
+    }
+
+    /// The live session of `lease`, or [`Error::LeaseExpired`].
+    fn live_lease(&self, lease: LeaseId) -> Result<Arc<LeaseSession>> {
+        match self.lease(lease) {
+            Some(l) if !l.client.state().is_terminated() => Ok(l),
+            Some(_) => {
+                self.forget(lease);
+                Err(Error::LeaseExpired { lease })
+            }
+            None => Err(Error::LeaseExpired { lease }),
+        }
+    }
+
+    fn forget(&self, lease: LeaseId) -> Option<Arc<LeaseSession>> {
+        self.inner
+            .leases
+            .lock()
+            .ok()
+            .and_then(|mut l| l.remove(&lease.0))
+    }
+
+    /// Creates `path` and its missing ancestors as persistent nodes.
+    async fn mkdir(&self, client: &zk::Client, path: &str, ctx: Ctx<'_>) -> Result<()> {
+        let acls = self.acls();
+        let options = zk::CreateMode::Persistent.with_acls(acls);
+        for _ in 0..RETRIES {
+            match client.mkdir(path, &options).await {
+                Ok(()) => return Ok(()),
+                Err(zk::Error::ConnectionLoss) => pause().await,
+                Err(zk::Error::NoNode) => {
+                    return Err(Error::InvalidConfig {
+                        field: "connect",
+                        reason: "the chroot of the connect string does not exist".into(),
+                    })
+                }
+                Err(e) => return Err(ctx.error(e)),
+            }
+        }
+        Err(ctx.error(zk::Error::ConnectionLoss))
+    }
+
+    /// Creates the node `path` (creating missing parents), retrying on
+    /// connection loss only when `retry_lost` says the create did not
+    /// happen.
+    async fn create_node(
+        &self,
+        client: &zk::Client,
+        path: &str,
+        data: &[u8],
+        mode: zk::CreateMode,
+        ctx: Ctx<'_>,
+    ) -> std::result::Result<(zk::Stat, zk::CreateSequence), zk::Error> {
+        let acls = self.acls();
+        let options = mode.with_acls(acls);
+        let mut made_parent = false;
+        loop {
+            match client.create(path, data, &options).await {
+                Err(zk::Error::NoNode) if !made_parent => {
+                    made_parent = true;
+                    let parent = parent_of(path);
+                    if let Err(e) = self.mkdir(client, parent, ctx).await {
+                        debug!(%parent, error = %e, "cannot create parent");
+                        return Err(zk::Error::NoNode);
+                    }
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Finds the queue entry of the lease whose unique name starts with
+    /// `prefix` under `dir`, if any.
+    async fn find_protected(
+        &self,
+        client: &zk::Client,
+        dir: &str,
+        prefix: &str,
+        ctx: Ctx<'_>,
+    ) -> Result<Option<Entry>> {
+        let children = match client.list_children(dir).await {
+            Ok(c) => c,
+            Err(zk::Error::NoNode) => return Ok(None),
+            Err(e) => return Err(ctx.error(e)),
+        };
+        let layout = self.layout();
+        for child in children {
+            if child.starts_with(prefix) && layout.sequence(&child).is_some() {
+                let path = format!("{dir}/{child}");
+                match client.get_data(&path).await {
+                    Ok((data, stat)) => return Ok(Some(entry(path, data, &stat))),
+                    Err(zk::Error::NoNode) => continue,
+                    Err(e) => return Err(ctx.error(e)),
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    async fn create_queue(
+        &self,
+        election: &ElectionName,
+        lease: &LeaseSession,
+        value: Bytes,
+    ) -> Result<CreateOutcome> {
+        let ctx = self.ctx("create", Some(lease.id));
+        let dir = self.election_path(election)?;
+        let prefix = self.layout().prefix(&lease.uuid);
+        let client = &lease.client;
+        // The name is unique to the lease: a second create finds the first.
+        if let Some(e) = self.find_protected(client, &dir, &prefix, ctx).await? {
+            return Ok(CreateOutcome::Exists(e));
+        }
+        let path = format!("{dir}/{prefix}");
+        for _ in 0..RETRIES {
+            match self
+                .create_node(
+                    client,
+                    &path,
+                    &value,
+                    zk::CreateMode::EphemeralSequential,
+                    ctx,
+                )
+                .await
+            {
+                Ok((stat, seq)) => {
+                    let key = format!("{path}{seq}");
+                    return Ok(CreateOutcome::Created(entry(key, value.to_vec(), &stat)));
+                }
+                Err(zk::Error::ConnectionLoss) => {
+                    // The reply was lost: the node may exist. Curator's
+                    // protection mode: look for our unique prefix before
+                    // creating again, so no ghost candidate is left behind.
+                    pause().await;
+                    if let Some(e) = self.find_protected(client, &dir, &prefix, ctx).await? {
+                        return Ok(CreateOutcome::Created(e));
+                    }
+                }
+                Err(e) => return Err(ctx.error(e)),
+            }
+        }
+        Err(ctx.error(zk::Error::ConnectionLoss))
+    }
+
+    async fn create_leader(
+        &self,
+        election: &ElectionName,
+        lease: &LeaseSession,
+        value: Bytes,
+    ) -> Result<CreateOutcome> {
+        let ctx = self.ctx("create", Some(lease.id));
+        let path = self.leader_path(election)?;
+        let client = &lease.client;
+        for _ in 0..RETRIES {
+            match self
+                .create_node(client, &path, &value, zk::CreateMode::Ephemeral, ctx)
+                .await
+            {
+                Ok((stat, _)) => {
+                    return Ok(CreateOutcome::Created(entry(path, value.to_vec(), &stat)))
+                }
+                Err(err @ (zk::Error::NodeExists | zk::Error::ConnectionLoss)) => {
+                    // Someone holds it; if our reply was lost, perhaps us.
+                    let lost_reply = err == zk::Error::ConnectionLoss;
+                    match client.get_data(&path).await {
+                        Ok((data, stat)) => {
+                            let e = entry(path.clone(), data, &stat);
+                            return Ok(if lost_reply && e.lease == lease.id {
+                                CreateOutcome::Created(e)
+                            } else {
+                                CreateOutcome::Exists(e)
+                            });
+                        }
+                        Err(zk::Error::NoNode) | Err(zk::Error::ConnectionLoss) => pause().await,
+                        Err(e) => return Err(ctx.error(e)),
+                    }
+                }
+                Err(e) => return Err(ctx.error(e)),
+            }
+        }
+        Err(ctx.error(zk::Error::ConnectionLoss))
+    }
+
+    fn leader_path(&self, election: &ElectionName) -> Result<String> {
+        Ok(format!("{}/{LEADER_NODE}", self.election_path(election)?))
+    }
+
+    /// Reads the election's candidates with `client`: the children list,
+    /// then one multi-read of every candidate and (last) the election node
+    /// itself, repeated if a child was created or deleted in between.
+    pub(crate) async fn read_candidates(&self, client: &zk::Client, dir: &str) -> Result<Snapshot> {
+        let ctx = self.ctx("read candidates", None);
+        let layout = self.layout();
+        let mut last: Option<Snapshot> = None;
+        for _ in 0..RETRIES {
+            let (children, stat) = match client.get_children(dir).await {
+                Ok(r) => r,
+                Err(zk::Error::NoNode) => {
+                    let revision = ancestor_revision(client, dir, ctx).await?;
+                    return Ok(Snapshot {
+                        entries: Vec::new(),
+                        revision,
+                    });
+                }
+                Err(zk::Error::ConnectionLoss) => {
+                    pause().await;
+                    continue;
+                }
+                Err(e) => return Err(ctx.error(e)),
+            };
+            let mut names: Vec<(String, String)> = children
+                .into_iter()
+                .filter_map(|c| layout.sequence(&c).map(|s| (s.to_owned(), c.clone())))
+                .collect();
+            names.sort();
+            let mut reader = client.new_multi_reader();
+            for (_, name) in &names {
+                reader
+                    .add_get_data(&format!("{dir}/{name}"))
+                    .map_err(|e| ctx.error(e))?;
+            }
+            reader.add_get_data(dir).map_err(|e| ctx.error(e))?;
+            let results = match reader.commit().await {
+                Ok(r) => r,
+                Err(zk::Error::ConnectionLoss) => {
+                    pause().await;
+                    continue;
+                }
+                Err(e) => return Err(ctx.error(e)),
+            };
+            let mut entries = Vec::with_capacity(names.len());
+            let mut parent = None;
+            for (i, r) in results.into_iter().enumerate() {
+                match (names.get(i), r) {
+                    (Some((_, name)), zk::MultiReadResult::Data { data, stat }) => {
+                        entries.push(entry(format!("{dir}/{name}"), data, &stat));
+                    }
+                    (None, zk::MultiReadResult::Data { stat, .. }) => parent = Some(stat),
+                    _ => {}
+                }
+            }
+            let Some(parent) = parent else {
+                // The election node went away in between: read again.
+                continue;
+            };
+            let revision = entries
+                .iter()
+                .map(|e| e.modified)
+                .chain([zxid(parent.pzxid), zxid(parent.mzxid)])
+                .max()
+                .unwrap_or(0);
+            let snapshot = Snapshot { entries, revision };
+            if parent.pzxid == stat.pzxid {
+                return Ok(snapshot);
+            }
+            last = Some(Snapshot {
+                revision: zxid(stat.pzxid),
+                ..snapshot
+            });
+        }
+        // Children keep changing under us. The list may then lack a
+        // candidate created after it: report the list's own pzxid, which
+        // is older than any such creation, so a watch from it misses
+        // nothing (it may repeat a few changes).
+        last.ok_or_else(|| ctx.error(zk::Error::ConnectionLoss))
+    }
+
+    /// One node and the revision of the read.
+    pub(crate) async fn read_key(
+        &self,
+        client: &zk::Client,
+        key: &str,
+        path: &str,
+    ) -> Result<(Option<Entry>, Revision)> {
+        let ctx = self.ctx("get", None);
+        for _ in 0..RETRIES {
+            let mut reader = client.new_multi_reader();
+            reader.add_get_data(path).map_err(|e| ctx.error(e))?;
+            reader
+                .add_get_data(parent_of(path))
+                .map_err(|e| ctx.error(e))?;
+            let results = match reader.commit().await {
+                Ok(r) => r,
+                Err(zk::Error::ConnectionLoss) => {
+                    pause().await;
+                    continue;
+                }
+                Err(e) => return Err(ctx.error(e)),
+            };
+            let mut it = results.into_iter();
+            let node = it.next();
+            let parent = it.next();
+            let parent_rev = match parent {
+                Some(zk::MultiReadResult::Data { stat, .. }) => Some(zxid(stat.pzxid)),
+                _ => None,
+            };
+            return match node {
+                Some(zk::MultiReadResult::Data { data, stat }) => {
+                    let e = entry(key.to_owned(), data, &stat);
+                    let rev = e.modified.max(parent_rev.unwrap_or(0));
+                    Ok((Some(e), rev))
+                }
+                Some(zk::MultiReadResult::Error {
+                    err: zk::Error::NoNode,
+                }) => {
+                    let rev = match parent_rev {
+                        Some(r) => r,
+                        None => ancestor_revision(client, path, ctx).await?,
+                    };
+                    Ok((None, rev))
+                }
+                Some(zk::MultiReadResult::Error { err }) => Err(ctx.error(err)),
+                _ => Err(error::protocol("get", "unexpected multi-read answer")),
+            };
+        }
+        Err(ctx.error(zk::Error::ConnectionLoss))
+    }
+
+    /// The stat of `entry`'s node if it is still that entry (same czxid).
+    async fn owned_stat(
+        &self,
+        client: &zk::Client,
+        entry: &Entry,
+        ctx: Ctx<'_>,
+    ) -> Result<Option<zk::Stat>> {
+        let path = self.resolve(&entry.key)?;
+        for _ in 0..RETRIES {
+            match client.check_stat(&path).await {
+                Ok(Some(stat)) if zxid(stat.czxid) == entry.created => return Ok(Some(stat)),
+                Ok(_) => return Ok(None),
+                Err(zk::Error::ConnectionLoss) => pause().await,
+                Err(zk::Error::BadArguments(_)) => return Ok(None),
+                Err(e) => return Err(ctx.error(e)),
+            }
+        }
+        Err(ctx.error(zk::Error::ConnectionLoss))
+    }
+}
+
+/// Opens one session with `session_timeout`, bounded by the connect
+/// timeout.
+async fn open_session(options: &ZkOptions, session_timeout: Duration) -> Result<zk::Client> {
+    let mut connector = zk::Client::connector()
+        .with_session_timeout(session_timeout)
+        .with_fail_eagerly();
+    if let Some((user, password)) = &options.digest {
+        connector = connector.with_auth("digest", format!("{user}:{password}").as_bytes());
+    }
+    let endpoint = options.connect.clone();
+    let ctx = Ctx {
+        operation: "connect",
+        endpoint: &endpoint,
+        lease: None,
+    };
+    match tokio::time::timeout(options.connect_timeout, connector.connect(&options.connect)).await {
+        Ok(Ok(client)) => Ok(client),
+        Ok(Err(zk::Error::BadArguments(reason))) => Err(Error::InvalidConfig {
+            field: "connect",
+            reason: format!("bad connect string {endpoint:?}: {reason}"),
+        }),
+        Ok(Err(zk::Error::SessionExpired)) | Ok(Err(zk::Error::ClientClosed)) => {
+            Err(Error::Unreachable {
+                backend: KIND,
+                endpoint,
+                source: "no session could be established".into(),
+            })
+        }
+        Ok(Err(e)) => Err(ctx.error(e)),
+        Err(_) => Err(Error::Unreachable {
+            backend: KIND,
+            endpoint,
+            source: format!(
+                "no ZooKeeper session established within the connect timeout of {:?}",
+                options.connect_timeout
+            )
+            .into(),
+        }),
+    }
+}
+
+/// A short pause before retrying after a connection loss.
+async fn pause() {
+    tokio::time::sleep(Duration::from_millis(20)).await;
+}
+
+/// A zxid as a revision (zxids are never negative).
+pub(crate) fn zxid(z: i64) -> Revision {
+    z.max(0) as Revision
+}
+
+pub(crate) fn entry(key: String, data: Vec<u8>, stat: &zk::Stat) -> Entry {
+    Entry {
+        key,
+        value: Bytes::from(data),
+        lease: LeaseId(stat.ephemeral_owner),
+        created: zxid(stat.czxid),
+        modified: zxid(stat.mzxid),
+    }
+}
+
+/// The parent path of an absolute path (`/` for top-level nodes).
+pub(crate) fn parent_of(path: &str) -> &str {
+    match path.rfind('/') {
+        Some(0) | None => "/",
+        Some(i) => &path[..i],
+    }
+}
+
+/// The `pzxid` of the deepest existing ancestor of `path` (the zxid of
+/// the last creation or deletion among its children): any creation or
+/// deletion at or below `path` since then would have changed it. Read in
+/// one multi-read.
+pub(crate) async fn ancestor_revision(
+    client: &zk::Client,
+    path: &str,
+    ctx: Ctx<'_>,
+) -> Result<Revision> {
+    let mut ancestors = Vec::new();
+    let mut p = path;
+    loop {
+        p = parent_of(p);
+        ancestors.push(p.to_owned());
+        if p == "/" {
+            break;
+        }
+    }
+    for _ in 0..RETRIES {
+        let mut reader = client.new_multi_reader();
+        for a in &ancestors {
+            reader.add_get_data(a).map_err(|e| ctx.error(e))?;
+        }
+        match reader.commit().await {
+            Ok(results) => {
+                return Ok(results
+                    .into_iter()
+                    .find_map(|r| match r {
+                        zk::MultiReadResult::Data { stat, .. } => Some(zxid(stat.pzxid)),
+                        _ => None,
+                    })
+                    .unwrap_or(0))
+            }
+            Err(zk::Error::ConnectionLoss) => pause().await,
+            Err(e) => return Err(ctx.error(e)),
+        }
+    }
+    Err(ctx.error(zk::Error::ConnectionLoss))
+}
+
+#[async_trait]
+impl CoordinationBackend for ZkBackend {
+    fn kind(&self) -> &'static str {
+        KIND
+    }
+
+    fn ttl_bounds(&self) -> (Duration, Duration) {
+        self.inner.bounds
+    }
+
+    fn leader_key(&self, election: &ElectionName) -> String {
+        // An invalid name cannot get this far through the driver; fall
+        // back to the plain join so the method stays infallible.
+        self.leader_path(election)
+            .unwrap_or_else(|_| format!("{}/{LEADER_NODE}", self.join(election.as_str())))
+    }
+
+    async fn grant_lease(&self, ttl: Duration) -> Result<LeaseGrant> {
+        let (min, max) = self.inner.bounds;
+        if ttl < min || ttl > max {
+            return Err(Error::InvalidTtl { ttl, min, max });
+        }
+        let started = tokio::time::Instant::now();
+        let client = open_session(&self.inner.options, ttl).await?;
+        let granted = client.session_timeout();
+        let id = LeaseId(client.session_id().0);
+        if granted < ttl {
+            // The server's maximum is below what it told us: do not
+            // pretend to hold a shorter lease than asked for.
+            drop(client);
+            return Err(Error::InvalidTtl {
+                ttl,
+                min,
+                max: granted,
+            });
+        }
+        let lease = Arc::new(LeaseSession {
+            id,
+            client,
+            uuid: Uuid::new_v4(),
+            ttl: granted,
+            renewed: Mutex::new(started),
+        });
+        tokio::spawn(expire_unrenewed(
+            Arc::downgrade(&self.inner),
+            Arc::downgrade(&lease),
+        ));
+        if let Ok(mut l) = self.inner.leases.lock() {
+            l.insert(id.0, lease);
+        }
+        debug!(%id, ?granted, "lease session opened");
+        Ok(LeaseGrant { id, ttl: granted })
+    }
+
+    async fn keep_alive(&self, lease: LeaseId) -> Result<Duration> {
+        let l = self.live_lease(lease)?;
+        let ctx = self.ctx("keep-alive", Some(lease));
+        let sent = tokio::time::Instant::now();
+        match l.client.check_stat("/").await {
+            Ok(_) => {
+                l.renew(sent);
+                Ok(l.ttl)
+            }
+            Err(e) => {
+                let err = ctx.error(e);
+                if matches!(err, Error::LeaseExpired { .. }) {
+                    self.forget(lease);
+                }
+                Err(err)
+            }
+        }
+    }
+
+    async fn revoke_lease(&self, lease: LeaseId) -> Result<()> {
+        let Some(l) = self.forget(lease) else {
+            return Ok(());
+        };
+        let mut state = l.client.state_watcher();
+        if state.peek_state().is_terminated() {
+            return Ok(());
+        }
+        // Dropping the last handle of a client closes its session; wait
+        // until the server confirmed (its ephemeral nodes are gone then).
+        // Requests still in flight hold handles a moment longer.
+        drop(l);
+        let wait = async {
+            loop {
+                if state.changed().await.is_terminated() {
+                    return;
+                }
+            }
+        };
+        let timeout = self.inner.options.request_timeout;
+        if tokio::time::timeout(timeout, wait).await.is_err() {
+            return Err(error::timeout("revoke", timeout));
+        }
+        Ok(())
+    }
+
+    async fn create(
+        &self,
+        election: &ElectionName,
+        slot: Slot,
+        lease: LeaseId,
+        value: Bytes,
+    ) -> Result<CreateOutcome> {
+        let l = self.live_lease(lease)?;
+        match slot {
+            Slot::Queue => self.create_queue(election, &l, value).await,
+            Slot::Leader => self.create_leader(election, &l, value).await,
+        }
+    }
+
+    async fn candidates(&self, election: &ElectionName) -> Result<Snapshot> {
+        let dir = self.election_path(election)?;
+        let client = self.reader().await?;
+        self.read_candidates(&client, &dir).await
+    }
+
+    async fn get(&self, key: &str) -> Result<(Option<Entry>, Revision)> {
+        let path = self.resolve(key)?;
+        let client = self.reader().await?;
+        self.read_key(&client, key, &path).await
+    }
+
+    async fn update(&self, entry: &Entry, value: Bytes) -> Result<Entry> {
+        let ctx = self.ctx("update", None);
+        let client = self.reader().await?;
+        let not_owner = || Error::NotOwner {
+            key: entry.key.clone(),
+        };
+        let path = self.resolve(&entry.key)?;
+        for _ in 0..RETRIES {
+            let Some(stat) = self.owned_stat(&client, entry, ctx).await? else {
+                return Err(not_owner());
+            };
+            match client.set_data(&path, &value, Some(stat.version)).await {
+                Ok(stat) => {
+                    return Ok(Entry {
+                        value,
+                        modified: zxid(stat.mzxid),
+                        created: zxid(stat.czxid),
+                        lease: LeaseId(stat.ephemeral_owner),
+                        key: entry.key.clone(),
+                    })
+                }
+                Err(zk::Error::NoNode) => return Err(not_owner()),
+                Err(zk::Error::BadVersion) | Err(zk::Error::ConnectionLoss) => pause().await,
+                Err(e) => return Err(ctx.error(e)),
+            }
+        }
+        Err(ctx.error(zk::Error::ConnectionLoss))
+    }
+
+    async fn delete(&self, entry: &Entry) -> Result<bool> {
+        let ctx = self.ctx("delete", None);
+        let client = self.reader().await?;
+        let path = self.resolve(&entry.key)?;
+        for _ in 0..RETRIES {
+            let Some(stat) = self.owned_stat(&client, entry, ctx).await? else {
+                return Ok(false);
+            };
+            match client.delete(&path, Some(stat.version)).await {
+                Ok(()) => return Ok(true),
+                Err(zk::Error::NoNode) => return Ok(false),
+                // A lost reply: the next round finds out whether it went.
+                Err(zk::Error::BadVersion) | Err(zk::Error::ConnectionLoss) => pause().await,
+                Err(e) => return Err(ctx.error(e)),
+            }
+        }
+        Err(ctx.error(zk::Error::ConnectionLoss))
+    }
+
+    async fn guarded_put(&self, guard: &Entry, key: &str, value: Bytes) -> Result<Revision> {
+        let ctx = self.ctx("guarded put", None);
+        let path = self.resolve(key)?;
+        let client = self.reader().await?;
+        let not_owner = || Error::NotOwner {
+            key: guard.key.clone(),
+        };
+        let acls = self.acls();
+        let persistent = zk::CreateMode::Persistent.with_acls(acls);
+        let guard_path = self.resolve(&guard.key)?;
+        let mut create = false;
+        for _ in 0..RETRIES {
+            let Some(stat) = self.owned_stat(&client, guard, ctx).await? else {
+                return Err(not_owner());
+            };
+            let mut writer = client.new_multi_writer();
+            writer
+                .add_check_version(&guard_path, stat.version)
+                .map_err(|e| ctx.error(e))?;
+            if create {
+                writer
+                    .add_create(&path, &value, &persistent)
+                    .map_err(|e| ctx.error(e))?;
+            } else {
+                writer
+                    .add_set_data(&path, &value, None)
+                    .map_err(|e| ctx.error(e))?;
+            }
+            match writer.commit().await {
+                Ok(results) => {
+                    for r in results {
+                        match r {
+                            zk::MultiWriteResult::SetData { stat } => return Ok(zxid(stat.mzxid)),
+                            zk::MultiWriteResult::Create { stat, .. } if !stat.is_invalid() => {
+                                return Ok(zxid(stat.mzxid))
+                            }
+                            zk::MultiWriteResult::Create { .. } => {
+                                // Old servers omit the stat: read it back.
+                                return match client.check_stat(&path).await {
+                                    Ok(Some(s)) => Ok(zxid(s.mzxid)),
+                                    Ok(None) => {
+                                        Err(error::protocol("guarded put", "created node vanished"))
+                                    }
+                                    Err(e) => Err(ctx.error(e)),
+                                };
+                            }
+                            _ => {}
+                        }
+                    }
+                    return Err(error::protocol(
+                        "guarded put",
+                        "multi without a write result",
+                    ));
+                }
+                Err(zk::MultiWriteError::OperationFailed { index: 0, source }) => match source {
+                    // The guard changed version (a proclaim) or went away:
+                    // the next round re-checks its czxid.
+                    zk::Error::BadVersion | zk::Error::NoNode => continue,
+                    e => return Err(ctx.error(e)),
+                },
+                Err(zk::MultiWriteError::OperationFailed { source, .. }) => match source {
+                    zk::Error::NoNode if !create => create = true,
+                    zk::Error::NodeExists if create => create = false,
+                    zk::Error::NoNode => {
+                        self.mkdir(&client, parent_of(&path), ctx).await?;
+                    }
+                    e => return Err(ctx.error(e)),
+                },
+                Err(zk::MultiWriteError::RequestFailed { source }) => match source {
+                    zk::Error::ConnectionLoss => pause().await,
+                    e => return Err(ctx.error(e)),
+                },
+            }
+        }
+        Err(ctx.error(zk::Error::ConnectionLoss))
+    }
+
+    async fn watch(&self, scope: WatchScope, from: Revision) -> Result<WatchStream> {
+        let client = self.reader().await?;
+        match scope {
+            WatchScope::Key(key) => {
+                let path = self.resolve(&key)?;
+                watch::key(self.clone(), client, key, path, from).await
+            }
+            WatchScope::Election(election) => {
+                let dir = self.election_path(&election)?;
+                watch::election(self.clone(), client, dir, from).await
+            }
+        }
+    }
+}

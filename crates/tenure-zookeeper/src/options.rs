@@ -1,0 +1,407 @@
+//! How to reach ZooKeeper and how to lay out elections:
+//! [`ZkOptions`], [`Layout`], [`ZkAcl`].
+
+use std::fmt;
+use std::time::Duration;
+
+use tenure_core::{Error, Result};
+
+/// How queue candidates are named under an election's node, so that
+/// tenure shares elections with the JVM and Python ecosystems.
+///
+/// Both layouts order candidates by the sequence number ZooKeeper appends
+/// (`-latch-0000000007` / `__lock__0000000007`), exactly as the library
+/// that defines the layout orders them; the lowest leads. Children that
+/// do not match the layout (the single-key strategy's `leader` node,
+/// nested elections) are not candidates.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Layout {
+    /// Apache Curator's `LeaderLatch`: protected ephemeral-sequential
+    /// children `_c_<uuid>-latch-<seq>`. The default.
+    #[default]
+    Curator,
+    /// kazoo's `Election` (its `Lock` recipe): `<uuid hex>__lock__<seq>`,
+    /// the candidate's identifier as the node's data.
+    Kazoo,
+}
+
+impl Layout {
+    /// The name prefix a candidate with `uuid` creates (ZooKeeper appends
+    /// the sequence).
+    pub(crate) fn prefix(self, uuid: &Uuid) -> String {
+        match self {
+            Layout::Curator => format!("_c_{}-latch-", uuid.hyphenated()),
+            Layout::Kazoo => format!("{}__lock__", uuid.simple()),
+        }
+    }
+
+    /// The sort key of a child name, as the layout's library computes it,
+    /// or `None` when the child is not a candidate of this layout.
+    ///
+    /// Curator (`StandardLockInternalsDriver.fixForSorting`) takes what
+    /// follows the last `latch-`; kazoo (`Lock._get_sorted_children`) what
+    /// follows `__lock__`. Both compare those suffixes as strings, which
+    /// for ZooKeeper's zero-padded sequences is numeric order; we also
+    /// require the suffix to be a number so stray children are skipped.
+    pub(crate) fn sequence(self, child: &str) -> Option<&str> {
+        let seq = match self {
+            Layout::Curator => {
+                let i = child.rfind("latch-")?;
+                &child[i + "latch-".len()..]
+            }
+            Layout::Kazoo => {
+                let i = child.find("__lock__")?;
+                &child[i + "__lock__".len()..]
+            }
+        };
+        (!seq.is_empty() && seq.bytes().all(|b| b.is_ascii_digit())).then_some(seq)
+    }
+}
+
+/// A random (version 4) UUID, without a dependency for it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct Uuid(u128);
+
+impl Uuid {
+    pub(crate) fn new_v4() -> Uuid {
+        let mut v = fastrand::u128(..);
+        v &= !(0xF000u128 << 64);
+        v |= 0x4000u128 << 64; // version 4
+        v &= !(0xC000u128 << 48);
+        v |= 0x8000u128 << 48; // RFC 4122 variant
+        Uuid(v)
+    }
+
+    /// `xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx` (Java's `UUID.toString`).
+    pub(crate) fn hyphenated(&self) -> String {
+        let s = self.simple();
+        format!(
+            "{}-{}-{}-{}-{}",
+            &s[0..8],
+            &s[8..12],
+            &s[12..16],
+            &s[16..20],
+            &s[20..32]
+        )
+    }
+
+    /// 32 hex digits (Python's `uuid4().hex`).
+    pub(crate) fn simple(&self) -> String {
+        format!("{:032x}", self.0)
+    }
+}
+
+/// The ACL put on every node the backend creates (election nodes,
+/// candidates, leader keys, guarded writes).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ZkAcl {
+    /// `world:anyone` may do everything (ZooKeeper's `OPEN_ACL_UNSAFE`).
+    /// The default.
+    #[default]
+    Open,
+    /// Only identities authenticated like the creator may do anything
+    /// (`CREATOR_ALL_ACL`); needs [`ZkOptions::digest`] (or another auth).
+    CreatorAll,
+    /// The creator's identities may do everything, everybody may read:
+    /// observers without credentials can follow the election.
+    CreatorAllWorldRead,
+}
+
+/// Connection settings for [`ZkBackend::connect`](crate::ZkBackend::connect).
+///
+/// ```
+/// use std::time::Duration;
+/// use tenure_zookeeper::{Layout, ZkAcl, ZkOptions};
+///
+/// let options = ZkOptions::new("zk1:2181,zk2:2181,zk3:2181")
+///     .root("/my-app/elections")
+///     .layout(Layout::Kazoo)
+///     .connect_timeout(Duration::from_secs(2))
+///     .digest("app", "secret")
+///     .acl(ZkAcl::CreatorAll);
+/// ```
+#[derive(Clone)]
+pub struct ZkOptions {
+    pub(crate) connect: String,
+    pub(crate) root: String,
+    pub(crate) layout: Layout,
+    pub(crate) session_timeout: Duration,
+    pub(crate) connect_timeout: Duration,
+    pub(crate) request_timeout: Duration,
+    pub(crate) digest: Option<(String, String)>,
+    pub(crate) acl: ZkAcl,
+    pub(crate) ttl_bounds: Option<(Duration, Duration)>,
+}
+
+impl fmt::Debug for ZkOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ZkOptions")
+            .field("connect", &self.connect)
+            .field("root", &self.root)
+            .field("layout", &self.layout)
+            .field("session_timeout", &self.session_timeout)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("request_timeout", &self.request_timeout)
+            // Never print the password.
+            .field("digest", &self.digest.as_ref().map(|(u, _)| u))
+            .field("acl", &self.acl)
+            .field("ttl_bounds", &self.ttl_bounds)
+            .finish()
+    }
+}
+
+impl ZkOptions {
+    /// Settings for the ensemble at `connect`: a ZooKeeper connect string,
+    /// `host:port[,host:port...][/chroot]` (the chroot, if any, must
+    /// exist).
+    ///
+    /// Defaults: root `/tenure`, [`Layout::Curator`], 10 s session for
+    /// reads and watches, 5 s connect timeout, 5 s request timeout, no
+    /// authentication, [`ZkAcl::Open`], TTL bounds probed from the server.
+    pub fn new(connect: impl Into<String>) -> Self {
+        ZkOptions {
+            connect: connect.into(),
+            root: "/tenure".to_owned(),
+            layout: Layout::Curator,
+            session_timeout: Duration::from_secs(10),
+            connect_timeout: Duration::from_secs(5),
+            request_timeout: Duration::from_secs(5),
+            digest: None,
+            acl: ZkAcl::Open,
+            ttl_bounds: None,
+        }
+    }
+
+    /// Parses `zk://host:port[,host:port...][/root]` (also `zookeeper://`).
+    /// A path becomes the [`root`](Self::root); without one the root is
+    /// `/tenure`.
+    ///
+    /// # Errors
+    /// [`Error::UnsupportedUrl`] for other schemes or an empty host list.
+    pub fn from_url(url: &str) -> Result<Self> {
+        let bad = |reason: &str| Error::UnsupportedUrl {
+            url: url.to_owned(),
+            reason: reason.to_owned(),
+        };
+        let (scheme, rest) = url
+            .split_once("://")
+            .ok_or_else(|| bad("expected zk://host:port[,host:port][/root]"))?;
+        if scheme != "zk" && scheme != "zookeeper" {
+            return Err(bad("scheme must be zk:// or zookeeper://"));
+        }
+        let (hosts, root) = match rest.find('/') {
+            Some(i) => (&rest[..i], Some(&rest[i..])),
+            None => (rest, None),
+        };
+        if hosts.split(',').all(str::is_empty) {
+            return Err(bad("no host given"));
+        }
+        let mut options = ZkOptions::new(hosts);
+        if let Some(root) = root.filter(|r| *r != "/") {
+            options = options.root(root);
+        }
+        Ok(options)
+    }
+
+    /// The node under which every election lives (created, with parents,
+    /// if missing): election `jobs` is the node `<root>/jobs`. An absolute
+    /// ZooKeeper path; `/` puts elections at the top. Default `/tenure`.
+    pub fn root(mut self, root: impl Into<String>) -> Self {
+        self.root = root.into();
+        self
+    }
+
+    /// How candidates are named: [`Layout::Curator`] (default) or
+    /// [`Layout::Kazoo`].
+    pub fn layout(mut self, layout: Layout) -> Self {
+        self.layout = layout;
+        self
+    }
+
+    /// Session timeout of the backend's shared session, used for reads and
+    /// watches (default 10 s). Leases get sessions of their own, with the
+    /// lease's TTL.
+    pub fn session_timeout(mut self, timeout: Duration) -> Self {
+        self.session_timeout = timeout;
+        self
+    }
+
+    /// How long [`connect`](crate::ZkBackend::connect) and each new lease
+    /// session may take to establish a session (default 5 s). An
+    /// unreachable ensemble fails with
+    /// [`Error::Unreachable`] after at most this long.
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// Deadline of the backend's own multi-step operations, e.g. waiting
+    /// for a revoked session to close (default 5 s).
+    pub fn request_timeout(mut self, timeout: Duration) -> Self {
+        self.request_timeout = timeout;
+        self
+    }
+
+    /// Authenticates every session with `digest` `user:password` (what
+    /// `addauth digest user:password` does in `zkCli.sh`).
+    pub fn digest(mut self, user: impl Into<String>, password: impl Into<String>) -> Self {
+        self.digest = Some((user.into(), password.into()));
+        self
+    }
+
+    /// The ACL of created nodes (default [`ZkAcl::Open`]).
+    pub fn acl(mut self, acl: ZkAcl) -> Self {
+        self.acl = acl;
+        self
+    }
+
+    /// The smallest and largest lease TTL (session timeout) to allow,
+    /// instead of asking the server for its `minSessionTimeout` and
+    /// `maxSessionTimeout` at connect time. Must lie within the server's
+    /// bounds: the server clamps whatever it is asked for into those.
+    pub fn ttl_bounds(mut self, min: Duration, max: Duration) -> Self {
+        self.ttl_bounds = Some((min, max));
+        self
+    }
+
+    /// Checks the settings that can be checked without a server.
+    pub(crate) fn validate(&self) -> Result<()> {
+        let invalid = |field: &'static str, reason: String| Error::InvalidConfig { field, reason };
+        if self.connect.trim().is_empty() {
+            return Err(invalid("connect", "the connect string is empty".into()));
+        }
+        validate_path(&self.root).map_err(|reason| {
+            invalid(
+                "root",
+                format!("{:?} is not a ZooKeeper path: {reason}", self.root),
+            )
+        })?;
+        if self.root.starts_with("/zookeeper/") || self.root == "/zookeeper" {
+            return Err(invalid(
+                "root",
+                "/zookeeper is reserved by ZooKeeper itself".into(),
+            ));
+        }
+        for (field, d) in [
+            ("session_timeout", self.session_timeout),
+            ("connect_timeout", self.connect_timeout),
+            ("request_timeout", self.request_timeout),
+        ] {
+            if d.is_zero() {
+                return Err(invalid(field, "must be positive".into()));
+            }
+        }
+        if self.session_timeout > Duration::from_millis(i32::MAX as u64) {
+            return Err(invalid("session_timeout", "too large".into()));
+        }
+        if let Some((min, max)) = self.ttl_bounds {
+            if min.is_zero() || min > max {
+                return Err(invalid(
+                    "ttl_bounds",
+                    format!("need 0 < min <= max, got {min:?}..{max:?}"),
+                ));
+            }
+        }
+        if let Some((user, _)) = &self.digest {
+            if user.is_empty() || user.contains(':') {
+                return Err(invalid(
+                    "digest",
+                    "the user must be non-empty and contain no ':'".into(),
+                ));
+            }
+        }
+        if matches!(self.acl, ZkAcl::CreatorAll | ZkAcl::CreatorAllWorldRead)
+            && self.digest.is_none()
+        {
+            return Err(invalid(
+                "acl",
+                "a creator ACL needs credentials: set ZkOptions::digest".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// ZooKeeper's path rules (as the server checks them), so that bad paths
+/// fail with a clear message before any request.
+pub(crate) fn validate_path(path: &str) -> std::result::Result<(), &'static str> {
+    if !path.starts_with('/') {
+        return Err("must start with '/'");
+    }
+    if path.len() > 1 && path.ends_with('/') {
+        return Err("must not end with '/'");
+    }
+    if path.len() == 1 {
+        return Ok(());
+    }
+    for segment in path[1..].split('/') {
+        if segment.is_empty() {
+            return Err("contains an empty segment ('//')");
+        }
+        if segment == "." || segment == ".." {
+            return Err("contains a '.' or '..' segment");
+        }
+    }
+    let bad = |c: char| {
+        let u = u32::from(c);
+        [
+            0x0000..=0x001f,
+            0x007f..=0x009f,
+            0xd800..=0xf8ff,
+            0xfff0..=0xffff,
+        ]
+        .into_iter()
+        .any(|r| r.contains(&u))
+    };
+    if path.chars().any(bad) {
+        return Err("contains a character ZooKeeper does not allow in paths");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layouts_name_and_order_like_their_libraries() {
+        let u = Uuid::new_v4();
+        let c = Layout::Curator.prefix(&u);
+        assert!(c.starts_with("_c_") && c.ends_with("-latch-"), "{c}");
+        assert_eq!(c.len(), "_c_".len() + 36 + "-latch-".len());
+        assert_eq!(&c[3 + 14..3 + 15], "4", "version nibble: {c}");
+        let k = Layout::Kazoo.prefix(&u);
+        assert!(k.ends_with("__lock__") && k.len() == 32 + 8, "{k}");
+        assert_eq!(
+            Layout::Curator.sequence("_c_x-latch-0000000012"),
+            Some("0000000012")
+        );
+        assert_eq!(Layout::Curator.sequence("leader"), None);
+        assert_eq!(
+            Layout::Kazoo.sequence("abc__lock__0000000003"),
+            Some("0000000003")
+        );
+        assert_eq!(Layout::Kazoo.sequence("_c_x-latch-0000000012"), None);
+    }
+
+    #[test]
+    fn urls_and_validation() {
+        let o = ZkOptions::from_url("zk://a:1,b:2/apps/x").unwrap();
+        assert_eq!(o.connect, "a:1,b:2");
+        assert_eq!(o.root, "/apps/x");
+        assert!(ZkOptions::from_url("etcd://a:1").is_err());
+        assert!(ZkOptions::from_url("zk:///x").is_err());
+        assert!(ZkOptions::new("a:1").root("x").validate().is_err());
+        assert!(ZkOptions::new("a:1").root("/a//b").validate().is_err());
+        assert!(ZkOptions::new("a:1").root("/a/").validate().is_err());
+        assert!(ZkOptions::new("a:1")
+            .acl(ZkAcl::CreatorAll)
+            .validate()
+            .is_err());
+        assert!(ZkOptions::new("a:1").validate().is_ok());
+        let dbg = format!("{:?}", ZkOptions::new("a:1").digest("u", "secret"));
+        assert!(!dbg.contains("secret"), "{dbg}");
+    }
+}

@@ -1,0 +1,363 @@
+//! ZooKeeper watches as tenure watch streams.
+//!
+//! ZooKeeper watches fire once, carry no data and (before 3.9) no zxid,
+//! and cannot start from a revision. So each stream is a small task that
+//! compares what it reads against what it has already reported, and turns
+//! every difference into an event:
+//!
+//! - **Key** (`exists`/`getData` watch on that one node, re-armed after
+//!   each event; only the watched node's change wakes the watcher, so a
+//!   queue of candidates each watching its predecessor has no herd):
+//!   - on arming, a node whose `mzxid >= from` (changed since the caller's
+//!     read) is reported as [`WatchEvent::Put`]; a node that is absent is
+//!     reported as [`WatchEvent::Delete`] if we had seen it, or if its
+//!     deepest existing ancestor's `pzxid >= from` (something was created
+//!     or deleted below it since `from`, possibly our node: reporting a
+//!     delete that did not happen is safe, missing one is not);
+//!   - a node replaced by another (new `czxid`) is reported as a delete
+//!     and a put.
+//!
+//!   One-shot watches survive disconnections: the client re-registers
+//!   them with the last zxid it saw and the server fires those whose node
+//!   changed meanwhile. Only session expiry loses them:
+//!   [`WatchEvent::HistoryLost`], then the stream ends.
+//! - **Election** (one persistent recursive watch on the election node,
+//!   ZooKeeper ≥ 3.6): the state is read after the watch is set, entries
+//!   with `mzxid >= from` are reported as puts; if the election node's
+//!   `pzxid >= from` a candidate may have been deleted since `from`, which
+//!   no read can tell, so the stream starts with
+//!   [`WatchEvent::HistoryLost`]. Afterwards every created, changed or
+//!   deleted candidate is reported. Persistent watches are re-registered
+//!   after a reconnection *without* the events missed meanwhile
+//!   (ZOOKEEPER-4698), so any disconnection, like session expiry, ends
+//!   the stream with [`WatchEvent::HistoryLost`].
+//!
+//! Deletions carry the `pzxid` of the parent read right after the event:
+//! at least the deletion's zxid.
+
+use std::collections::HashMap;
+
+use futures::StreamExt;
+use tenure_core::{Entry, Result, Revision, WatchEvent, WatchStream};
+use tokio::sync::mpsc;
+use zookeeper_client as zk;
+
+use crate::backend::{ancestor_revision, entry, parent_of, zxid, ZkBackend};
+
+type Tx = mpsc::Sender<Result<WatchEvent>>;
+
+/// Buffer of a watch stream: a slow reader pauses the task (the events
+/// wait in ZooKeeper's state, not in memory).
+const BUFFER: usize = 64;
+
+fn stream(rx: mpsc::Receiver<Result<WatchEvent>>) -> WatchStream {
+    futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    })
+    .boxed()
+}
+
+/// Sends, or reports that the reader has gone.
+async fn send(tx: &Tx, event: Result<WatchEvent>) -> bool {
+    tx.send(event).await.is_ok()
+}
+
+/// How a wait for a one-shot watch ended.
+enum Woken {
+    /// The node changed: look again.
+    Changed,
+    /// The session ended: the watch is gone for good.
+    SessionLost,
+    /// The reader dropped the stream.
+    Closed,
+}
+
+async fn wait(tx: &Tx, watcher: zk::OneshotWatcher) -> Woken {
+    tokio::select! {
+        ev = watcher.changed() => {
+            if ev.event_type == zk::EventType::Session && ev.session_state.is_terminated() {
+                Woken::SessionLost
+            } else {
+                Woken::Changed
+            }
+        }
+        () = tx.closed() => Woken::Closed,
+    }
+}
+
+/// Watches one key: see the module documentation. The watch is armed
+/// (and any change since `from` queued) before this returns, so changes
+/// made after it returns are never compared against a later state.
+pub(crate) async fn key(
+    backend: ZkBackend,
+    client: zk::Client,
+    key: String,
+    path: String,
+    from: Revision,
+) -> Result<WatchStream> {
+    let (tx, rx) = mpsc::channel(BUFFER);
+    let mut state = KeyWatch {
+        key,
+        path,
+        next: from,
+        known: None,
+    };
+    let first = state.arm(&backend, &client, &tx).await?;
+    tokio::spawn(async move {
+        let mut armed = first;
+        loop {
+            let watcher = match armed {
+                Armed::Watching(w) => w,
+                Armed::Done => return,
+            };
+            match wait(&tx, watcher).await {
+                Woken::Changed => {}
+                Woken::SessionLost => {
+                    let _ = send(&tx, Ok(WatchEvent::HistoryLost)).await;
+                    return;
+                }
+                Woken::Closed => return,
+            }
+            armed = match state.arm(&backend, &client, &tx).await {
+                Ok(a) => a,
+                Err(e) => {
+                    let _ = tx.send(Err(e)).await;
+                    return;
+                }
+            };
+        }
+    });
+    Ok(stream(rx))
+}
+
+/// What a key watch knows.
+struct KeyWatch {
+    key: String,
+    path: String,
+    /// First revision not yet reported.
+    next: Revision,
+    /// (czxid, mzxid) of the node as last reported or known to the reader.
+    known: Option<(i64, i64)>,
+}
+
+/// Outcome of arming a one-shot watch.
+enum Armed {
+    Watching(zk::OneshotWatcher),
+    /// The stream is over (reader gone, or session lost and reported).
+    Done,
+}
+
+impl KeyWatch {
+    /// Reads the node with a watch, reports what changed since the last
+    /// report, and returns the armed watch.
+    async fn arm(&mut self, backend: &ZkBackend, client: &zk::Client, tx: &Tx) -> Result<Armed> {
+        let ctx = backend.ctx("watch", None);
+        loop {
+            match client.get_and_watch_data(&self.path).await {
+                Ok((data, stat, watcher)) => {
+                    if let Some((czxid, _)) = self.known {
+                        if czxid != stat.czxid {
+                            // Replaced: the old node was deleted before the
+                            // new one was created.
+                            let revision = zxid(stat.czxid).saturating_sub(1).max(self.next);
+                            let deleted = WatchEvent::Delete {
+                                key: self.key.clone(),
+                                revision,
+                            };
+                            if !send(tx, Ok(deleted)).await {
+                                return Ok(Armed::Done);
+                            }
+                            self.next = self.next.max(revision + 1);
+                        }
+                    }
+                    let changed = self.known != Some((stat.czxid, stat.mzxid));
+                    if changed && zxid(stat.mzxid) >= self.next {
+                        let e: Entry = entry(self.key.clone(), data, &stat);
+                        self.next = e.modified + 1;
+                        if !send(tx, Ok(WatchEvent::Put(e))).await {
+                            return Ok(Armed::Done);
+                        }
+                    }
+                    self.known = Some((stat.czxid, stat.mzxid));
+                    return Ok(Armed::Watching(watcher));
+                }
+                Err(zk::Error::NoNode) => {
+                    let (stat, watcher) = match client.check_and_watch_stat(&self.path).await {
+                        Ok(r) => r,
+                        Err(zk::Error::ConnectionLoss) => {
+                            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                            continue;
+                        }
+                        Err(zk::Error::SessionExpired | zk::Error::ClientClosed) => {
+                            let _ = send(tx, Ok(WatchEvent::HistoryLost)).await;
+                            return Ok(Armed::Done);
+                        }
+                        Err(e) => return Err(ctx.error(e)),
+                    };
+                    if stat.is_some() {
+                        // Created in between: read it with a data watch.
+                        continue;
+                    }
+                    let revision = ancestor_revision(client, &self.path, ctx).await?;
+                    if self.known.is_some() || revision >= self.next {
+                        let revision = revision.max(self.next);
+                        let deleted = WatchEvent::Delete {
+                            key: self.key.clone(),
+                            revision,
+                        };
+                        if !send(tx, Ok(deleted)).await {
+                            return Ok(Armed::Done);
+                        }
+                        self.next = revision + 1;
+                    }
+                    self.known = None;
+                    return Ok(Armed::Watching(watcher));
+                }
+                Err(zk::Error::ConnectionLoss) => {
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                }
+                Err(zk::Error::SessionExpired | zk::Error::ClientClosed) => {
+                    let _ = send(tx, Ok(WatchEvent::HistoryLost)).await;
+                    return Ok(Armed::Done);
+                }
+                Err(e) => return Err(ctx.error(e)),
+            }
+        }
+    }
+}
+
+/// Watches an election's candidates: see the module documentation.
+pub(crate) async fn election(
+    backend: ZkBackend,
+    client: zk::Client,
+    dir: String,
+    from: Revision,
+) -> Result<WatchStream> {
+    let ctx = backend.ctx("watch", None);
+    let watcher = client
+        .watch(&dir, zk::AddWatchMode::PersistentRecursive)
+        .await
+        .map_err(|e| ctx.error(e))?;
+    let (tx, rx) = mpsc::channel(BUFFER);
+    // The state after the watch was set, read before returning.
+    let snapshot = backend.read_candidates(&client, &dir).await?;
+    // Did a candidate come or go since `from`? Comings are in the read;
+    // goings are not, and no read can tell them.
+    let child_change = match client.check_stat(&dir).await {
+        Ok(Some(stat)) => zxid(stat.pzxid),
+        Ok(None) => ancestor_revision(&client, &dir, ctx).await?,
+        Err(e) => return Err(ctx.error(e)),
+    };
+    let mut known: HashMap<String, (Revision, Revision)> = HashMap::new();
+    let mut last = from.saturating_sub(1);
+    let mut initial = Vec::new();
+    if child_change >= from {
+        initial.push(WatchEvent::HistoryLost);
+    } else {
+        for e in snapshot.entries {
+            known.insert(e.key.clone(), (e.created, e.modified));
+            if e.modified >= from {
+                last = last.max(e.modified);
+                initial.push(WatchEvent::Put(e));
+            }
+        }
+    }
+    tokio::spawn(async move {
+        for ev in initial {
+            let lost = ev == WatchEvent::HistoryLost;
+            if !send(&tx, Ok(ev)).await || lost {
+                return;
+            }
+        }
+        if let Err(e) = run_election(&backend, &client, &dir, watcher, known, last, &tx).await {
+            let _ = tx.send(Err(e)).await;
+        }
+    });
+    Ok(stream(rx))
+}
+
+async fn run_election(
+    backend: &ZkBackend,
+    client: &zk::Client,
+    dir: &str,
+    mut watcher: zk::PersistentWatcher,
+    mut known: HashMap<String, (Revision, Revision)>,
+    mut last: Revision,
+    tx: &Tx,
+) -> Result<()> {
+    let ctx = backend.ctx("watch", None);
+    let layout = backend.options().layout;
+    loop {
+        let ev = tokio::select! {
+            ev = watcher.changed() => ev,
+            () = tx.closed() => return Ok(()),
+        };
+        if ev.event_type == zk::EventType::Session {
+            if ev.session_state == zk::SessionState::SyncConnected
+                || ev.session_state == zk::SessionState::ConnectedReadOnly
+            {
+                continue;
+            }
+            // Disconnected (events may be missed until re-registration)
+            // or a terminal state (the watcher must not be polled again).
+            let _ = send(tx, Ok(WatchEvent::HistoryLost)).await;
+            return Ok(());
+        }
+        // Only direct children that are candidates of our layout.
+        if parent_of(&ev.path) != dir {
+            continue;
+        }
+        let name = &ev.path[dir.len() + 1..];
+        if layout.sequence(name).is_none() {
+            continue;
+        }
+        let deleted = match ev.event_type {
+            zk::EventType::NodeDeleted => true,
+            zk::EventType::NodeCreated | zk::EventType::NodeDataChanged => {
+                match client.get_data(&ev.path).await {
+                    Ok((data, stat)) => {
+                        let e = entry(ev.path.clone(), data, &stat);
+                        let state = (e.created, e.modified);
+                        if known.get(&e.key) != Some(&state) {
+                            known.insert(e.key.clone(), state);
+                            last = last.max(e.modified);
+                            if !send(tx, Ok(WatchEvent::Put(e))).await {
+                                return Ok(());
+                            }
+                        }
+                        false
+                    }
+                    // Gone already: its deletion event follows.
+                    Err(zk::Error::NoNode) => false,
+                    Err(zk::Error::ConnectionLoss) => {
+                        let _ = send(tx, Ok(WatchEvent::HistoryLost)).await;
+                        return Ok(());
+                    }
+                    Err(e) => return Err(ctx.error(e)),
+                }
+            }
+            _ => false,
+        };
+        if deleted {
+            known.remove(&ev.path);
+            let revision = match client.check_stat(dir).await {
+                Ok(Some(stat)) => zxid(stat.pzxid),
+                Ok(None) => ancestor_revision(client, dir, ctx).await?,
+                Err(zk::Error::ConnectionLoss) => {
+                    let _ = send(tx, Ok(WatchEvent::HistoryLost)).await;
+                    return Ok(());
+                }
+                Err(e) => return Err(ctx.error(e)),
+            }
+            .max(last + 1);
+            last = revision;
+            let deleted = WatchEvent::Delete {
+                key: ev.path.clone(),
+                revision,
+            };
+            if !send(tx, Ok(deleted)).await {
+                return Ok(());
+            }
+        }
+    }
+}
