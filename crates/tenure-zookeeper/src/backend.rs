@@ -53,7 +53,7 @@ static CREATOR_ALL_WORLD_READ: [zk::Acl; 2] = [
 ///   a create whose reply was lost is found again instead of repeated,
 ///   and a second create with the same lease returns the first entry.
 /// - **The leader key** (single-key strategy) is the ephemeral node
-///   `<root>/<election>/leader`.
+///   `<root>/<election>/leader` (key `<election>/leader`).
 /// - **Revisions are zxids**: [`Entry::created`] is the node's `czxid`
 ///   (the fencing token), [`Entry::modified`] its `mzxid`. A read's
 ///   revision is the largest of the election node's `pzxid` (the zxid of
@@ -71,9 +71,11 @@ static CREATOR_ALL_WORLD_READ: [zk::Acl; 2] = [
 ///   election watches any disconnection, becomes
 ///   [`WatchEvent::HistoryLost`](tenure_core::WatchEvent::HistoryLost).
 ///
-/// Keys handed out ([`Entry::key`]) are absolute ZooKeeper paths (below
-/// the connect string's chroot, if any). Keys passed in may be absolute
-/// paths or relative ones, which are taken relative to the root.
+/// **Keys** crossing the trait are relative to the root (the backend's
+/// namespace, as the contract asks): the election `jobs` has entries
+/// `jobs/_c_<uuid>-latch-0000000003` and the leader key `jobs/leader`,
+/// stored at `<root>/jobs/...`. Keys that start with `/` are taken as
+/// absolute ZooKeeper paths (below the connect string's chroot, if any).
 ///
 /// Cloning is cheap and shares the sessions.
 #[derive(Clone)]
@@ -110,6 +112,9 @@ pub(crate) struct LeaseSession {
     ttl: Duration,
     /// When the lease was last renewed (granted or kept alive).
     renewed: Mutex<tokio::time::Instant>,
+    /// Serialises this lease's creates, so that two concurrent creates
+    /// cannot both miss the other's protected node.
+    creating: tokio::sync::Mutex<()>,
 }
 
 impl LeaseSession {
@@ -264,8 +269,23 @@ impl ZkBackend {
         }
     }
 
-    /// An application key as a path: absolute keys as they are, relative
-    /// ones under the root.
+    /// A path below the root as a key relative to it (the form keys take
+    /// across the trait); paths elsewhere stay absolute.
+    pub(crate) fn relative(&self, path: &str) -> String {
+        let root = self.inner.options.root.as_str();
+        let rest = if root == "/" {
+            path.strip_prefix('/')
+        } else {
+            path.strip_prefix(root).and_then(|r| r.strip_prefix('/'))
+        };
+        match rest {
+            Some(r) if !r.is_empty() => r.to_owned(),
+            _ => path.to_owned(),
+        }
+    }
+
+    /// A key as a path: relative keys (the normal form) under the root,
+    /// absolute ones as they are.
     pub(crate) fn resolve(&self, key: &str) -> Result<String> {
         let path = if key.starts_with('/') {
             key.to_owned()
@@ -309,6 +329,35 @@ impl ZkBackend {
         Ok(guard.clone())
     }
 
+    /// Runs `op` on the shared session; if that session turns out to
+    /// have expired (a long partition), runs it once more on a new one.
+    async fn on_reader<T, F, Fut>(&self, op: F) -> Result<T>
+    where
+        F: Fn(zk::Client) -> Fut,
+        Fut: std::future::Future<Output = Result<T>>,
+    {
+        let client = self.reader().await?;
+        match op(client.clone()).await {
+            Err(Error::Backend { source, .. })
+                if matches!(
+                    source.downcast_ref::<zk::Error>(),
+                    Some(zk::Error::SessionExpired | zk::Error::ClientClosed)
+                ) =>
+            {
+                {
+                    let mut guard = self.inner.reader.lock().await;
+                    if guard.session_id() == client.session_id() {
+                        *guard =
+                            open_session(&self.inner.options, self.inner.options.session_timeout)
+                                .await?;
+                    }
+                }
+                op(self.reader().await?).await
+            }
+            other => other,
+        }
+    }
+
     fn lease(&self, lease: LeaseId) -> Option<Arc<LeaseSession>> {
         self.inner
             .leases
@@ -341,10 +390,10 @@ impl ZkBackend {
     async fn mkdir(&self, client: &zk::Client, path: &str, ctx: Ctx<'_>) -> Result<()> {
         let acls = self.acls();
         let options = zk::CreateMode::Persistent.with_acls(acls);
-        for _ in 0..RETRIES {
+        for attempt in 0..RETRIES {
             match client.mkdir(path, &options).await {
                 Ok(()) => return Ok(()),
-                Err(zk::Error::ConnectionLoss) => pause().await,
+                Err(zk::Error::ConnectionLoss | zk::Error::Custom(_)) => pause(attempt).await,
                 Err(zk::Error::NoNode) => {
                     return Err(Error::InvalidConfig {
                         field: "connect",
@@ -395,17 +444,24 @@ impl ZkBackend {
         prefix: &str,
         ctx: Ctx<'_>,
     ) -> Result<Option<Entry>> {
-        let children = match client.list_children(dir).await {
-            Ok(c) => c,
-            Err(zk::Error::NoNode) => return Ok(None),
-            Err(e) => return Err(ctx.error(e)),
+        let mut attempt = 0;
+        let children = loop {
+            match client.list_children(dir).await {
+                Ok(c) => break c,
+                Err(zk::Error::NoNode) => return Ok(None),
+                Err(zk::Error::ConnectionLoss | zk::Error::Custom(_)) if attempt < RETRIES => {
+                    pause(attempt).await;
+                    attempt += 1;
+                }
+                Err(e) => return Err(ctx.error(e)),
+            }
         };
         let layout = self.layout();
         for child in children {
             if child.starts_with(prefix) && layout.sequence(&child).is_some() {
                 let path = format!("{dir}/{child}");
                 match client.get_data(&path).await {
-                    Ok((data, stat)) => return Ok(Some(entry(path, data, &stat))),
+                    Ok((data, stat)) => return Ok(Some(entry(self.relative(&path), data, &stat))),
                     Err(zk::Error::NoNode) => continue,
                     Err(e) => return Err(ctx.error(e)),
                 }
@@ -429,7 +485,7 @@ impl ZkBackend {
             return Ok(CreateOutcome::Exists(e));
         }
         let path = format!("{dir}/{prefix}");
-        for _ in 0..RETRIES {
+        for attempt in 0..RETRIES {
             match self
                 .create_node(
                     client,
@@ -441,14 +497,14 @@ impl ZkBackend {
                 .await
             {
                 Ok((stat, seq)) => {
-                    let key = format!("{path}{seq}");
+                    let key = self.relative(&format!("{path}{seq}"));
                     return Ok(CreateOutcome::Created(entry(key, value.to_vec(), &stat)));
                 }
-                Err(zk::Error::ConnectionLoss) => {
+                Err(zk::Error::ConnectionLoss | zk::Error::Custom(_)) => {
                     // The reply was lost: the node may exist. Curator's
                     // protection mode: look for our unique prefix before
                     // creating again, so no ghost candidate is left behind.
-                    pause().await;
+                    pause(attempt).await;
                     if let Some(e) = self.find_protected(client, &dir, &prefix, ctx).await? {
                         return Ok(CreateOutcome::Created(e));
                     }
@@ -468,27 +524,34 @@ impl ZkBackend {
         let ctx = self.ctx("create", Some(lease.id));
         let path = self.leader_path(election)?;
         let client = &lease.client;
-        for _ in 0..RETRIES {
+        for attempt in 0..RETRIES {
             match self
                 .create_node(client, &path, &value, zk::CreateMode::Ephemeral, ctx)
                 .await
             {
                 Ok((stat, _)) => {
-                    return Ok(CreateOutcome::Created(entry(path, value.to_vec(), &stat)))
+                    let key = self.relative(&path);
+                    return Ok(CreateOutcome::Created(entry(key, value.to_vec(), &stat)));
                 }
-                Err(err @ (zk::Error::NodeExists | zk::Error::ConnectionLoss)) => {
+                Err(
+                    err
+                    @ (zk::Error::NodeExists | zk::Error::ConnectionLoss | zk::Error::Custom(_)),
+                ) => {
                     // Someone holds it; if our reply was lost, perhaps us.
-                    let lost_reply = err == zk::Error::ConnectionLoss;
+                    let lost_reply = err != zk::Error::NodeExists;
                     match client.get_data(&path).await {
                         Ok((data, stat)) => {
-                            let e = entry(path.clone(), data, &stat);
+                            let e = entry(self.relative(&path), data, &stat);
                             return Ok(if lost_reply && e.lease == lease.id {
                                 CreateOutcome::Created(e)
                             } else {
                                 CreateOutcome::Exists(e)
                             });
                         }
-                        Err(zk::Error::NoNode) | Err(zk::Error::ConnectionLoss) => pause().await,
+                        Err(zk::Error::NoNode)
+                        | Err(zk::Error::ConnectionLoss | zk::Error::Custom(_)) => {
+                            pause(attempt).await
+                        }
                         Err(e) => return Err(ctx.error(e)),
                     }
                 }
@@ -509,7 +572,7 @@ impl ZkBackend {
         let ctx = self.ctx("read candidates", None);
         let layout = self.layout();
         let mut last: Option<Snapshot> = None;
-        for _ in 0..RETRIES {
+        for attempt in 0..RETRIES {
             let (children, stat) = match client.get_children(dir).await {
                 Ok(r) => r,
                 Err(zk::Error::NoNode) => {
@@ -519,8 +582,8 @@ impl ZkBackend {
                         revision,
                     });
                 }
-                Err(zk::Error::ConnectionLoss) => {
-                    pause().await;
+                Err(zk::Error::ConnectionLoss | zk::Error::Custom(_)) => {
+                    pause(attempt).await;
                     continue;
                 }
                 Err(e) => return Err(ctx.error(e)),
@@ -539,8 +602,8 @@ impl ZkBackend {
             reader.add_get_data(dir).map_err(|e| ctx.error(e))?;
             let results = match reader.commit().await {
                 Ok(r) => r,
-                Err(zk::Error::ConnectionLoss) => {
-                    pause().await;
+                Err(zk::Error::ConnectionLoss | zk::Error::Custom(_)) => {
+                    pause(attempt).await;
                     continue;
                 }
                 Err(e) => return Err(ctx.error(e)),
@@ -550,7 +613,7 @@ impl ZkBackend {
             for (i, r) in results.into_iter().enumerate() {
                 match (names.get(i), r) {
                     (Some((_, name)), zk::MultiReadResult::Data { data, stat }) => {
-                        entries.push(entry(format!("{dir}/{name}"), data, &stat));
+                        entries.push(entry(self.relative(&format!("{dir}/{name}")), data, &stat));
                     }
                     (None, zk::MultiReadResult::Data { stat, .. }) => parent = Some(stat),
                     _ => {}
@@ -590,7 +653,7 @@ impl ZkBackend {
         path: &str,
     ) -> Result<(Option<Entry>, Revision)> {
         let ctx = self.ctx("get", None);
-        for _ in 0..RETRIES {
+        for attempt in 0..RETRIES {
             let mut reader = client.new_multi_reader();
             reader.add_get_data(path).map_err(|e| ctx.error(e))?;
             reader
@@ -598,8 +661,8 @@ impl ZkBackend {
                 .map_err(|e| ctx.error(e))?;
             let results = match reader.commit().await {
                 Ok(r) => r,
-                Err(zk::Error::ConnectionLoss) => {
-                    pause().await;
+                Err(zk::Error::ConnectionLoss | zk::Error::Custom(_)) => {
+                    pause(attempt).await;
                     continue;
                 }
                 Err(e) => return Err(ctx.error(e)),
@@ -641,11 +704,11 @@ impl ZkBackend {
         ctx: Ctx<'_>,
     ) -> Result<Option<zk::Stat>> {
         let path = self.resolve(&entry.key)?;
-        for _ in 0..RETRIES {
+        for attempt in 0..RETRIES {
             match client.check_stat(&path).await {
                 Ok(Some(stat)) if zxid(stat.czxid) == entry.created => return Ok(Some(stat)),
                 Ok(_) => return Ok(None),
-                Err(zk::Error::ConnectionLoss) => pause().await,
+                Err(zk::Error::ConnectionLoss | zk::Error::Custom(_)) => pause(attempt).await,
                 Err(zk::Error::BadArguments(_)) => return Ok(None),
                 Err(e) => return Err(ctx.error(e)),
             }
@@ -695,9 +758,12 @@ async fn open_session(options: &ZkOptions, session_timeout: Duration) -> Result<
     }
 }
 
-/// A short pause before retrying after a connection loss.
-async fn pause() {
-    tokio::time::sleep(Duration::from_millis(20)).await;
+/// A pause before retry `attempt` after a connection loss or a race:
+/// 20 ms doubling up to 500 ms, so that the retries of one operation span
+/// a reconnection (about 8 s in all).
+async fn pause(attempt: usize) {
+    let ms = 20u64 << attempt.min(5);
+    tokio::time::sleep(Duration::from_millis(ms.min(500))).await;
 }
 
 /// A zxid as a revision (zxids are never negative).
@@ -741,7 +807,7 @@ pub(crate) async fn ancestor_revision(
             break;
         }
     }
-    for _ in 0..RETRIES {
+    for attempt in 0..RETRIES {
         let mut reader = client.new_multi_reader();
         for a in &ancestors {
             reader.add_get_data(a).map_err(|e| ctx.error(e))?;
@@ -756,7 +822,7 @@ pub(crate) async fn ancestor_revision(
                     })
                     .unwrap_or(0))
             }
-            Err(zk::Error::ConnectionLoss) => pause().await,
+            Err(zk::Error::ConnectionLoss | zk::Error::Custom(_)) => pause(attempt).await,
             Err(e) => return Err(ctx.error(e)),
         }
     }
@@ -774,10 +840,8 @@ impl CoordinationBackend for ZkBackend {
     }
 
     fn leader_key(&self, election: &ElectionName) -> String {
-        // An invalid name cannot get this far through the driver; fall
-        // back to the plain join so the method stays infallible.
-        self.leader_path(election)
-            .unwrap_or_else(|_| format!("{}/{LEADER_NODE}", self.join(election.as_str())))
+        // Relative to the root, like every key crossing the trait.
+        format!("{election}/{LEADER_NODE}")
     }
 
     async fn grant_lease(&self, ttl: Duration) -> Result<LeaseGrant> {
@@ -805,6 +869,7 @@ impl CoordinationBackend for ZkBackend {
             uuid: Uuid::new_v4(),
             ttl: granted,
             renewed: Mutex::new(started),
+            creating: tokio::sync::Mutex::new(()),
         });
         tokio::spawn(expire_unrenewed(
             Arc::downgrade(&self.inner),
@@ -870,6 +935,7 @@ impl CoordinationBackend for ZkBackend {
         value: Bytes,
     ) -> Result<CreateOutcome> {
         let l = self.live_lease(lease)?;
+        let _one_at_a_time = l.creating.lock().await;
         match slot {
             Slot::Queue => self.create_queue(election, &l, value).await,
             Slot::Leader => self.create_leader(election, &l, value).await,
@@ -878,14 +944,20 @@ impl CoordinationBackend for ZkBackend {
 
     async fn candidates(&self, election: &ElectionName) -> Result<Snapshot> {
         let dir = self.election_path(election)?;
-        let client = self.reader().await?;
-        self.read_candidates(&client, &dir).await
+        self.on_reader(|client| {
+            let dir = dir.clone();
+            async move { self.read_candidates(&client, &dir).await }
+        })
+        .await
     }
 
     async fn get(&self, key: &str) -> Result<(Option<Entry>, Revision)> {
         let path = self.resolve(key)?;
-        let client = self.reader().await?;
-        self.read_key(&client, key, &path).await
+        self.on_reader(|client| {
+            let path = path.clone();
+            async move { self.read_key(&client, key, &path).await }
+        })
+        .await
     }
 
     async fn update(&self, entry: &Entry, value: Bytes) -> Result<Entry> {
@@ -895,7 +967,7 @@ impl CoordinationBackend for ZkBackend {
             key: entry.key.clone(),
         };
         let path = self.resolve(&entry.key)?;
-        for _ in 0..RETRIES {
+        for attempt in 0..RETRIES {
             let Some(stat) = self.owned_stat(&client, entry, ctx).await? else {
                 return Err(not_owner());
             };
@@ -910,7 +982,8 @@ impl CoordinationBackend for ZkBackend {
                     })
                 }
                 Err(zk::Error::NoNode) => return Err(not_owner()),
-                Err(zk::Error::BadVersion) | Err(zk::Error::ConnectionLoss) => pause().await,
+                Err(zk::Error::BadVersion)
+                | Err(zk::Error::ConnectionLoss | zk::Error::Custom(_)) => pause(attempt).await,
                 Err(e) => return Err(ctx.error(e)),
             }
         }
@@ -921,7 +994,7 @@ impl CoordinationBackend for ZkBackend {
         let ctx = self.ctx("delete", None);
         let client = self.reader().await?;
         let path = self.resolve(&entry.key)?;
-        for _ in 0..RETRIES {
+        for attempt in 0..RETRIES {
             let Some(stat) = self.owned_stat(&client, entry, ctx).await? else {
                 return Ok(false);
             };
@@ -929,7 +1002,8 @@ impl CoordinationBackend for ZkBackend {
                 Ok(()) => return Ok(true),
                 Err(zk::Error::NoNode) => return Ok(false),
                 // A lost reply: the next round finds out whether it went.
-                Err(zk::Error::BadVersion) | Err(zk::Error::ConnectionLoss) => pause().await,
+                Err(zk::Error::BadVersion)
+                | Err(zk::Error::ConnectionLoss | zk::Error::Custom(_)) => pause(attempt).await,
                 Err(e) => return Err(ctx.error(e)),
             }
         }
@@ -947,7 +1021,7 @@ impl CoordinationBackend for ZkBackend {
         let persistent = zk::CreateMode::Persistent.with_acls(acls);
         let guard_path = self.resolve(&guard.key)?;
         let mut create = false;
-        for _ in 0..RETRIES {
+        for attempt in 0..RETRIES {
             let Some(stat) = self.owned_stat(&client, guard, ctx).await? else {
                 return Err(not_owner());
             };
@@ -1005,7 +1079,7 @@ impl CoordinationBackend for ZkBackend {
                     e => return Err(ctx.error(e)),
                 },
                 Err(zk::MultiWriteError::RequestFailed { source }) => match source {
-                    zk::Error::ConnectionLoss => pause().await,
+                    zk::Error::ConnectionLoss | zk::Error::Custom(_) => pause(attempt).await,
                     e => return Err(ctx.error(e)),
                 },
             }

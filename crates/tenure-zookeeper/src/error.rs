@@ -43,7 +43,9 @@ impl Ctx<'_> {
                 endpoint: self.endpoint.to_owned(),
                 reason: format!("{}: authentication failed", self.operation),
             },
-            E::ConnectionLoss | E::NoHosts | E::Timeout => Error::Unreachable {
+            // `Custom`: the client's own connection failures (I/O errors,
+            // "no response from connection").
+            E::ConnectionLoss | E::NoHosts | E::Timeout | E::Custom(_) => Error::Unreachable {
                 backend: KIND,
                 endpoint: self.endpoint.to_owned(),
                 source: Box::new(e),

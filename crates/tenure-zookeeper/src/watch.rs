@@ -184,7 +184,7 @@ impl KeyWatch {
                 Err(zk::Error::NoNode) => {
                     let (stat, watcher) = match client.check_and_watch_stat(&self.path).await {
                         Ok(r) => r,
-                        Err(zk::Error::ConnectionLoss) => {
+                        Err(zk::Error::ConnectionLoss | zk::Error::Custom(_)) => {
                             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
                             continue;
                         }
@@ -213,7 +213,7 @@ impl KeyWatch {
                     self.known = None;
                     return Ok(Armed::Watching(watcher));
                 }
-                Err(zk::Error::ConnectionLoss) => {
+                Err(zk::Error::ConnectionLoss | zk::Error::Custom(_)) => {
                     tokio::time::sleep(std::time::Duration::from_millis(20)).await;
                 }
                 Err(zk::Error::SessionExpired | zk::Error::ClientClosed) => {
@@ -316,7 +316,7 @@ async fn run_election(
             zk::EventType::NodeCreated | zk::EventType::NodeDataChanged => {
                 match client.get_data(&ev.path).await {
                     Ok((data, stat)) => {
-                        let e = entry(ev.path.clone(), data, &stat);
+                        let e = entry(backend.relative(&ev.path), data, &stat);
                         let state = (e.created, e.modified);
                         if known.get(&e.key) != Some(&state) {
                             known.insert(e.key.clone(), state);
@@ -329,7 +329,7 @@ async fn run_election(
                     }
                     // Gone already: its deletion event follows.
                     Err(zk::Error::NoNode) => false,
-                    Err(zk::Error::ConnectionLoss) => {
+                    Err(zk::Error::ConnectionLoss | zk::Error::Custom(_)) => {
                         let _ = send(tx, Ok(WatchEvent::HistoryLost)).await;
                         return Ok(());
                     }
@@ -339,11 +339,12 @@ async fn run_election(
             _ => false,
         };
         if deleted {
-            known.remove(&ev.path);
+            let key = backend.relative(&ev.path);
+            known.remove(&key);
             let revision = match client.check_stat(dir).await {
                 Ok(Some(stat)) => zxid(stat.pzxid),
                 Ok(None) => ancestor_revision(client, dir, ctx).await?,
-                Err(zk::Error::ConnectionLoss) => {
+                Err(zk::Error::ConnectionLoss | zk::Error::Custom(_)) => {
                     let _ = send(tx, Ok(WatchEvent::HistoryLost)).await;
                     return Ok(());
                 }
@@ -351,10 +352,7 @@ async fn run_election(
             }
             .max(last + 1);
             last = revision;
-            let deleted = WatchEvent::Delete {
-                key: ev.path.clone(),
-                revision,
-            };
+            let deleted = WatchEvent::Delete { key, revision };
             if !send(tx, Ok(deleted)).await {
                 return Ok(());
             }
