@@ -1,0 +1,338 @@
+//! Election scenarios through the driver API (`Election`, `Leadership`)
+//! on real ZooKeeper servers. Times printed are observations, not
+//! assertions (run with `--nocapture` to see them).
+
+mod common;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use tenure_core::{
+    CoordinationBackend, CreateOutcome, DynBackend, Election, ElectionName, Entry, Leadership,
+    LeaseGrant, LeaseId, LossReason, Result, Revision, Slot, Snapshot, WatchScope, WatchStream,
+};
+use tenure_zookeeper::zookeeper_client as zk;
+use tokio::time::Instant;
+
+const TTL: Duration = Duration::from_millis(1500);
+
+fn election(backend: DynBackend, name: &str) -> Election {
+    Election::builder(backend, name).ttl(TTL).build().unwrap()
+}
+
+async fn within<T>(d: Duration, what: &str, f: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(d, f)
+        .await
+        .unwrap_or_else(|_| panic!("{what}: not within {d:?}"))
+}
+
+/// Waits until the election lists `n` candidates.
+async fn wait_candidates(e: &Election, n: usize) {
+    assert!(
+        common::eventually(Duration::from_secs(20), || async {
+            e.candidates().await.map(|c| c.len() == n).unwrap_or(false)
+        })
+        .await,
+        "never saw {n} candidates"
+    );
+}
+
+/// Graceful resign: the successor takes over in about one round trip,
+/// with a larger fencing token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graceful_resign_hands_over_at_once() {
+    let zk = common::shared().await;
+    let root = common::unique_root("resign");
+    let a = election(
+        common::dyn_backend(&zk.connect_string(), &root).await,
+        "svc",
+    );
+    let b = election(
+        common::dyn_backend(&zk.connect_string(), &root).await,
+        "svc",
+    );
+    let la = within(Duration::from_secs(10), "a elected", a.campaign("a"))
+        .await
+        .unwrap();
+    let pending = tokio::spawn(async move { b.campaign("b").await });
+    wait_candidates(&a, 2).await;
+    let token_a = la.token();
+    let started = Instant::now();
+    la.resign().await;
+    let lb = within(Duration::from_secs(10), "b elected", pending)
+        .await
+        .unwrap()
+        .unwrap();
+    let handover = started.elapsed();
+    println!("handover after resign: {handover:?}");
+    assert!(lb.token() > token_a, "fencing token must grow");
+    assert_eq!(lb.entry().value, Bytes::from("b"));
+    assert!(lb.is_leader());
+}
+
+/// A leader that crashes (its process dies: sockets closed, nothing
+/// resigned) is succeeded once the server expires its session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leader_crash_fails_over_after_session_expiry() {
+    let zk = common::shared().await;
+    let root = common::unique_root("crash");
+    let connect = zk.connect_string();
+    // The doomed leader lives in a runtime of its own, which we drop.
+    let crashing = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (root2, connect2) = (root.clone(), connect.clone());
+    let la: Leadership = std::thread::spawn(move || {
+        let l = crashing.block_on(async move {
+            let a = election(common::dyn_backend(&connect2, &root2).await, "svc");
+            a.campaign("a").await.unwrap()
+        });
+        (crashing, l)
+    })
+    .join()
+    .map(|(rt, l)| {
+        CRASH.with(|c| *c.borrow_mut() = Some(rt));
+        l
+    })
+    .unwrap();
+    let b = election(common::dyn_backend(&connect, &root).await, "svc");
+    let b2 = b.clone();
+    let pending = tokio::spawn(async move { b2.campaign("b").await });
+    wait_candidates(&b, 2).await;
+
+    let crashed_at = Instant::now();
+    CRASH.with(|c| {
+        if let Some(rt) = c.borrow_mut().take() {
+            rt.shutdown_background();
+        }
+    });
+    let lb = within(TTL + Duration::from_secs(10), "b elected", pending)
+        .await
+        .unwrap()
+        .unwrap();
+    let failover = crashed_at.elapsed();
+    println!("failover after crash (TTL {TTL:?}): {failover:?}");
+    assert!(lb.token() > la.token());
+    std::mem::forget(la); // its runtime is gone
+}
+
+thread_local! {
+    static CRASH: std::cell::RefCell<Option<tokio::runtime::Runtime>> = const { std::cell::RefCell::new(None) };
+}
+
+/// The leader's session is expired from outside (as Curator's
+/// `KillSession` does: another client attaches to the session and closes
+/// it): the leader learns it as a typed loss and the follower takes over.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn session_expiry_while_leader_is_a_typed_loss() {
+    let zk = common::shared().await;
+    let root = common::unique_root("expire");
+    let backend_a = Arc::new(common::connect(&zk.connect_string(), &root).await);
+    let a = election(backend_a.clone(), "svc");
+    let b = election(
+        common::dyn_backend(&zk.connect_string(), &root).await,
+        "svc",
+    );
+    let la = a.campaign("a").await.unwrap();
+    let b2 = b.clone();
+    let pending = tokio::spawn(async move { b2.campaign("b").await });
+    wait_candidates(&a, 2).await;
+
+    let session = backend_a
+        .lease_session(la.entry().lease)
+        .expect("lease session");
+    let killer = zk::Client::connector()
+        .with_session(session)
+        .connect(&zk.connect_string())
+        .await
+        .unwrap();
+    let killed_at = Instant::now();
+    drop(killer); // closes the session on the server
+    let reason = within(Duration::from_secs(10), "loss", la.lost()).await;
+    println!(
+        "loss after session kill: {reason} in {:?}",
+        killed_at.elapsed()
+    );
+    assert!(
+        matches!(reason, LossReason::LeaseExpired | LossReason::EntryDeleted),
+        "{reason:?}"
+    );
+    assert!(!la.is_leader());
+    let lb = within(Duration::from_secs(10), "b elected", pending)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(lb.token() > la.token());
+}
+
+/// An operator deletes the leader's node (`zkCli.sh delete`): the leader
+/// steps down with `EntryDeleted`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn own_node_deleted_by_an_operator_is_entry_deleted() {
+    let zk = common::shared().await;
+    let root = common::unique_root("operator");
+    let a = election(
+        common::dyn_backend(&zk.connect_string(), &root).await,
+        "svc",
+    );
+    let la = a.campaign("a").await.unwrap();
+    let operator = zk::Client::connect(&zk.connect_string()).await.unwrap();
+    operator
+        .delete(&format!("{root}/{}", la.entry().key), None)
+        .await
+        .unwrap();
+    let reason = within(Duration::from_secs(10), "loss", la.lost()).await;
+    assert_eq!(reason, LossReason::EntryDeleted);
+    assert!(!la.is_leader());
+}
+
+/// The server stops answering (frozen): the leader steps down on its own
+/// deadline, before the server could expire the session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreachable_server_past_the_deadline_steps_down() {
+    let zk = common::own_server().await;
+    let a = election(
+        common::dyn_backend(&zk.connect_string(), "/frozen").await,
+        "svc",
+    );
+    let la = a.campaign("a").await.unwrap();
+    zk.pause().unwrap();
+    let frozen_at = Instant::now();
+    let reason = within(TTL * 4, "loss", la.lost()).await;
+    let after = frozen_at.elapsed();
+    zk.resume().unwrap();
+    println!("stepped down {after:?} after the server froze (TTL {TTL:?})");
+    assert_eq!(reason, LossReason::DeadlineExceeded);
+}
+
+/// Counts `candidates` reads: a woken candidate re-reads the queue.
+#[derive(Debug)]
+struct Counting {
+    inner: DynBackend,
+    reads: AtomicUsize,
+}
+
+#[async_trait]
+impl CoordinationBackend for Counting {
+    fn kind(&self) -> &'static str {
+        self.inner.kind()
+    }
+    fn ttl_bounds(&self) -> (Duration, Duration) {
+        self.inner.ttl_bounds()
+    }
+    fn leader_key(&self, election: &ElectionName) -> String {
+        self.inner.leader_key(election)
+    }
+    async fn grant_lease(&self, ttl: Duration) -> Result<LeaseGrant> {
+        self.inner.grant_lease(ttl).await
+    }
+    async fn keep_alive(&self, lease: LeaseId) -> Result<Duration> {
+        self.inner.keep_alive(lease).await
+    }
+    async fn revoke_lease(&self, lease: LeaseId) -> Result<()> {
+        self.inner.revoke_lease(lease).await
+    }
+    async fn create(
+        &self,
+        election: &ElectionName,
+        slot: Slot,
+        lease: LeaseId,
+        value: Bytes,
+    ) -> Result<CreateOutcome> {
+        self.inner.create(election, slot, lease, value).await
+    }
+    async fn candidates(&self, election: &ElectionName) -> Result<Snapshot> {
+        self.reads.fetch_add(1, Ordering::SeqCst);
+        self.inner.candidates(election).await
+    }
+    async fn get(&self, key: &str) -> Result<(Option<Entry>, Revision)> {
+        self.inner.get(key).await
+    }
+    async fn update(&self, entry: &Entry, value: Bytes) -> Result<Entry> {
+        self.inner.update(entry, value).await
+    }
+    async fn delete(&self, entry: &Entry) -> Result<bool> {
+        self.inner.delete(entry).await
+    }
+    async fn guarded_put(&self, guard: &Entry, key: &str, value: Bytes) -> Result<Revision> {
+        self.inner.guarded_put(guard, key, value).await
+    }
+    async fn watch(&self, scope: WatchScope, from: Revision) -> Result<WatchStream> {
+        self.inner.watch(scope, from).await
+    }
+}
+
+/// 100 candidates: exactly one leads; when it resigns, exactly one
+/// candidate (its successor) wakes up and re-reads the queue.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hundred_candidates_one_leader_and_no_herd() {
+    let zk = common::shared().await;
+    let root = common::unique_root("herd");
+    let counting = Arc::new(Counting {
+        inner: common::dyn_backend(&zk.connect_string(), &root).await,
+        reads: AtomicUsize::new(0),
+    });
+    let backend: DynBackend = counting.clone();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut tasks = Vec::new();
+    for i in 0..100 {
+        let e = Election::builder(backend.clone(), "herd")
+            .ttl(Duration::from_secs(4))
+            .build()
+            .unwrap();
+        let tx = tx.clone();
+        tasks.push(tokio::spawn(async move {
+            let l = e.campaign(format!("c{i}")).await;
+            let _ = tx.send((i, l));
+            std::future::pending::<()>().await;
+        }));
+    }
+    let observer = Election::builder(backend.clone(), "herd")
+        .ttl(Duration::from_secs(4))
+        .build()
+        .unwrap();
+    wait_candidates(&observer, 100).await;
+    let (first, l1) = within(Duration::from_secs(20), "first leader", rx.recv())
+        .await
+        .unwrap();
+    let l1 = l1.unwrap();
+    // Everyone is in place: nobody else may lead.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        rx.try_recv().is_err(),
+        "a second leader while {first} leads"
+    );
+    let queue = observer.candidates().await.unwrap();
+    assert_eq!(
+        queue[0].key,
+        l1.entry().key,
+        "the leader is the head of the queue"
+    );
+    let successor_value = queue[1].value.clone();
+
+    let reads_before = counting.reads.load(Ordering::SeqCst);
+    let started = Instant::now();
+    l1.resign().await;
+    let (second, l2) = within(Duration::from_secs(10), "successor", rx.recv())
+        .await
+        .unwrap();
+    let l2 = l2.unwrap();
+    println!("100 candidates: handover {:?}", started.elapsed());
+    assert_eq!(l2.entry().value, successor_value, "the next in line leads");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let woken = counting.reads.load(Ordering::SeqCst) - reads_before;
+    assert_eq!(
+        woken, 1,
+        "re-reads after the leader left (only the successor {second})"
+    );
+    assert!(rx.try_recv().is_err(), "a third leader");
+    for t in tasks {
+        t.abort();
+    }
+    drop(l2);
+}
