@@ -336,3 +336,45 @@ async fn hundred_candidates_one_leader_and_no_herd() {
     }
     drop(l2);
 }
+
+/// A 3-server ensemble loses its quorum leader: elections go on (the
+/// clients move to the survivors), and the member comes back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ensemble_member_killed_election_continues() {
+    let mut ensemble = tenure_testkit::zk_server::ZkEnsemble::start(3)
+        .await
+        .unwrap_or_else(|e| panic!("cannot start a ZooKeeper ensemble: {e}"));
+    let connect = ensemble.connect_string();
+    let ttl = Duration::from_secs(4);
+    let mk = |b: DynBackend| Election::builder(b, "svc").ttl(ttl).build().unwrap();
+    let a = mk(common::dyn_backend(&connect, "/ens").await);
+    let b = mk(common::dyn_backend(&connect, "/ens").await);
+    let la = within(Duration::from_secs(20), "a elected", a.campaign("a"))
+        .await
+        .unwrap();
+    let b2 = b.clone();
+    let pending = tokio::spawn(async move { b2.campaign("b").await });
+    wait_candidates(&a, 2).await;
+
+    let leader = ensemble.leader().await.expect("a quorum leader");
+    ensemble.kill(leader).await.unwrap();
+    // The survivors elect a new quorum leader; sessions move to them.
+    let reason_or_resign = tokio::time::timeout(Duration::from_secs(2), la.lost()).await;
+    println!(
+        "after killing member {leader}: leader a {:?}",
+        reason_or_resign.ok()
+    );
+    if la.is_leader() {
+        la.resign().await;
+    }
+    let lb = within(Duration::from_secs(30), "b elected", pending)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(lb.is_leader());
+    ensemble.restart(leader).await.unwrap();
+    assert!(
+        ensemble.mode(leader).await.is_some(),
+        "member {leader} serves again"
+    );
+}
