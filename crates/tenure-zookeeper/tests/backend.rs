@@ -11,7 +11,7 @@ use tenure_zookeeper::zookeeper_client as zk;
 use tenure_zookeeper::{Layout, ZkAcl, ZkBackend, ZkOptions};
 
 fn name(s: &str) -> ElectionName {
-    ElectionName::new(s).unwrap()
+    ElectionName::new(s).unwrap_or_else(|e| panic!("election name {s:?}: {e}"))
 }
 
 fn is_seq(s: &str) -> bool {

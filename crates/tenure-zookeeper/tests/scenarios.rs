@@ -20,7 +20,10 @@ use tokio::time::Instant;
 const TTL: Duration = Duration::from_millis(1500);
 
 fn election(backend: DynBackend, name: &str) -> Election {
-    Election::builder(backend, name).ttl(TTL).build().unwrap()
+    Election::builder(backend, name)
+        .ttl(TTL)
+        .build()
+        .unwrap_or_else(|e| panic!("election {name}: {e}"))
 }
 
 async fn within<T>(d: Duration, what: &str, f: impl std::future::Future<Output = T>) -> T {
