@@ -25,8 +25,11 @@ use crate::{
 /// Every backend passes the conformance suite in `tenure-testkit`, which
 /// checks these rules:
 ///
-/// - **Revisions** strictly increase with every change; an entry's
-///   `created` revision never changes while it exists.
+/// - **Revisions** strictly increase from one transaction to the next; an
+///   entry's `created` revision never changes while it exists. One
+///   transaction may change several keys at one revision (a revoke deleting
+///   a lease's entries), so a watch may deliver several events with the
+///   same revision.
 /// - **Leases**: [`grant_lease`](Self::grant_lease) returns the TTL really
 ///   granted. A lease not renewed within its TTL expires and every entry
 ///   bound to it is deleted (and watchers see the deletion).
@@ -109,7 +112,8 @@ pub trait CoordinationBackend: Send + Sync + std::fmt::Debug + 'static {
     /// it deleted anything.
     async fn delete(&self, entry: &Entry) -> Result<bool>;
 
-    /// Writes `value` at `key` (an application key, not bound to a lease)
+    /// Writes `value` at `key` (an application key, bound to no lease: reads
+    /// report it with `LeaseId(0)`)
     /// only while `guard` still exists unchanged: the leader-guarded write
     /// that a deposed leader cannot make. Returns the write's revision.
     ///
@@ -117,7 +121,8 @@ pub trait CoordinationBackend: Send + Sync + std::fmt::Debug + 'static {
     /// [`Error::NotOwner`](crate::Error::NotOwner) when `guard` is gone.
     async fn guarded_put(&self, guard: &Entry, key: &str, value: Bytes) -> Result<Revision>;
 
-    /// Watches `scope` for changes at revisions `>= from`.
+    /// Watches `scope` for changes at revisions `>= from`; `from == 0`
+    /// means "from now on".
     async fn watch(&self, scope: WatchScope, from: Revision) -> Result<WatchStream>;
 }
 

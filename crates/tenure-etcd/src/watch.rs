@@ -38,7 +38,7 @@ impl State {
             let Some(kv) = event.kv() else { continue };
             let key = self.backend.entry(kv).key;
             if let Some(dir) = &self.dir {
-                if !key.strip_prefix(dir).is_some_and(|r| !r.contains('/')) {
+                if key.strip_prefix(dir).is_none_or(|r| r.contains('/')) {
                     continue;
                 }
             }

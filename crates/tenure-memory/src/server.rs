@@ -488,7 +488,7 @@ impl State {
     /// with an `Unreachable` error.
     pub(crate) fn break_watches(&mut self, client: Option<u64>, why: &'static str) {
         self.watchers.retain(|w| {
-            if client.map_or(true, |id| w.client.id == id) {
+            if client.is_none_or(|id| w.client.id == id) {
                 w.broken(why);
                 false
             } else {

@@ -1,4 +1,12 @@
-//! placeholder
+//! Test tooling shared by every tenure backend.
+//!
+//! - [`conformance`]: the suite every `CoordinationBackend` passes.
+//! - [`history`]: recorded leadership histories and the invariant checker.
+//! - [`sim`]: a deterministic simulator of candidates with faults.
+//! - [`etcd_server`], [`zk_server`]: real servers on loopback for tests.
+
 pub mod conformance;
 pub mod etcd_server;
+pub mod history;
+pub mod sim;
 pub mod zk_server;

@@ -73,6 +73,7 @@ impl CampaignTask {
         let mut term: Option<watch::Sender<TermStatus>> = None;
         let mut resign_acks: Vec<oneshot::Sender<()>> = Vec::new();
         let mut control_open = true;
+        let mut lease_open = true;
         let mut on_loss = Some(self.on_loss);
 
         // The lease may already have moved on since the machine was built.
@@ -215,10 +216,16 @@ impl CampaignTask {
                     }
                     self.machine.handle_watch(clock::now(), id, event);
                 }
-                changed = lease_rx.changed() => {
+                changed = lease_rx.changed(), if lease_open => {
                     let status = match changed {
                         Ok(()) => *lease_rx.borrow_and_update(),
-                        Err(_) => LeaseStatus { valid_until: self.machine.valid_until(), lost: Some(LossReason::Shutdown) },
+                        Err(_) => {
+                            // The keep-alive task is gone: the lease is
+                            // over, whatever its last status said.
+                            lease_open = false;
+                            let last = *lease_rx.borrow();
+                            LeaseStatus { lost: Some(last.lost.unwrap_or(LossReason::Shutdown)), ..last }
+                        }
                     };
                     apply_lease(&mut self.machine, status);
                 }

@@ -131,13 +131,19 @@ async fn follow(
                 continue;
             }
         };
-        failures = 0;
         while let Some(Ok(event)) = stream.next().await {
             match tracker.apply(&event) {
                 Ok(Some(leader)) => publish(leader),
                 Ok(None) => {}
                 Err(()) => break, // history lost: read again
             }
+            failures = 0;
         }
+        // The watch ended, failed or lost history. Back off before reading
+        // again, growing while watches keep breaking before delivering
+        // anything (a backend that reports lost history on every churn must
+        // not make the observer spin).
+        failures = failures.saturating_add(1);
+        tokio::time::sleep(retry.delay(failures, &mut rng)).await;
     }
 }

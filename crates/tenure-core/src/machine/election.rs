@@ -228,6 +228,7 @@ enum State {
     },
     Releasing {
         req: RequestId,
+        entry: Entry,
     },
     Finished,
 }
@@ -238,6 +239,9 @@ enum Next {
     Read(Entry),
     Probe(String),
     Verify(Entry),
+    /// Retry deleting our entry: a failed release must not leave the entry
+    /// behind while the lease lives (it would block the election).
+    Release(Entry),
 }
 
 /// One candidacy in one election: from the first create to the end of the
@@ -326,6 +330,10 @@ impl ElectionMachine {
                 then: Next::Verify(_),
                 ..
             } => Phase::Leader,
+            State::Backoff {
+                then: Next::Release(_),
+                ..
+            } => Phase::Releasing,
             State::Backoff { .. } => Phase::Backoff,
             State::Creating { .. } => Phase::Creating,
             State::Reading { .. } => Phase::Reading,
@@ -354,7 +362,7 @@ impl ElectionMachine {
             | State::Verifying { entry, .. } => Some(entry),
             State::Following { entry, .. } => entry.as_ref(),
             State::Backoff {
-                then: Next::Read(entry) | Next::Verify(entry),
+                then: Next::Read(entry) | Next::Verify(entry) | Next::Release(entry),
                 ..
             } => Some(entry),
             _ => None,
@@ -397,6 +405,9 @@ impl ElectionMachine {
             return;
         }
         let was_leader = self.phase() == Phase::Leader;
+        if self.phase() == Phase::Releasing {
+            return;
+        }
         let entry = match std::mem::replace(&mut self.state, State::Finished) {
             State::Leader { entry, watch } => {
                 self.unwatch(watch);
@@ -440,7 +451,9 @@ impl ElectionMachine {
             }
             (State::Probing { req, .. }, Reply::Get(r)) if *req == id => self.on_probed(now, r),
             (State::Verifying { req, .. }, Reply::Get(r)) if *req == id => self.on_verified(now, r),
-            (State::Releasing { req }, Reply::Delete(_)) if *req == id => self.finish(),
+            (State::Releasing { req, .. }, Reply::Delete(r)) if *req == id => {
+                self.on_released(now, r)
+            }
             _ => {}
         }
     }
@@ -497,7 +510,14 @@ impl ElectionMachine {
         if now >= self.valid_until {
             match self.phase() {
                 Phase::Leader => return self.lose(LossReason::DeadlineExceeded, true),
-                Phase::Finished | Phase::Releasing => {}
+                Phase::Finished => {}
+                Phase::Releasing => {
+                    // Past the deadline nobody retries the delete: the lease
+                    // keeper revokes the lease, or the backend expires it.
+                    if matches!(self.state, State::Backoff { .. }) {
+                        return self.finish();
+                    }
+                }
                 _ => {
                     // A candidate whose lease cannot be trusted cannot win;
                     // its entry will go with the lease.
@@ -515,6 +535,7 @@ impl ElectionMachine {
                     Next::Read(entry) => self.read(entry),
                     Next::Probe(key) => self.probe(key),
                     Next::Verify(entry) => self.verify(entry),
+                    Next::Release(entry) => self.release(entry),
                 }
             }
         }
@@ -524,6 +545,8 @@ impl ElectionMachine {
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
         match &self.state {
+            // A release in flight waits for its answer (bounded by the
+            // driver's request timeout), whatever the deadline.
             State::Finished | State::Releasing { .. } => None,
             State::Backoff { until, .. } => Some((*until).min(self.valid_until)),
             _ => Some(self.valid_until),
@@ -776,8 +799,25 @@ impl ElectionMachine {
     }
 
     fn release(&mut self, entry: Entry) {
-        let req = self.request(Request::Delete { entry });
-        self.state = State::Releasing { req };
+        let req = self.request(Request::Delete {
+            entry: entry.clone(),
+        });
+        self.state = State::Releasing { req, entry };
+    }
+
+    fn on_released(&mut self, now: Instant, reply: Result<bool, Error>) {
+        match (reply, &self.state) {
+            (Err(e), State::Releasing { entry, .. })
+                if e.is_transient() && now < self.valid_until =>
+            {
+                let entry = entry.clone();
+                let delay = self.next_delay();
+                self.backoff(now, delay, Next::Release(entry));
+            }
+            // Deleted, already gone, not ours any more, or the lease is
+            // gone or past its deadline (its keeper revokes it).
+            _ => self.finish(),
+        }
     }
 
     fn finish(&mut self) {

@@ -458,3 +458,66 @@ fn start_delay_holds_the_first_create() {
     m.handle_timeout(wake);
     assert!(matches!(request(&mut m).1, Request::Create { .. }));
 }
+
+#[test]
+fn failed_release_is_retried_while_the_lease_lives() {
+    // Regression (found by the property tests): a leader resigned while
+    // partitioned, its delete failed, and the entry stayed behind bound to
+    // a live lease, so the candidate was later "re-elected" with the same
+    // fencing token, and on a shared session nobody else could ever win.
+    let t = Instant::now();
+    let mut m = machine(Strategy::Queue, t);
+    let (ours, w) = elect(&mut m, t);
+    m.resign(t);
+    assert_eq!(
+        m.poll_event(),
+        Some(Event::Lost {
+            reason: LossReason::Resigned
+        })
+    );
+    assert_eq!(m.poll_command(), Some(Command::Unwatch { id: w }));
+    let (id, _) = request(&mut m);
+    let unreachable = Error::Timeout {
+        backend: "test",
+        operation: "delete",
+        after: Duration::from_millis(1),
+    };
+    m.handle_reply(t, id, Reply::Delete(Err(unreachable)));
+    assert_eq!(m.phase(), Phase::Releasing);
+    assert_eq!(
+        m.poll_event(),
+        None,
+        "not finished while the entry may remain"
+    );
+    let wake = m.poll_timeout().unwrap();
+    m.handle_timeout(wake);
+    let (id, req) = request(&mut m);
+    assert_eq!(req, Request::Delete { entry: ours });
+    // A second resign while releasing changes nothing.
+    m.resign(wake);
+    assert_eq!(m.poll_event(), None);
+    m.handle_reply(wake, id, Reply::Delete(Ok(true)));
+    assert_eq!(m.poll_event(), Some(Event::Finished));
+}
+
+#[test]
+fn release_gives_up_at_the_deadline() {
+    let t = Instant::now();
+    let mut m = machine(Strategy::Queue, t);
+    let _ = elect(&mut m, t);
+    m.resign(t);
+    let _ = (m.poll_event(), m.poll_command());
+    let (id, _) = request(&mut m);
+    let late = t + Duration::from_secs(3);
+    let unreachable = Error::Timeout {
+        backend: "test",
+        operation: "delete",
+        after: Duration::from_millis(1),
+    };
+    m.handle_reply(late, id, Reply::Delete(Err(unreachable)));
+    assert_eq!(
+        m.poll_event(),
+        Some(Event::Finished),
+        "the lease keeper revokes from here on"
+    );
+}
