@@ -5,7 +5,7 @@
 //! pass the checker: no overlapping leaders, strictly increasing fencing
 //! tokens, every loss reported, and a leader soon after the faults heal.
 //!
-//! Failing cases are kept in `proptest-regressions/properties.txt` and
+//! Failing cases are kept in `tests/properties.proptest-regressions` and
 //! replayed first on every run.
 
 #![allow(clippy::unwrap_used)] // test helpers may unwrap
