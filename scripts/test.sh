@@ -9,4 +9,8 @@ scripts/install-deps.sh
 # At least 256 cases per property (proptest's default; set explicitly so a
 # stray environment cannot lower it).
 export PROPTEST_CASES="${PROPTEST_CASES:-256}"
-cargo test --workspace "$@"
+# Every backend compiled into the facade too (`--all-features`), so the
+# by-URL tests reach real etcd and ZooKeeper; then the facade alone on its
+# default features, as most users build it.
+cargo test --workspace --all-features "$@"
+cargo test -p tenure --lib "$@"

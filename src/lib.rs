@@ -31,6 +31,7 @@
 //! | `memory`    | in-process ([`memory`])      | yes     |
 //! | `etcd`      | etcd v3 (needs `protoc`)     | no      |
 //! | `zookeeper` | ZooKeeper 3.5+               | no      |
+//! | `full`      | all of the above             | no      |
 
 #[doc(inline)]
 pub use tenure_core::*;
@@ -39,6 +40,14 @@ pub use tenure_core::*;
 #[doc(inline)]
 pub use tenure_memory as memory;
 
+#[cfg(feature = "etcd")]
+#[doc(inline)]
+pub use tenure_etcd as etcd;
+
+#[cfg(feature = "zookeeper")]
+#[doc(inline)]
+pub use tenure_zookeeper as zookeeper;
+
 mod url;
 
-pub use url::{connect, BackendUrl};
+pub use url::{connect, Scheme};

@@ -1,93 +1,42 @@
-//! Choosing a backend by URL: `memory://`, `etcd://…`, `zk://…`.
+//! Choosing a backend by URL: `memory://`, `etcd://…`, `etcds://…`, `zk://…`.
+//!
+//! The facade only recognises the scheme; each backend parses the rest of
+//! its own URL (`EtcdOptions::from_url`, `ZkOptions::from_url`), so one
+//! grammar lives in one place.
 
 use tenure_core::{DynBackend, Error, Result};
 
-/// A parsed backend URL.
-///
-/// - `memory://` — a fresh in-process backend; `memory://<name>` — the
-///   in-process backend of that name, shared by everything in the process
-///   that connects to the same URL (so tests can swap an etcd URL for a
-///   memory one and keep several candidates talking to one "server").
-/// - `etcd://host:port[,host:port…][/prefix]` and `etcds://…` (TLS).
-/// - `zk://host:port[,host:port…][/chroot]`.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// The backend a URL names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum BackendUrl {
-    /// In-process backend; `None` for a fresh one.
-    Memory {
-        /// Shared instance name.
-        name: Option<String>,
-    },
-    /// etcd v3.
-    Etcd {
-        /// `host:port` endpoints.
-        endpoints: Vec<String>,
-        /// Key prefix (namespace), possibly empty.
-        prefix: String,
-        /// Whether to use TLS (`etcds://`).
-        tls: bool,
-    },
-    /// ZooKeeper.
-    ZooKeeper {
-        /// `host:port` servers.
-        servers: Vec<String>,
-        /// Chroot path, possibly empty.
-        chroot: String,
-    },
+pub enum Scheme {
+    /// `memory://` (a fresh in-process backend) or `memory://<name>` (the
+    /// process-wide instance of that name).
+    Memory,
+    /// `etcd://host:port[,host:port…][/prefix]`, `etcds://…` for TLS.
+    Etcd,
+    /// `zk://host:port[,host:port…][/root]`.
+    ZooKeeper,
 }
 
-impl BackendUrl {
-    /// Parses `url`.
+impl Scheme {
+    /// The scheme of `url`.
     ///
     /// # Errors
-    /// [`Error::UnsupportedUrl`] for an unknown scheme, a missing host list
-    /// or a malformed `host:port`.
-    pub fn parse(url: &str) -> Result<Self> {
+    /// [`Error::UnsupportedUrl`] when `url` has no `scheme://` or an
+    /// unknown scheme.
+    pub fn of(url: &str) -> Result<Scheme> {
         let bad = |reason: &str| Error::UnsupportedUrl {
             url: url.to_string(),
             reason: reason.to_string(),
         };
-        let (scheme, rest) = url.split_once("://").ok_or_else(|| {
+        let (scheme, _) = url.split_once("://").ok_or_else(|| {
             bad("expected <scheme>://…, e.g. memory://, etcd://host:2379, zk://host:2181")
         })?;
-        let (hosts, path) = match rest.split_once('/') {
-            Some((h, p)) => (h, p.trim_end_matches('/')),
-            None => (rest, ""),
-        };
-        let hosts = || -> Result<Vec<String>> {
-            if hosts.is_empty() {
-                return Err(bad("no host:port given"));
-            }
-            hosts
-                .split(',')
-                .map(|h| {
-                    let (host, port) = h
-                        .rsplit_once(':')
-                        .ok_or_else(|| bad("every host needs a :port"))?;
-                    if host.is_empty() || port.parse::<u16>().is_err() {
-                        return Err(bad("malformed host:port"));
-                    }
-                    Ok(h.to_string())
-                })
-                .collect()
-        };
         match scheme {
-            "memory" => Ok(BackendUrl::Memory {
-                name: (!rest.is_empty()).then(|| rest.to_string()),
-            }),
-            "etcd" | "etcds" => Ok(BackendUrl::Etcd {
-                endpoints: hosts()?,
-                prefix: path.to_string(),
-                tls: scheme == "etcds",
-            }),
-            "zk" | "zookeeper" => Ok(BackendUrl::ZooKeeper {
-                servers: hosts()?,
-                chroot: if path.is_empty() {
-                    String::new()
-                } else {
-                    format!("/{path}")
-                },
-            }),
+            "memory" => Ok(Scheme::Memory),
+            "etcd" | "etcds" => Ok(Scheme::Etcd),
+            "zk" | "zookeeper" => Ok(Scheme::ZooKeeper),
             _ => Err(bad(
                 "unknown scheme: use memory://, etcd://, etcds:// or zk://",
             )),
@@ -97,22 +46,24 @@ impl BackendUrl {
 
 /// Connects to the backend named by `url` and returns a shared handle.
 ///
-/// Production code that builds against etcd can run its unit tests on the
-/// in-memory backend by changing only this URL.
+/// Code that runs on etcd in production can run its unit tests on the
+/// in-memory backend by changing only this URL: every `connect` to the same
+/// `memory://<name>` in a process reaches the same in-process backend.
 ///
 /// # Errors
-/// [`Error::UnsupportedUrl`] for a malformed URL or one whose backend's
+/// [`Error::UnsupportedUrl`] for a malformed URL, or one whose backend's
 /// cargo feature is not enabled (the message names the feature), and the
-/// backend's connection errors.
+/// backend's connection errors ([`Error::Unreachable`],
+/// [`Error::Unauthenticated`], ...).
 pub async fn connect(url: &str) -> Result<DynBackend> {
-    match BackendUrl::parse(url)? {
-        BackendUrl::Memory { name } => memory(url, name),
-        BackendUrl::Etcd { .. } => Err(missing(url, "etcd")),
-        BackendUrl::ZooKeeper { .. } => Err(missing(url, "zookeeper")),
+    match Scheme::of(url)? {
+        Scheme::Memory => memory(url),
+        Scheme::Etcd => etcd(url).await,
+        Scheme::ZooKeeper => zookeeper(url).await,
     }
 }
 
-#[allow(dead_code)]
+#[allow(dead_code)] // unused when every backend is compiled in
 fn missing(url: &str, feature: &str) -> Error {
     Error::UnsupportedUrl {
         url: url.to_string(),
@@ -123,28 +74,56 @@ fn missing(url: &str, feature: &str) -> Error {
 }
 
 #[cfg(feature = "memory")]
-fn memory(_url: &str, name: Option<String>) -> Result<DynBackend> {
+fn memory(url: &str) -> Result<DynBackend> {
     use std::collections::HashMap;
     use std::sync::{Arc, Mutex, OnceLock};
     use tenure_memory::MemoryBackend;
 
     static NAMED: OnceLock<Mutex<HashMap<String, MemoryBackend>>> = OnceLock::new();
-    let backend = match name {
-        None => MemoryBackend::new(),
-        Some(name) => NAMED
+    let name = url.trim_start_matches("memory://");
+    let backend = if name.is_empty() {
+        MemoryBackend::new()
+    } else {
+        NAMED
             .get_or_init(Default::default)
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .entry(name)
+            .entry(name.to_string())
             .or_default()
-            .clone(),
+            .clone()
     };
     Ok(Arc::new(backend))
 }
 
 #[cfg(not(feature = "memory"))]
-fn memory(url: &str, _name: Option<String>) -> Result<DynBackend> {
+fn memory(url: &str) -> Result<DynBackend> {
     Err(missing(url, "memory"))
+}
+
+#[cfg(feature = "etcd")]
+async fn etcd(url: &str) -> Result<DynBackend> {
+    let options = tenure_etcd::EtcdOptions::from_url(url)?;
+    Ok(std::sync::Arc::new(
+        tenure_etcd::EtcdBackend::connect(options).await?,
+    ))
+}
+
+#[cfg(not(feature = "etcd"))]
+async fn etcd(url: &str) -> Result<DynBackend> {
+    Err(missing(url, "etcd"))
+}
+
+#[cfg(feature = "zookeeper")]
+async fn zookeeper(url: &str) -> Result<DynBackend> {
+    let options = tenure_zookeeper::ZkOptions::from_url(url)?;
+    Ok(std::sync::Arc::new(
+        tenure_zookeeper::ZkBackend::connect(options).await?,
+    ))
+}
+
+#[cfg(not(feature = "zookeeper"))]
+async fn zookeeper(url: &str) -> Result<DynBackend> {
+    Err(missing(url, "zookeeper"))
 }
 
 #[cfg(test)]
@@ -152,58 +131,51 @@ mod tests {
     use super::*;
 
     #[test]
-    fn parses_each_scheme() {
+    fn recognises_each_scheme() {
+        assert_eq!(Scheme::of("memory://").unwrap(), Scheme::Memory);
         assert_eq!(
-            BackendUrl::parse("memory://").unwrap(),
-            BackendUrl::Memory { name: None }
+            Scheme::of("etcd://a:2379,b:2379/svc").unwrap(),
+            Scheme::Etcd
         );
-        assert_eq!(
-            BackendUrl::parse("memory://tests").unwrap(),
-            BackendUrl::Memory {
-                name: Some("tests".into())
-            }
-        );
-        assert_eq!(
-            BackendUrl::parse("etcd://a:2379,b:2379/svc/").unwrap(),
-            BackendUrl::Etcd {
-                endpoints: vec!["a:2379".into(), "b:2379".into()],
-                prefix: "svc".into(),
-                tls: false
-            }
-        );
-        assert!(matches!(
-            BackendUrl::parse("etcds://a:2379").unwrap(),
-            BackendUrl::Etcd { tls: true, .. }
-        ));
-        assert_eq!(
-            BackendUrl::parse("zk://h:2181/app").unwrap(),
-            BackendUrl::ZooKeeper {
-                servers: vec!["h:2181".into()],
-                chroot: "/app".into()
-            }
-        );
+        assert_eq!(Scheme::of("etcds://a:2379").unwrap(), Scheme::Etcd);
+        assert_eq!(Scheme::of("zk://h:2181/app").unwrap(), Scheme::ZooKeeper);
     }
 
     #[test]
     fn rejects_bad_urls_with_reason() {
         for (url, why) in [
-            ("localhost:2379", "scheme"),
+            ("localhost:2379", "<scheme>://"),
             ("redis://h:1", "unknown scheme"),
-            ("etcd://", "no host"),
-            ("etcd://h", ":port"),
-            ("zk://h:notaport", "malformed"),
         ] {
-            let e = BackendUrl::parse(url).unwrap_err();
+            let e = Scheme::of(url).unwrap_err();
             assert!(e.to_string().contains(why), "{url}: {e}");
         }
     }
 
     #[tokio::test]
-    async fn compiled_out_backend_names_its_feature() {
-        if cfg!(feature = "etcd") {
-            return;
-        }
+    async fn named_memory_urls_share_one_backend() {
+        let a = connect("memory://shared-test").await.unwrap();
+        let b = connect("memory://shared-test").await.unwrap();
+        let fresh = connect("memory://").await.unwrap();
+        let lease = a
+            .grant_lease(std::time::Duration::from_secs(5))
+            .await
+            .unwrap();
+        assert!(b.keep_alive(lease.id).await.is_ok(), "same server");
+        assert!(fresh.keep_alive(lease.id).await.is_err(), "separate server");
+    }
+
+    #[cfg(not(feature = "etcd"))]
+    #[tokio::test]
+    async fn compiled_out_etcd_names_its_feature() {
         let e = connect("etcd://127.0.0.1:2379").await.unwrap_err();
         assert!(e.to_string().contains("feature `etcd`"), "{e}");
+    }
+
+    #[cfg(not(feature = "zookeeper"))]
+    #[tokio::test]
+    async fn compiled_out_zookeeper_names_its_feature() {
+        let e = connect("zk://127.0.0.1:2181").await.unwrap_err();
+        assert!(e.to_string().contains("feature `zookeeper`"), "{e}");
     }
 }

@@ -83,6 +83,15 @@ pub(crate) fn lease_hex(id: i64) -> String {
     }
 }
 
+/// Whether `entry` is a queue entry of the election whose directory is
+/// `dir` (`<election>/`): a direct child named by its own lease id in hex,
+/// exactly as etcd's election recipe names candidates. This leaves out the
+/// entries of nested elections (`<election>/x/…`) and the single leader
+/// key of election `<election>/x`, whose name is not its lease id.
+pub(crate) fn is_queue_entry(dir: &str, entry: &Entry) -> bool {
+    entry.key.strip_prefix(dir) == Some(lease_hex(entry.lease.0).as_str())
+}
+
 impl EtcdBackend {
     /// Connects to the cluster and checks that it answers (one status
     /// request), so that a wrong endpoint or password fails here.
@@ -464,9 +473,7 @@ impl CoordinationBackend for EtcdBackend {
             .kvs()
             .iter()
             .map(|kv| self.entry(kv))
-            // Direct children only: the election `a` does not see the
-            // candidates of the election `a/b`.
-            .filter(|e| e.key.strip_prefix(&dir).is_some_and(|r| !r.contains('/')))
+            .filter(|e| is_queue_entry(&dir, e))
             .collect();
         Ok(Snapshot { entries, revision })
     }

@@ -11,7 +11,7 @@ use std::collections::VecDeque;
 use futures::StreamExt;
 use tenure_core::{Error, Result, Revision, WatchEvent, WatchScope, WatchStream};
 
-use crate::backend::EtcdBackend;
+use crate::backend::{is_queue_entry, EtcdBackend};
 use crate::error::{self, KIND};
 
 struct State {
@@ -38,7 +38,21 @@ impl State {
             let Some(kv) = event.kv() else { continue };
             let key = self.backend.entry(kv).key;
             if let Some(dir) = &self.dir {
-                if key.strip_prefix(dir).is_none_or(|r| r.contains('/')) {
+                // A deletion carries no lease: judge it by the value it
+                // deleted (asked for with `prev_kv`).
+                let judged = if kv.version() == 0 {
+                    event.prev_kv()
+                } else {
+                    Some(kv)
+                };
+                let queued = match judged {
+                    Some(kv) => is_queue_entry(dir, &self.backend.entry(kv)),
+                    // No previous value (compacted): a direct child at least.
+                    None => key
+                        .strip_prefix(dir.as_str())
+                        .is_some_and(|r| !r.contains('/')),
+                };
+                if !queued {
                     continue;
                 }
             }
@@ -77,7 +91,9 @@ pub(crate) async fn open(
             let dir = format!("{e}/");
             (
                 backend.full_key(&dir),
-                etcd_client::WatchOptions::new().with_prefix(),
+                etcd_client::WatchOptions::new()
+                    .with_prefix()
+                    .with_prev_key(),
                 Some(dir),
             )
         }

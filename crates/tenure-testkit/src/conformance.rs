@@ -51,6 +51,10 @@ pub struct Capabilities {
     pub max_expiry_wait: Duration,
     /// How long to wait for a watch event that must come.
     pub event_timeout: Duration,
+    /// Whether a watch from a past revision replays the changes since
+    /// (etcd, memory). A backend without history (ZooKeeper) must answer
+    /// [`WatchEvent::HistoryLost`] instead, never skip silently.
+    pub replays_history: bool,
 }
 
 impl Capabilities {
@@ -65,7 +69,14 @@ impl Capabilities {
             expiry_ttl: clamp(Duration::from_secs(1)),
             max_expiry_wait: Duration::from_secs(5),
             event_timeout: Duration::from_secs(10),
+            replays_history: true,
         }
+    }
+
+    /// The same, for a backend that keeps no watch history.
+    pub fn without_history(mut self) -> Capabilities {
+        self.replays_history = false;
+        self
     }
 }
 
@@ -84,7 +95,11 @@ pub async fn run_all(backend: DynBackend, caps: Capabilities) {
     revisions_strictly_increase(b, &caps).await;
     update_and_delete_are_guarded(b, &caps).await;
     guarded_put_requires_guard(b, &caps).await;
-    watch_replays_from_revision(b, &caps).await;
+    if caps.replays_history {
+        watch_replays_from_revision(b, &caps).await;
+    } else {
+        watch_from_the_past_reports_history_lost(b, &caps).await;
+    }
     watch_key_scope_sees_only_that_key(b, &caps).await;
     watch_election_scope_excludes_other_elections(b, &caps).await;
 }
@@ -590,6 +605,36 @@ pub async fn guarded_put_requires_guard(backend: &dyn CoordinationBackend, caps:
 }
 
 // ---- watches -----------------------------------------------------------
+
+/// For a backend without history: a watch from a past revision starts
+/// with [`WatchEvent::HistoryLost`] (never a silent gap), and a watch from
+/// the revision of a fresh read delivers live changes.
+pub async fn watch_from_the_past_reports_history_lost(
+    backend: &dyn CoordinationBackend,
+    caps: &Capabilities,
+) {
+    let e = unique("no-history");
+    let (a, b) = (
+        grant(backend, caps.ttl).await,
+        grant(backend, caps.ttl).await,
+    );
+    let e1 = created(backend.create(&e, Slot::Queue, a.id, v("1")).await);
+    let e2 = created(backend.create(&e, Slot::Queue, b.id, v("2")).await);
+    assert!(expect_ok(backend.delete(&e2).await, "delete"), "delete e2");
+    let scope = WatchScope::Election(e.clone());
+    let mut past = Watch::open(backend, caps, scope.clone(), e1.created).await;
+    assert_eq!(
+        past.next().await,
+        WatchEvent::HistoryLost,
+        "a watch from before a change it cannot replay must say so"
+    );
+    let snapshot = expect_ok(backend.candidates(&e).await, "candidates");
+    let mut live = Watch::open(backend, caps, scope, snapshot.revision + 1).await;
+    let e3 = created(backend.create(&e, Slot::Queue, b.id, v("3")).await);
+    live.expect_put(&e3).await;
+    revoke(backend, a.id).await;
+    revoke(backend, b.id).await;
+}
 
 /// A watch from a past revision replays every change of its scope from
 /// there, in order (with the values of the time), then delivers live

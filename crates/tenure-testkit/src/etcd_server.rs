@@ -706,7 +706,20 @@ mod tests {
             .await
             .unwrap_or_else(|e| panic!("{e}"));
         cluster.kill(0).await.unwrap();
-        cluster.etcdctl(&["put", "k", "v"]).await.unwrap();
+        // Talk to a live member; if the killed one led the raft group the
+        // others need a moment (one election timeout) to elect a new leader.
+        let mut put = Err(None);
+        for _ in 0..40 {
+            match run_etcdctl(&cluster.endpoint(1), &["put", "k", "v"]).await {
+                Ok(_) => {
+                    put = Ok(());
+                    break;
+                }
+                Err(e) => put = Err(Some(e)),
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        }
+        put.unwrap_or_else(|e| panic!("no write accepted with one member down: {e:?}"));
         cluster.restart(0).await.unwrap();
         let out = run_etcdctl(&cluster.endpoint(0), &["get", "k", "--print-value-only"])
             .await
