@@ -272,6 +272,12 @@ impl Sim {
 
     /// Runs every candidate until none has anything left to do at this
     /// instant.
+    ///
+    /// # Panics
+    /// When a running candidate's machine, having handled its timeout, still
+    /// asks to be woken at an instant already past: a driver would
+    /// busy-loop on it. The property tests report this like any other
+    /// broken invariant.
     async fn settle(&mut self) {
         for _ in 0..64 {
             let mut progress = false;
@@ -279,7 +285,31 @@ impl Sim {
                 progress |= self.step_candidate(i).await;
             }
             if !progress {
-                return;
+                break;
+            }
+        }
+        let t = now();
+        for (i, c) in self.candidates.iter().enumerate() {
+            if c.client.is_none() || c.frozen_until.is_some() {
+                continue;
+            }
+            let overdue = [
+                (
+                    "lease keeper",
+                    c.keeper.as_ref().and_then(|k| k.poll_timeout()),
+                ),
+                (
+                    "election machine",
+                    c.machine.as_ref().and_then(|m| m.poll_timeout()),
+                ),
+            ];
+            for (what, wake) in overdue {
+                if let Some(at) = wake.filter(|at| *at < t) {
+                    panic!(
+                        "invariant violated: no busy loop: candidate {i}'s {what} asks to be woken {:?} in the past after handling its timeout",
+                        t - at
+                    );
+                }
             }
         }
     }
