@@ -5,17 +5,13 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
 use bytes::Bytes;
 use futures::StreamExt;
-use tenure_core::{
-    CoordinationBackend, CreateOutcome, DynBackend, Election, ElectionName, Entry, LeaseGrant,
-    LeaseId, LossReason, Result, Revision, Session, Slot, Snapshot, WatchScope, WatchStream,
-};
+use tenure_core::{DynBackend, Election, LossReason, Session};
+use tenure_testkit::counting::Counting;
 use tenure_testkit::etcd_server::EtcdCluster;
 
 const TTL: Duration = Duration::from_secs(2);
@@ -309,67 +305,6 @@ async fn observer_misses_no_leader_change_across_compactions() {
     assert_eq!(ok, Ok(true), "the observer never saw the last leader");
 }
 
-/// Counts the watch events a candidate receives.
-#[derive(Debug)]
-struct Counting {
-    inner: DynBackend,
-    events: Arc<AtomicUsize>,
-}
-
-#[async_trait]
-impl CoordinationBackend for Counting {
-    fn kind(&self) -> &'static str {
-        self.inner.kind()
-    }
-    fn ttl_bounds(&self) -> (Duration, Duration) {
-        self.inner.ttl_bounds()
-    }
-    fn leader_key(&self, election: &ElectionName) -> String {
-        self.inner.leader_key(election)
-    }
-    async fn grant_lease(&self, ttl: Duration) -> Result<LeaseGrant> {
-        self.inner.grant_lease(ttl).await
-    }
-    async fn keep_alive(&self, lease: LeaseId) -> Result<Duration> {
-        self.inner.keep_alive(lease).await
-    }
-    async fn revoke_lease(&self, lease: LeaseId) -> Result<()> {
-        self.inner.revoke_lease(lease).await
-    }
-    async fn create(
-        &self,
-        election: &ElectionName,
-        slot: Slot,
-        lease: LeaseId,
-        value: Bytes,
-    ) -> Result<CreateOutcome> {
-        self.inner.create(election, slot, lease, value).await
-    }
-    async fn candidates(&self, election: &ElectionName) -> Result<Snapshot> {
-        self.inner.candidates(election).await
-    }
-    async fn get(&self, key: &str) -> Result<(Option<Entry>, Revision)> {
-        self.inner.get(key).await
-    }
-    async fn update(&self, entry: &Entry, value: Bytes) -> Result<Entry> {
-        self.inner.update(entry, value).await
-    }
-    async fn delete(&self, entry: &Entry) -> Result<bool> {
-        self.inner.delete(entry).await
-    }
-    async fn guarded_put(&self, guard: &Entry, key: &str, value: Bytes) -> Result<Revision> {
-        self.inner.guarded_put(guard, key, value).await
-    }
-    async fn watch(&self, scope: WatchScope, from: Revision) -> Result<WatchStream> {
-        let counter = self.events.clone();
-        let s = self.inner.watch(scope, from).await?;
-        Ok(s.inspect(move |_| {
-            counter.fetch_add(1, Ordering::SeqCst);
-        })
-        .boxed())
-    }
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn hundred_candidates_one_connection_one_leader_and_no_herd() {
     const N: usize = 100;
@@ -380,12 +315,9 @@ async fn hundred_candidates_one_connection_one_leader_and_no_herd() {
     let mut counters = Vec::new();
     let mut tasks = Vec::new();
     for i in 0..N {
-        let events = Arc::new(AtomicUsize::new(0));
-        counters.push(events.clone());
-        let b: DynBackend = Arc::new(Counting {
-            inner: shared.clone(),
-            events,
-        });
+        let counting = Counting::new(shared.clone());
+        counters.push(counting.clone());
+        let b: DynBackend = Arc::new(counting);
         let e = Election::builder(b, "herd")
             .ttl(Duration::from_secs(5))
             .build()
@@ -416,7 +348,7 @@ async fn hundred_candidates_one_connection_one_leader_and_no_herd() {
     let successor_key = cands[1].key.clone();
     // Let every follower settle on its predecessor watch, then count.
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let before: Vec<usize> = counters.iter().map(|c| c.load(Ordering::SeqCst)).collect();
+    let before: Vec<usize> = counters.iter().map(Counting::watch_events).collect();
 
     leadership.resign().await;
     let (second, l2) = tokio::time::timeout(Duration::from_secs(10), rx.recv())
@@ -428,7 +360,7 @@ async fn hundred_candidates_one_connection_one_leader_and_no_herd() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(rx.try_recv().is_err(), "two leaders after one resign");
     let woken: Vec<usize> = (0..N)
-        .filter(|&i| i != first && counters[i].load(Ordering::SeqCst) > before[i])
+        .filter(|&i| i != first && counters[i].watch_events() > before[i])
         .collect();
     assert_eq!(
         woken,

@@ -1,11 +1,13 @@
 //! Test tooling shared by every tenure backend.
 //!
 //! - [`conformance`]: the suite every `CoordinationBackend` passes.
+//! - [`counting`]: a backend wrapper counting reads and watch events.
 //! - [`history`]: recorded leadership histories and the invariant checker.
 //! - [`sim`]: a deterministic simulator of candidates with faults.
 //! - [`etcd_server`], [`zk_server`]: real servers on loopback for tests.
 
 pub mod conformance;
+pub mod counting;
 pub mod etcd_server;
 pub mod history;
 pub mod sim;

@@ -4,16 +4,12 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use bytes::Bytes;
-use tenure_core::{
-    CoordinationBackend, CreateOutcome, DynBackend, Election, ElectionName, Entry, Leadership,
-    LeaseGrant, LeaseId, LossReason, Result, Revision, Slot, Snapshot, WatchScope, WatchStream,
-};
+use tenure_core::{DynBackend, Election, Leadership, LossReason};
+use tenure_testkit::counting::Counting;
 use tenure_zookeeper::zookeeper_client as zk;
 use tokio::time::Instant;
 
@@ -213,73 +209,15 @@ async fn unreachable_server_past_the_deadline_steps_down() {
     assert_eq!(reason, LossReason::DeadlineExceeded);
 }
 
-/// Counts `candidates` reads: a woken candidate re-reads the queue.
-#[derive(Debug)]
-struct Counting {
-    inner: DynBackend,
-    reads: AtomicUsize,
-}
-
-#[async_trait]
-impl CoordinationBackend for Counting {
-    fn kind(&self) -> &'static str {
-        self.inner.kind()
-    }
-    fn ttl_bounds(&self) -> (Duration, Duration) {
-        self.inner.ttl_bounds()
-    }
-    fn leader_key(&self, election: &ElectionName) -> String {
-        self.inner.leader_key(election)
-    }
-    async fn grant_lease(&self, ttl: Duration) -> Result<LeaseGrant> {
-        self.inner.grant_lease(ttl).await
-    }
-    async fn keep_alive(&self, lease: LeaseId) -> Result<Duration> {
-        self.inner.keep_alive(lease).await
-    }
-    async fn revoke_lease(&self, lease: LeaseId) -> Result<()> {
-        self.inner.revoke_lease(lease).await
-    }
-    async fn create(
-        &self,
-        election: &ElectionName,
-        slot: Slot,
-        lease: LeaseId,
-        value: Bytes,
-    ) -> Result<CreateOutcome> {
-        self.inner.create(election, slot, lease, value).await
-    }
-    async fn candidates(&self, election: &ElectionName) -> Result<Snapshot> {
-        self.reads.fetch_add(1, Ordering::SeqCst);
-        self.inner.candidates(election).await
-    }
-    async fn get(&self, key: &str) -> Result<(Option<Entry>, Revision)> {
-        self.inner.get(key).await
-    }
-    async fn update(&self, entry: &Entry, value: Bytes) -> Result<Entry> {
-        self.inner.update(entry, value).await
-    }
-    async fn delete(&self, entry: &Entry) -> Result<bool> {
-        self.inner.delete(entry).await
-    }
-    async fn guarded_put(&self, guard: &Entry, key: &str, value: Bytes) -> Result<Revision> {
-        self.inner.guarded_put(guard, key, value).await
-    }
-    async fn watch(&self, scope: WatchScope, from: Revision) -> Result<WatchStream> {
-        self.inner.watch(scope, from).await
-    }
-}
-
 /// 100 candidates: exactly one leads; when it resigns, exactly one
 /// candidate (its successor) wakes up and re-reads the queue.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hundred_candidates_one_leader_and_no_herd() {
     let zk = common::shared().await;
     let root = common::unique_root("herd");
-    let counting = Arc::new(Counting {
-        inner: common::dyn_backend(&zk.connect_string(), &root).await,
-        reads: AtomicUsize::new(0),
-    });
+    let counting = Arc::new(Counting::new(
+        common::dyn_backend(&zk.connect_string(), &root).await,
+    ));
     let backend: DynBackend = counting.clone();
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let mut tasks = Vec::new();
@@ -318,7 +256,7 @@ async fn hundred_candidates_one_leader_and_no_herd() {
     );
     let successor_value = queue[1].value.clone();
 
-    let reads_before = counting.reads.load(Ordering::SeqCst);
+    let reads_before = counting.candidate_reads();
     let started = Instant::now();
     l1.resign().await;
     let (second, l2) = within(Duration::from_secs(10), "successor", rx.recv())
@@ -328,7 +266,7 @@ async fn hundred_candidates_one_leader_and_no_herd() {
     println!("100 candidates: handover {:?}", started.elapsed());
     assert_eq!(l2.entry().value, successor_value, "the next in line leads");
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let woken = counting.reads.load(Ordering::SeqCst) - reads_before;
+    let woken = counting.candidate_reads() - reads_before;
     assert_eq!(
         woken, 1,
         "re-reads after the leader left (only the successor {second})"

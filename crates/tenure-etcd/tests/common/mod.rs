@@ -32,20 +32,5 @@ pub async fn dyn_backend(endpoint: &str) -> DynBackend {
     Arc::new(connect(endpoint).await)
 }
 
-/// Polls `check` every 20 ms until it holds or `within` passes.
-pub async fn eventually<F, Fut>(within: Duration, mut check: F) -> bool
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + within;
-    loop {
-        if check().await {
-            return true;
-        }
-        if tokio::time::Instant::now() >= deadline {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
+#[allow(unused_imports)] // not every test binary polls
+pub use tenure_testkit::counting::eventually;
