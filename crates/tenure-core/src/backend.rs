@@ -50,7 +50,7 @@ use crate::{
 ///   [`Error::NotOwner`](crate::Error::NotOwner) (update) or return `false`
 ///   (delete) and change nothing.
 /// - **Keys** that cross the trait (`Entry::key`, [`get`](Self::get),
-///   [`guarded_put`](Self::guarded_put), [`WatchScope::Key`](crate::WatchScope::Key))
+///   [`guarded_put`](Self::guarded_put), [`WatchScope::Key`])
 ///   are relative to the backend's namespace (etcd key prefix, ZooKeeper
 ///   chroot): the same key names the same thing on every backend.
 /// - **Elections are not nested**: the queue of `a` holds only the direct
