@@ -130,6 +130,18 @@ pub enum Error {
     },
 }
 
+/// Checks `ttl` against a backend's `(min, max)` bounds: the one place
+/// every backend and the driver reject an out-of-range TTL.
+///
+/// # Errors
+/// [`Error::InvalidTtl`] naming the TTL and both bounds.
+pub fn check_ttl(ttl: Duration, (min, max): (Duration, Duration)) -> Result<()> {
+    if ttl < min || ttl > max {
+        return Err(Error::InvalidTtl { ttl, min, max });
+    }
+    Ok(())
+}
+
 impl Error {
     /// Whether retrying the same operation later may succeed (network
     /// trouble, timeouts) as opposed to errors that will not go away.

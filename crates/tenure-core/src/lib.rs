@@ -24,7 +24,7 @@ pub use backend::{CoordinationBackend, DynBackend};
 pub use driver::{
     Election, ElectionBuilder, LeaderStream, Leadership, LeaseStatus, Session, SessionBuilder,
 };
-pub use error::{BoxError, Error, Result};
+pub use error::{check_ttl, BoxError, Error, Result};
 pub use machine::{Backoff, Strategy};
 pub use name::{ElectionName, MAX_ELECTION_NAME_LEN};
 pub use types::{

@@ -365,10 +365,7 @@ impl CoordinationBackend for EtcdBackend {
     }
 
     async fn grant_lease(&self, ttl: Duration) -> Result<LeaseGrant> {
-        let (min, max) = self.ttl_bounds();
-        if ttl < min || ttl > max {
-            return Err(Error::InvalidTtl { ttl, min, max });
-        }
+        tenure_core::check_ttl(ttl, self.ttl_bounds())?;
         // Whole seconds, rounded up: never grant less than asked for.
         let secs = ttl.as_secs() + u64::from(ttl.subsec_nanos() > 0);
         let secs = i64::try_from(secs).unwrap_or(i64::MAX);

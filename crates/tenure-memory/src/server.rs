@@ -204,10 +204,7 @@ impl State {
 
     pub(crate) fn grant(&mut self, now: Instant, ttl: Duration) -> Result<LeaseGrant> {
         self.expire_due(now);
-        let (min, max) = self.ttl_bounds;
-        if ttl < min || ttl > max {
-            return Err(Error::InvalidTtl { ttl, min, max });
-        }
+        tenure_core::check_ttl(ttl, self.ttl_bounds)?;
         let id = self.next_lease;
         self.next_lease += 1;
         self.leases.insert(

@@ -845,10 +845,8 @@ impl CoordinationBackend for ZkBackend {
     }
 
     async fn grant_lease(&self, ttl: Duration) -> Result<LeaseGrant> {
-        let (min, max) = self.inner.bounds;
-        if ttl < min || ttl > max {
-            return Err(Error::InvalidTtl { ttl, min, max });
-        }
+        let (min, _) = self.inner.bounds;
+        tenure_core::check_ttl(ttl, self.inner.bounds)?;
         let started = tokio::time::Instant::now();
         let client = open_session(&self.inner.options, ttl).await?;
         let granted = client.session_timeout();

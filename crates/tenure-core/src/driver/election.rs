@@ -7,12 +7,12 @@ use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
 
 use super::campaign::{CampaignTask, Outcome};
-use super::clock::{self, with_timeout};
+use super::clock;
 use super::leadership::Leadership;
 use super::observe::{self, LeaderStream};
 use super::session::Session;
 use crate::machine::{Backoff, ElectionConfig, ElectionMachine, Strategy};
-use crate::{DynBackend, ElectionName, Entry, Error, LeaderInfo, Result};
+use crate::{check_ttl, DynBackend, ElectionName, Entry, Error, LeaderInfo, Result};
 
 /// Configures an [`Election`].
 #[derive(Debug)]
@@ -80,14 +80,7 @@ impl ElectionBuilder {
     pub fn build(self) -> Result<Election> {
         let name = self.name?;
         if self.session.is_none() {
-            let (min, max) = self.backend.ttl_bounds();
-            if self.ttl < min || self.ttl > max {
-                return Err(Error::InvalidTtl {
-                    ttl: self.ttl,
-                    min,
-                    max,
-                });
-            }
+            check_ttl(self.ttl, self.backend.ttl_bounds())?;
         }
         if self.retry.initial > self.retry.max {
             return Err(Error::InvalidConfig {
@@ -206,28 +199,7 @@ impl Election {
     /// # Errors
     /// Backend errors.
     pub async fn leader(&self) -> Result<Option<LeaderInfo>> {
-        let b = &self.inner.backend;
-        let t = self.request_timeout();
-        Ok(match self.inner.strategy {
-            Strategy::Queue => with_timeout(
-                b.kind(),
-                "read candidates",
-                t,
-                b.candidates(&self.inner.name),
-            )
-            .await?
-            .entries
-            .first()
-            .map(LeaderInfo::from),
-            Strategy::SingleKey => {
-                let key = b.leader_key(&self.inner.name);
-                with_timeout(b.kind(), "get", t, b.get(&key))
-                    .await?
-                    .0
-                    .as_ref()
-                    .map(LeaderInfo::from)
-            }
-        })
+        Ok(self.candidates().await?.first().map(LeaderInfo::from))
     }
 
     /// The candidates in order, the leader first (queue strategy; on the
@@ -236,28 +208,15 @@ impl Election {
     /// # Errors
     /// Backend errors.
     pub async fn candidates(&self) -> Result<Vec<Entry>> {
-        let b = &self.inner.backend;
-        let t = self.request_timeout();
-        Ok(match self.inner.strategy {
-            Strategy::Queue => {
-                with_timeout(
-                    b.kind(),
-                    "read candidates",
-                    t,
-                    b.candidates(&self.inner.name),
-                )
-                .await?
-                .entries
-            }
-            Strategy::SingleKey => {
-                let key = b.leader_key(&self.inner.name);
-                with_timeout(b.kind(), "get", t, b.get(&key))
-                    .await?
-                    .0
-                    .into_iter()
-                    .collect()
-            }
-        })
+        let inner = &self.inner;
+        let snapshot = observe::read(
+            &inner.backend,
+            &inner.name,
+            inner.strategy,
+            self.request_timeout(),
+        )
+        .await?;
+        Ok(snapshot.entries)
     }
 
     /// A stream of leader changes: the current leader first (`None` when

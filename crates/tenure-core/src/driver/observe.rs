@@ -53,7 +53,9 @@ pub(crate) fn spawn(
     }
 }
 
-async fn read(
+/// Reads an election's entries, leader first: the queue (queue strategy)
+/// or the one leader key (single-key strategy).
+pub(crate) async fn read(
     backend: &DynBackend,
     election: &ElectionName,
     strategy: Strategy,

@@ -9,7 +9,7 @@ use tracing::{debug, warn};
 
 use super::clock::{self, with_timeout};
 use crate::machine::{LeaseCommand, LeaseConfig, LeaseEvent, LeaseKeeper};
-use crate::{DynBackend, Error, LeaseId, LossReason, Result};
+use crate::{check_ttl, DynBackend, Error, LeaseId, LossReason, Result};
 
 /// What a session's lease looks like right now.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -57,14 +57,7 @@ impl SessionBuilder {
     /// [`Error::InvalidConfig`] for a bad margin, and any error of the
     /// grant request (unreachable backend, timeout, credentials).
     pub async fn start(self) -> Result<Session> {
-        let (min, max) = self.backend.ttl_bounds();
-        if self.ttl < min || self.ttl > max {
-            return Err(Error::InvalidTtl {
-                ttl: self.ttl,
-                min,
-                max,
-            });
-        }
+        check_ttl(self.ttl, self.backend.ttl_bounds())?;
         let timeout = self.request_timeout.unwrap_or(self.ttl / 3);
         if timeout.is_zero() {
             return Err(Error::InvalidConfig {
