@@ -1,0 +1,3 @@
+//! tenure's benchmark suite.
+
+fn main() {}

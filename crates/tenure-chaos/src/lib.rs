@@ -1,0 +1,1 @@
+//! tenure's fault campaign.
