@@ -11,18 +11,23 @@
 //! - [`machine`]: the sans-IO state machines (lease keeper, election,
 //!   leader tracker). They read no clock and do no I/O.
 //! - [`driver`]: runs the machines on tokio against a backend:
-//!   [`Session`], [`Election`], [`Leadership`].
+//!   [`Session`], [`Election`], [`Leadership`], and client-go style
+//!   [`Callbacks`].
+//! - [`metrics`]: the names of the metrics the driver records through the
+//!   `metrics` facade.
 
 pub mod backend;
 pub mod driver;
 pub mod error;
 pub mod machine;
+pub mod metrics;
 pub mod name;
 pub mod types;
 
 pub use backend::{CoordinationBackend, DynBackend};
 pub use driver::{
-    Election, ElectionBuilder, LeaderStream, Leadership, LeaseStatus, Session, SessionBuilder,
+    Callbacks, Election, ElectionBuilder, LeaderContext, LeaderStream, Leadership, LeaseStatus,
+    Session, SessionBuilder,
 };
 pub use error::{check_ttl, BoxError, Error, Result};
 pub use machine::{Backoff, Strategy};

@@ -176,6 +176,22 @@ pub enum LossReason {
     Shutdown,
 }
 
+impl LossReason {
+    /// A stable snake_case label (`resigned`, `lease_expired`,
+    /// `deadline_exceeded`, `entry_deleted`, `shutdown`), used as a metric
+    /// label and in machine-readable output. [`Display`](fmt::Display)
+    /// gives the human sentence instead.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LossReason::Resigned => "resigned",
+            LossReason::LeaseExpired => "lease_expired",
+            LossReason::DeadlineExceeded => "deadline_exceeded",
+            LossReason::EntryDeleted => "entry_deleted",
+            LossReason::Shutdown => "shutdown",
+        }
+    }
+}
+
 impl fmt::Display for LossReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {

@@ -9,6 +9,8 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio_stream::StreamMap;
 use tracing::{debug, info, warn};
 
+use crate::metrics::{self, WatchRole};
+
 use super::clock::{self, with_timeout};
 use super::session::{LeaseStatus, Session};
 use crate::machine::{
@@ -75,6 +77,10 @@ impl CampaignTask {
         let mut control_open = true;
         let mut lease_open = true;
         let mut on_loss = Some(self.on_loss);
+        let started = clock::now();
+        let mut elected_at: Option<Instant> = None;
+        let mut phase = self.machine.phase();
+        debug!(?phase, "campaign started");
 
         // The lease may already have moved on since the machine was built.
         let status = *lease_rx.borrow_and_update();
@@ -106,6 +112,10 @@ impl CampaignTask {
                     }
                 }
             }
+            if self.machine.phase() != phase {
+                phase = self.machine.phase();
+                debug!(?phase, "phase changed");
+            }
             let mut finished = false;
             while let Some(event) = self.machine.poll_event() {
                 match event {
@@ -114,7 +124,10 @@ impl CampaignTask {
                         token,
                         valid_until,
                     } => {
+                        let now = clock::now();
                         info!(election = %self.election, token, key = %entry.key, "elected");
+                        metrics::elected(&self.election, now.saturating_duration_since(started));
+                        elected_at = Some(now);
                         let (tx, rx) = watch::channel(TermStatus {
                             valid_until,
                             lost: None,
@@ -130,12 +143,20 @@ impl CampaignTask {
                         }
                     }
                     Event::Lost { reason } => {
+                        let now = clock::now();
                         info!(election = %self.election, %reason, "leadership lost");
+                        if let Some(at) = elected_at.take() {
+                            metrics::lost(
+                                &self.election,
+                                reason,
+                                now.saturating_duration_since(at),
+                            );
+                        }
                         if let Some(t) = &term {
                             t.send_modify(|s| s.lost = Some(reason));
                         }
                         if let Some(f) = on_loss.take() {
-                            f(clock::now());
+                            f(now);
                         }
                     }
                     Event::Failed(reason) => {
@@ -206,12 +227,15 @@ impl CampaignTask {
                             // The machine re-reads; a backend that keeps failing
                             // fails the read too, which backs off.
                             warn!(election = %self.election, error = %e, "watch failed to open");
+                            metrics::watch_reconnect(&self.election, WatchRole::Candidate);
                             self.machine.handle_watch(clock::now(), id, None);
                         }
                     }
                 },
                 Some((id, event)) = watches.next() => {
                     if event.is_none() {
+                        debug!(election = %self.election, "watch ended");
+                        metrics::watch_reconnect(&self.election, WatchRole::Candidate);
                         watches.remove(&id);
                     }
                     self.machine.handle_watch(clock::now(), id, event);

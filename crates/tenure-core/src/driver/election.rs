@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
+use tracing::Instrument;
 
 use super::campaign::{CampaignTask, Outcome};
 use super::clock;
@@ -233,6 +234,16 @@ impl Election {
         )
     }
 
+    /// Whether campaigns share a session given to the builder.
+    pub(crate) fn has_shared_session(&self) -> bool {
+        self.inner.session.is_some()
+    }
+
+    /// The back-off for retries.
+    pub(crate) fn retry(&self) -> Backoff {
+        self.inner.retry
+    }
+
     fn request_timeout(&self) -> Duration {
         self.inner
             .request_timeout
@@ -267,6 +278,7 @@ impl Election {
             retry: inner.retry,
             start_delay,
         };
+        let lease = session.lease();
         let machine = ElectionMachine::new(
             inner.name.clone(),
             config,
@@ -294,7 +306,8 @@ impl Election {
                 }
             }),
         };
-        tokio::spawn(task.run());
+        let span = tracing::info_span!("campaign", election = %inner.name, lease = %lease);
+        tokio::spawn(task.run().instrument(span));
         match out_rx.await {
             Ok(Ok(Outcome::Elected { entry, term })) => Ok(Some(Leadership::new(
                 inner.name.clone(),

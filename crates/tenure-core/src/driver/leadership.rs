@@ -128,6 +128,11 @@ impl Leadership {
     /// next candidate takes over in one round trip. Returns once the delete
     /// was answered (or failed; the lease then expires it).
     pub async fn resign(self) {
+        self.release().await;
+    }
+
+    /// [`resign`](Self::resign) through a shared handle.
+    pub(crate) async fn release(&self) {
         let (tx, rx) = oneshot::channel();
         if self.control.send(Control::Resign(tx)).is_ok() {
             let _ = rx.await;

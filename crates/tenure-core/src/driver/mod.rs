@@ -7,7 +7,10 @@
 //! - [`Leadership`]: proof of having won, with the fencing token, the local
 //!   deadline, a future that fires on loss, resign, proclaim and a
 //!   leader-guarded write.
+//! - [`Callbacks`]: client-go style `on_started_leading` /
+//!   `on_stopped_leading` / `on_new_leader`, run by [`Election::run`].
 
+mod callbacks;
 mod campaign;
 mod clock;
 mod election;
@@ -15,6 +18,7 @@ mod leadership;
 mod observe;
 mod session;
 
+pub use callbacks::{Callbacks, LeaderContext};
 pub use election::{Election, ElectionBuilder};
 pub use leadership::Leadership;
 pub use observe::LeaderStream;

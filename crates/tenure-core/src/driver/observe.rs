@@ -11,6 +11,7 @@ use tracing::debug;
 
 use super::clock::with_timeout;
 use crate::machine::{Backoff, LeaderTracker, Strategy};
+use crate::metrics::{self, WatchRole};
 use crate::{DynBackend, ElectionName, LeaderInfo, Result, Snapshot, WatchScope};
 
 /// Stream of leader changes returned by
@@ -128,6 +129,7 @@ async fn follow(
             Ok(s) => s,
             Err(e) => {
                 debug!(%election, error = %e, "observe: watch failed, retrying");
+                metrics::watch_reconnect(election, WatchRole::Observer);
                 failures = failures.saturating_add(1);
                 tokio::time::sleep(retry.delay(failures, &mut rng)).await;
                 continue;
@@ -141,6 +143,7 @@ async fn follow(
             }
             failures = 0;
         }
+        metrics::watch_reconnect(election, WatchRole::Observer);
         // The watch ended, failed or lost history. Back off before reading
         // again, growing while watches keep breaking before delivering
         // anything (a backend that reports lost history on every churn must

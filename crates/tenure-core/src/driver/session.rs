@@ -5,10 +5,11 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, warn};
+use tracing::{debug, trace, warn, Instrument};
 
 use super::clock::{self, with_timeout};
 use crate::machine::{LeaseCommand, LeaseConfig, LeaseEvent, LeaseKeeper};
+use crate::metrics;
 use crate::{check_ttl, DynBackend, Error, LeaseId, LossReason, Result};
 
 /// What a session's lease looks like right now.
@@ -94,13 +95,10 @@ impl SessionBuilder {
             lost: None,
         });
         let shutdown = CancellationToken::new();
-        tokio::spawn(keep_alive_loop(
-            self.backend.clone(),
-            keeper,
-            tx,
-            shutdown.clone(),
-            timeout,
-        ));
+        tokio::spawn(
+            keep_alive_loop(self.backend.clone(), keeper, tx, shutdown.clone(), timeout)
+                .instrument(tracing::debug_span!("session", lease = %grant.id)),
+        );
         debug!(lease = %grant.id, ttl = ?grant.ttl, "session started");
         Ok(Session {
             inner: Arc::new(Inner {
@@ -253,11 +251,13 @@ async fn keep_alive_loop(
         while let Some(event) = keeper.poll_event() {
             match event {
                 LeaseEvent::Renewed { valid_until, .. } => {
+                    trace!("lease renewed");
                     status.send_modify(|s| s.valid_until = valid_until);
                 }
                 LeaseEvent::Lost { lease, reason } => {
                     if reason != LossReason::Resigned {
                         warn!(%lease, %reason, "lease lost");
+                        metrics::lease_lost(kind, reason);
                     }
                     status.send_modify(|s| s.lost = Some(reason));
                 }
@@ -267,11 +267,22 @@ async fn keep_alive_loop(
             return;
         }
         let deadline = keeper.poll_timeout();
+        // Biased: a deadline that passed at the same instant as a shutdown
+        // is reported as what it was, not as a release.
         tokio::select! {
+            biased;
             () = clock::sleep_until(deadline) => keeper.handle_timeout(clock::now()),
             r = async { match in_flight.as_mut() { Some((_, f)) => f.await, None => std::future::pending().await } } => {
                 if let Some((sent_at, _)) = in_flight.take() {
-                    keeper.handle_keepalive(clock::now(), sent_at, r);
+                    let now = clock::now();
+                    match &r {
+                        Ok(_) => metrics::keepalive_acked(kind, now.saturating_duration_since(sent_at)),
+                        Err(e) => {
+                            debug!(error = %e, "keep-alive failed");
+                            metrics::keepalive_failed(kind);
+                        }
+                    }
+                    keeper.handle_keepalive(now, sent_at, r);
                 }
             }
             () = shutdown.cancelled() => keeper.release(),
