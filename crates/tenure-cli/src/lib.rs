@@ -1,2 +1,62 @@
-//! The `tenure` command-line tool, as a library so its tests and the
-//! benchmark and fault-campaign tools can share its types.
+//! The `tenure` command-line tool, as a library so that its tests (and the
+//! benchmark and fault-campaign tools) can share its types.
+//!
+//! ```text
+//! tenure campaign <election> [<proposal>] [-- CMD ARGS...]   campaign; run CMD only while leader
+//! tenure observe  <election>                                 one line per leader change
+//! tenure leader   <election>                                 the current leader (exit 1 if none)
+//! tenure list     <election>                                 the candidates in queue order
+//! ```
+//!
+//! The backend comes from `--backend URL` or the `TENURE_BACKEND`
+//! environment variable: `memory://[name]`, `etcd://host:port[,..][/prefix]`,
+//! `etcds://...`, `zk://host:port[,..][/root]`.
+//!
+//! # Output
+//!
+//! Standard output carries events only, one per line, flushed at once:
+//! readable text by default, or with `--output json` exactly one JSON
+//! object per line. Every object has `event`, `election` and `mono_ns`
+//! (`CLOCK_MONOTONIC` in nanoseconds, comparable across the processes of
+//! one machine); [`output::Event`] lists the events and their fields.
+//! Logs (`--log-level`) and errors go to standard error.
+//!
+//! # Exit codes
+//!
+//! | code | meaning |
+//! |---|---|
+//! | 0 | success; clean shutdown after `SIGINT`/`SIGTERM` (the child stopped, leadership resigned) |
+//! | 1 | `tenure leader`: the election has no leader |
+//! | 2 | usage or invalid input: bad arguments, election name, TTL out of range, unknown URL scheme, backend not compiled in |
+//! | 3 | backend unreachable, credentials rejected, timeout, or another backend error |
+//! | 4 | `campaign --once`: leadership was lost |
+//! | 126, 127 | `campaign`: the command could not be executed / was not found (126 for other spawn failures) |
+//! | child's | `campaign --once -- CMD`: CMD ended on its own; its exit code, or 128 + signal number if a signal killed it |
+//!
+//! See [`exit`] for the mapping from tenure's errors.
+
+pub mod args;
+pub mod backend;
+pub mod child;
+pub mod clock;
+pub mod commands;
+pub mod exit;
+pub mod logging;
+pub mod output;
+pub mod signals;
+
+pub use exit::{CliError, Exit};
+
+/// Parses nothing, runs `cli`: the whole program after argument parsing.
+/// Returns the process exit code.
+pub async fn run(cli: args::Cli) -> i32 {
+    let out = output::Output::stdout(cli.global.output);
+    let result = commands::dispatch(cli, &out).await;
+    match result {
+        Ok(exit) => exit.code(),
+        Err(e) => {
+            eprintln!("tenure: {e}");
+            e.exit().code()
+        }
+    }
+}

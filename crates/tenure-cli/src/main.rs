@@ -1,3 +1,25 @@
-//! The `tenure` command.
+//! The `tenure` command. Everything lives in the `tenure_cli` library;
+//! this parses the arguments, runs, and exits with the code it returned.
 
-fn main() {}
+use clap::Parser;
+
+fn main() {
+    // Usage errors exit 2 here, `--help` and `--version` exit 0.
+    let cli = tenure_cli::args::Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("tenure: cannot start the async runtime: {e}");
+            std::process::exit(tenure_cli::Exit::Backend.code());
+        }
+    };
+    let code = runtime.block_on(tenure_cli::run(cli));
+    // Everything that must be released (child, entry, lease) was released
+    // before `run` returned; do not wait for background tasks.
+    runtime.shutdown_background();
+    std::process::exit(code);
+}

@@ -1,0 +1,283 @@
+//! The command line, as clap derive types. Parsing only; no I/O.
+
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+const AFTER_HELP: &str = "\
+Backends (--backend or TENURE_BACKEND):
+  memory://[name]                    in-process (one process only; demos and tests)
+  etcd://host:port[,host:port][/prefix]   etcd v3; etcds:// for TLS
+  zk://host:port[,host:port][/root]  ZooKeeper 3.5+
+
+Exit codes:
+  0        success; clean shutdown on SIGINT/SIGTERM
+  1        `leader`: the election has no leader
+  2        usage or invalid input (arguments, election name, TTL, URL, backend not compiled in)
+  3        backend unreachable, credentials rejected, timeout, other backend error
+  4        `campaign --once`: leadership lost
+  126/127  `campaign -- CMD`: CMD could not be executed / was not found
+  other    `campaign --once -- CMD`: CMD ended by itself; its exit code (128 + signal if killed)";
+
+const CAMPAIGN_HELP: &str = "\
+Without a command, holds leadership until SIGINT/SIGTERM (then resigns and
+exits 0) or until it is lost (then campaigns again, or exits 4 with --once).
+
+With `-- CMD ARGS...`, starts CMD in its own process group when elected, with
+TENURE_ELECTION, TENURE_PROPOSAL, TENURE_TOKEN (the fencing token) and
+TENURE_LEASE (hex) in its environment. The moment leadership is lost (at the
+local deadline, before the backend can elect anyone else) the group gets
+SIGTERM, then SIGKILL after --grace; then tenure campaigns again (or exits 4
+with --once). If CMD ends by itself, tenure resigns, then exits with CMD's
+status under --once or campaigns again after --recampaign-delay. On
+SIGINT/SIGTERM, tenure stops CMD first and resigns after, so a successor
+never overlaps it. Processes CMD left in its group are killed when it ends.
+With --output json, CMD's standard output goes to tenure's standard error,
+so that standard output carries only events.";
+
+/// Leader election from the command line: campaign, run a command only
+/// while leader, watch who leads.
+#[derive(Debug, Parser)]
+#[command(name = "tenure", version, after_help = AFTER_HELP)]
+pub struct Cli {
+    /// Options every command takes.
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every command takes (before or after the command name).
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Backend URL: memory://[name], etcd://host:port[,..][/prefix],
+    /// etcds://.., zk://host:port[,..][/root].
+    #[arg(long, env = "TENURE_BACKEND", global = true, value_name = "URL")]
+    pub backend: Option<String>,
+    /// Format of the events on standard output.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text, global = true)]
+    pub output: OutputFormat,
+    /// Log filter for standard error: error, warn, info, debug, trace, or
+    /// tracing directives such as `tenure=debug`.
+    #[arg(long, default_value = "warn", global = true, value_name = "FILTER")]
+    pub log_level: String,
+    /// Deadline of each backend request, and of connecting (default:
+    /// connect 5 s, requests TTL / 3).
+    #[arg(long, value_parser = parse_duration, global = true, value_name = "DURATION")]
+    pub request_timeout: Option<Duration>,
+}
+
+/// Format of the events on standard output.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    /// Readable lines: `elected scheduler token=42 proposal=node-a`.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Campaign for leadership; optionally run a command only while leader.
+    #[command(after_help = CAMPAIGN_HELP)]
+    Campaign(CampaignArgs),
+    /// Print one line per leader change (including "no leader") until interrupted.
+    Observe(ReadArgs),
+    /// Print the current leader; exit 1 if there is none.
+    Leader(ReadArgs),
+    /// Print the candidates in queue order, the leader first.
+    List(ReadArgs),
+}
+
+/// How candidates decide who leads.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum StrategyArg {
+    /// One entry per candidate, lowest leads (etcdctl elect, Curator, kazoo).
+    #[default]
+    Queue,
+    /// First writer of one leader key wins.
+    SingleKey,
+}
+
+impl From<StrategyArg> for tenure::Strategy {
+    fn from(s: StrategyArg) -> Self {
+        match s {
+            StrategyArg::Queue => tenure::Strategy::Queue,
+            StrategyArg::SingleKey => tenure::Strategy::SingleKey,
+        }
+    }
+}
+
+/// `tenure campaign`.
+#[derive(Debug, Args)]
+pub struct CampaignArgs {
+    /// The election, e.g. `scheduler` or `jobs/shard-7`.
+    pub election: String,
+    /// The value others see while we campaign and lead (default
+    /// `<hostname>:<pid>`).
+    pub proposal: Option<String>,
+    /// Lease TTL: failover after a crash takes about this long.
+    #[arg(long, value_parser = parse_duration, default_value = "10s", value_name = "DURATION")]
+    pub ttl: Duration,
+    /// Exit after one term instead of campaigning again: 4 when
+    /// leadership is lost, the command's status when it ends by itself.
+    #[arg(long)]
+    pub once: bool,
+    /// How long the command gets between SIGTERM and SIGKILL.
+    #[arg(long, value_parser = parse_duration, default_value = "2s", value_name = "DURATION")]
+    pub grace: Duration,
+    /// Pause before campaigning again after a term ends (plus up to a
+    /// quarter more of random jitter), so a crashing command does not spin.
+    #[arg(long, value_parser = parse_duration, default_value = "1s", value_name = "DURATION")]
+    pub recampaign_delay: Duration,
+    /// How candidates decide who leads.
+    #[arg(long, value_enum, default_value_t = StrategyArg::Queue)]
+    pub strategy: StrategyArg,
+    /// The command to run while leader, after `--`.
+    #[arg(last = true, value_name = "CMD")]
+    pub command: Vec<String>,
+}
+
+/// `tenure observe`, `tenure leader`, `tenure list`.
+#[derive(Debug, Args)]
+pub struct ReadArgs {
+    /// The election.
+    pub election: String,
+    /// The strategy the election's candidates use (single-key elections
+    /// keep their leader under one key).
+    #[arg(long, value_enum, default_value_t = StrategyArg::Queue)]
+    pub strategy: StrategyArg,
+}
+
+/// Parses `500ms`, `2s`, `1m`, `1m30s`.
+///
+/// # Errors
+/// A message naming the rejected text.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s)
+        .map_err(|e| format!("invalid duration {s:?} ({e}); use e.g. 500ms, 2s, 1m"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("tenure").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn campaign_with_command_and_options() {
+        let cli = parse(&[
+            "--backend",
+            "memory://",
+            "campaign",
+            "scheduler",
+            "node-a",
+            "--ttl",
+            "2s",
+            "--once",
+            "--grace",
+            "500ms",
+            "--strategy",
+            "single-key",
+            "--output",
+            "json",
+            "--",
+            "sh",
+            "-c",
+            "echo --ttl",
+        ])
+        .unwrap();
+        assert_eq!(cli.global.backend.as_deref(), Some("memory://"));
+        assert_eq!(cli.global.output, OutputFormat::Json);
+        let Command::Campaign(c) = cli.command else {
+            panic!("not campaign")
+        };
+        assert_eq!(c.election, "scheduler");
+        assert_eq!(c.proposal.as_deref(), Some("node-a"));
+        assert_eq!(c.ttl, Duration::from_secs(2));
+        assert!(c.once);
+        assert_eq!(c.grace, Duration::from_millis(500));
+        assert_eq!(c.strategy, StrategyArg::SingleKey);
+        assert_eq!(c.command, ["sh", "-c", "echo --ttl"]);
+    }
+
+    #[test]
+    fn campaign_defaults() {
+        let cli = parse(&["campaign", "x"]).unwrap();
+        let Command::Campaign(c) = cli.command else {
+            panic!("not campaign")
+        };
+        assert_eq!(c.proposal, None);
+        assert_eq!(c.ttl, Duration::from_secs(10));
+        assert!(!c.once);
+        assert_eq!(c.grace, Duration::from_secs(2));
+        assert_eq!(c.recampaign_delay, Duration::from_secs(1));
+        assert_eq!(c.strategy, StrategyArg::Queue);
+        assert!(c.command.is_empty());
+        assert_eq!(cli.global.output, OutputFormat::Text);
+    }
+
+    #[test]
+    fn durations_accept_humantime_and_reject_garbage() {
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("1m"), Ok(Duration::from_secs(60)));
+        let e = parse_duration("soon").unwrap_err();
+        assert!(e.contains("\"soon\""), "{e}");
+        let e = parse(&["campaign", "x", "--ttl", "5 parsecs"]).unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+    }
+
+    #[test]
+    fn read_commands_take_global_options_after_the_name() {
+        let cli = parse(&[
+            "leader",
+            "x",
+            "--backend",
+            "zk://h:2181",
+            "--request-timeout",
+            "2s",
+        ])
+        .unwrap();
+        assert_eq!(cli.global.backend.as_deref(), Some("zk://h:2181"));
+        assert_eq!(cli.global.request_timeout, Some(Duration::from_secs(2)));
+        assert!(matches!(cli.command, Command::Leader(_)));
+        assert!(matches!(
+            parse(&["list", "x"]).unwrap().command,
+            Command::List(_)
+        ));
+        assert!(matches!(
+            parse(&["observe", "x"]).unwrap().command,
+            Command::Observe(_)
+        ));
+    }
+
+    #[test]
+    fn usage_errors_exit_2() {
+        assert_eq!(parse(&[]).unwrap_err().exit_code(), 2);
+        assert_eq!(parse(&["leader"]).unwrap_err().exit_code(), 2);
+        assert_eq!(parse(&["frobnicate"]).unwrap_err().exit_code(), 2);
+        assert_eq!(
+            parse(&["observe", "x", "--output", "yaml"])
+                .unwrap_err()
+                .exit_code(),
+            2
+        );
+    }
+
+    #[test]
+    fn help_documents_exit_codes() {
+        let help = Cli::command().render_long_help().to_string();
+        assert!(help.contains("Exit codes"), "{help}");
+        assert!(help.contains("leadership lost"), "{help}");
+    }
+}

@@ -1,0 +1,84 @@
+//! Choosing and connecting the backend from `--backend` / `TENURE_BACKEND`.
+
+use std::time::Duration;
+
+use tenure::{DynBackend, Scheme};
+
+use crate::CliError;
+
+/// The message when no backend was given.
+pub const NO_BACKEND: &str = "no backend: pass --backend URL or set TENURE_BACKEND";
+
+/// Checks that `url` was given and names a known scheme, without
+/// connecting (so that bad input fails before any network wait).
+///
+/// # Errors
+/// Usage errors: no URL, an unknown or malformed scheme.
+pub fn check(url: Option<&str>) -> Result<(&str, Scheme), CliError> {
+    let url = url
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+        .ok_or_else(|| CliError::usage(NO_BACKEND))?;
+    let scheme = Scheme::of(url)?;
+    Ok((url, scheme))
+}
+
+/// Connects to `url`. `timeout`, when given, bounds connecting and each
+/// request the backend makes on its own (etcd, ZooKeeper).
+///
+/// # Errors
+/// Usage errors for a bad URL or a backend not compiled in (the message
+/// names the cargo feature); backend errors (exit 3) when it cannot be
+/// reached.
+pub async fn connect(url: &str, timeout: Option<Duration>) -> Result<DynBackend, CliError> {
+    let scheme = Scheme::of(url)?;
+    let backend = match (scheme, timeout) {
+        #[cfg(feature = "etcd")]
+        (Scheme::Etcd, Some(t)) => {
+            let options = tenure::etcd::EtcdOptions::from_url(url)?
+                .connect_timeout(t)
+                .request_timeout(t);
+            std::sync::Arc::new(tenure::etcd::EtcdBackend::connect(options).await?) as DynBackend
+        }
+        #[cfg(feature = "zookeeper")]
+        (Scheme::ZooKeeper, Some(t)) => {
+            let options = tenure::zookeeper::ZkOptions::from_url(url)?
+                .connect_timeout(t)
+                .request_timeout(t);
+            std::sync::Arc::new(tenure::zookeeper::ZkBackend::connect(options).await?) as DynBackend
+        }
+        _ => tenure::connect(url).await?,
+    };
+    tracing::debug!(url, kind = backend.kind(), "connected");
+    Ok(backend)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Exit;
+
+    #[test]
+    fn missing_backend_is_a_usage_error_with_a_hint() {
+        for url in [None, Some(""), Some("  ")] {
+            let e = check(url).unwrap_err();
+            assert_eq!(e.exit(), Exit::Usage);
+            assert_eq!(e.to_string(), NO_BACKEND);
+        }
+    }
+
+    #[test]
+    fn unknown_scheme_is_a_usage_error_naming_the_url() {
+        let e = check(Some("redis://h:1")).unwrap_err();
+        assert_eq!(e.exit(), Exit::Usage);
+        assert!(e.to_string().contains("redis://h:1"), "{e}");
+        assert!(e.to_string().contains("unknown scheme"), "{e}");
+    }
+
+    #[test]
+    fn known_schemes_pass() {
+        assert_eq!(check(Some("memory://")).unwrap().1, Scheme::Memory);
+        assert_eq!(check(Some("etcd://h:2379")).unwrap().1, Scheme::Etcd);
+        assert_eq!(check(Some("zk://h:2181")).unwrap().1, Scheme::ZooKeeper);
+    }
+}

@@ -1,0 +1,390 @@
+//! `tenure campaign <election> [<proposal>] [-- CMD ARGS...]`.
+//!
+//! One loop of terms. Each term: start a session (a fresh lease), print
+//! `campaigning`, campaign, print `elected`, then lead until the term ends
+//! — leadership lost, the command ended, or `SIGINT`/`SIGTERM` — and close
+//! the session. Then campaign again, or exit (`--once`, a signal).
+//!
+//! Order matters where the command is concerned: it starts only after
+//! `campaign()` resolves, it is stopped the instant `Leadership::lost()`
+//! resolves (the local deadline comes before the backend can elect anyone
+//! else), and on shutdown it is stopped *before* we resign, so that the
+//! successor never overlaps it.
+
+use std::time::Duration;
+
+use tenure::{DynBackend, Election, ElectionName, Error, Leadership, Session};
+
+use crate::args::{CampaignArgs, GlobalArgs, OutputFormat};
+use crate::child::{self, ChildSpec, Supervised};
+use crate::clock;
+use crate::output::{reason_name, Event, Output};
+use crate::signals::Shutdown;
+use crate::{backend, CliError, Exit};
+
+/// Runs the command.
+///
+/// # Errors
+/// Bad input (2); backend errors (3) at start-up, or at any time under
+/// `--once`; a command that cannot be started (126/127).
+pub async fn run(global: &GlobalArgs, args: CampaignArgs, out: &Output) -> Result<Exit, CliError> {
+    // Every check that needs no network comes first.
+    let name = ElectionName::new(args.election.clone())?;
+    let (url, _) = backend::check(global.backend.as_deref())?;
+    if args.command.first().is_some_and(String::is_empty) {
+        return Err(CliError::usage("the command after `--` is empty"));
+    }
+    let mut shutdown = Shutdown::install()?;
+    let backend = tokio::select! {
+        b = backend::connect(url, global.request_timeout) => b?,
+        _ = shutdown.recv() => return Ok(Exit::Success),
+    };
+    tenure::check_ttl(args.ttl, backend.ttl_bounds())?;
+    let proposal = args.proposal.clone().unwrap_or_else(default_proposal);
+    let command = (!args.command.is_empty()).then(|| ChildSpec {
+        argv: args.command.clone(),
+        env: Vec::new(),
+        stdout_to_stderr: out.format() == OutputFormat::Json,
+    });
+    let mut campaigner = Campaigner {
+        backend,
+        name,
+        proposal,
+        args,
+        request_timeout: global.request_timeout,
+        command,
+        out,
+        shutdown,
+        rng: fastrand::Rng::new(),
+    };
+    campaigner.run().await
+}
+
+/// `<hostname>:<pid>`: tells an operator where the leader runs.
+pub fn default_proposal() -> String {
+    let host = nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".to_owned());
+    format!("{host}:{}", std::process::id())
+}
+
+/// How one term ended.
+#[derive(Debug)]
+enum TermEnd {
+    /// `SIGINT`/`SIGTERM`: everything stopped and released; exit 0.
+    Shutdown,
+    /// Leadership was lost (the command, if any, has been stopped).
+    Lost,
+    /// The command ended by itself; we resigned.
+    ChildExited(Exit),
+}
+
+struct Campaigner<'a> {
+    backend: DynBackend,
+    name: ElectionName,
+    proposal: String,
+    args: CampaignArgs,
+    request_timeout: Option<Duration>,
+    command: Option<ChildSpec>,
+    out: &'a Output,
+    shutdown: Shutdown,
+    rng: fastrand::Rng,
+}
+
+impl Campaigner<'_> {
+    async fn run(&mut self) -> Result<Exit, CliError> {
+        // Start-up errors (unreachable backend, bad credentials) end the
+        // program; once a session has worked, outages are waited out.
+        let mut reached = false;
+        let mut failures = 0u32;
+        loop {
+            let delay = match self.term().await {
+                Ok(TermEnd::Shutdown) => return Ok(Exit::Success),
+                Ok(TermEnd::Lost) if self.args.once => return Ok(Exit::Lost),
+                Ok(TermEnd::ChildExited(exit)) if self.args.once => return Ok(exit),
+                Ok(_) => {
+                    reached = true;
+                    failures = 0;
+                    self.recampaign_delay()
+                }
+                Err(Failure::Fatal(e)) => return Err(e),
+                Err(Failure::Backend {
+                    error,
+                    session_started,
+                }) => {
+                    reached |= session_started;
+                    if self.args.once || !reached || !retryable(&error) {
+                        return Err(error.into());
+                    }
+                    failures = failures.saturating_add(1);
+                    let delay = self.retry_delay(failures);
+                    tracing::warn!(error = %error, retry_in = ?delay, "campaign failed; retrying");
+                    delay
+                }
+            };
+            if self.pause(delay).await {
+                return Ok(Exit::Success);
+            }
+        }
+    }
+
+    /// One term, from a fresh session to its close.
+    async fn term(&mut self) -> Result<TermEnd, Failure> {
+        let session = {
+            let mut b = Session::builder(self.backend.clone()).ttl(self.args.ttl);
+            if let Some(t) = self.request_timeout {
+                b = b.request_timeout(t);
+            }
+            tokio::select! {
+                s = b.start() => s.map_err(|error| Failure::Backend { error, session_started: false })?,
+                _ = self.shutdown.recv() => return Ok(TermEnd::Shutdown),
+            }
+        };
+        let end = self.campaign_and_lead(&session).await;
+        // Revoke the lease: whatever is left of our entry goes with it.
+        session.close().await;
+        end.map_err(|error| match error {
+            Failure::Backend { error, .. } => Failure::Backend {
+                error,
+                session_started: true,
+            },
+            fatal => fatal,
+        })
+    }
+
+    async fn campaign_and_lead(&mut self, session: &Session) -> Result<TermEnd, Failure> {
+        let mut builder = Election::builder(self.backend.clone(), self.name.as_str())
+            .strategy(self.args.strategy.into())
+            .session(session.clone());
+        if let Some(t) = self.request_timeout {
+            builder = builder.request_timeout(t);
+        }
+        let election = builder.build().map_err(Failure::from_error)?;
+        self.emit(&Event::Campaigning {
+            proposal: self.proposal.clone(),
+            lease: session.lease().to_string(),
+            ttl_ms: u64::try_from(session.ttl().as_millis()).unwrap_or(u64::MAX),
+        });
+        let leadership = tokio::select! {
+            l = election.campaign(self.proposal.clone()) => l.map_err(Failure::from_error)?,
+            // Dropping the campaign withdraws our entry.
+            _ = self.shutdown.recv() => return Ok(TermEnd::Shutdown),
+        };
+        let token = leadership.token();
+        self.emit(&Event::Elected {
+            proposal: self.proposal.clone(),
+            token,
+            lease: leadership.entry().lease.to_string(),
+            valid_until_mono_ns: clock::instant_to_mono_ns(leadership.valid_until()),
+        });
+        match self.command.clone() {
+            None => Ok(self.hold(leadership).await),
+            Some(spec) => self.supervise(leadership, spec).await,
+        }
+    }
+
+    /// Leads without a command until the term ends.
+    async fn hold(&mut self, leadership: Leadership) -> TermEnd {
+        let token = leadership.token();
+        tokio::select! {
+            reason = leadership.lost() => {
+                self.emit(&Event::Lost { reason: reason_name(reason), token });
+                TermEnd::Lost
+            }
+            _ = self.shutdown.recv() => {
+                self.resign(leadership).await;
+                TermEnd::Shutdown
+            }
+        }
+    }
+
+    /// Leads with the command running, until the term ends.
+    async fn supervise(
+        &mut self,
+        leadership: Leadership,
+        mut spec: ChildSpec,
+    ) -> Result<TermEnd, Failure> {
+        let token = leadership.token();
+        if !leadership.is_leader() {
+            // Lost (or past the deadline) before the command could start:
+            // never start it.
+            let reason = leadership.lost().await;
+            self.emit(&Event::Lost {
+                reason: reason_name(reason),
+                token,
+            });
+            return Ok(TermEnd::Lost);
+        }
+        spec.env = vec![
+            ("TENURE_ELECTION".into(), self.name.to_string()),
+            ("TENURE_PROPOSAL".into(), self.proposal.clone()),
+            ("TENURE_TOKEN".into(), token.to_string()),
+            ("TENURE_LEASE".into(), leadership.entry().lease.to_string()),
+        ];
+        let mut child = match Supervised::spawn(&spec) {
+            Ok(c) => c,
+            Err(e) => {
+                // A missing program does not appear by campaigning again.
+                self.resign(leadership).await;
+                return Err(Failure::Fatal(CliError::new(
+                    child::spawn_failure_exit(&e),
+                    format!("cannot run {:?}: {e}", spec.argv[0]),
+                )));
+            }
+        };
+        let pid = child.pid();
+        self.emit(&Event::ChildStarted { pid, token });
+
+        enum Wake {
+            Lost(tenure::LossReason),
+            Signal,
+            Exited(std::io::Result<child::ChildEnd>),
+        }
+        let wake = tokio::select! {
+            biased;
+            reason = leadership.lost() => Wake::Lost(reason),
+            _ = self.shutdown.recv() => Wake::Signal,
+            r = child.wait() => Wake::Exited(r),
+        };
+        let grace = self.args.grace;
+        let (out, name) = (self.out, self.name.clone());
+        let report = move |e: Event| out.emit_or_log(name.as_str(), &e);
+        match wake {
+            Wake::Lost(reason) => {
+                self.emit(&Event::Lost {
+                    reason: reason_name(reason),
+                    token,
+                });
+                child.stop(grace, &mut self.shutdown, &report).await;
+                drop(leadership);
+                Ok(if self.shutdown.requested() {
+                    TermEnd::Shutdown
+                } else {
+                    TermEnd::Lost
+                })
+            }
+            Wake::Signal => {
+                // The command first, then the entry: no overlap with the successor.
+                child.stop(grace, &mut self.shutdown, &report).await;
+                self.resign(leadership).await;
+                Ok(TermEnd::Shutdown)
+            }
+            Wake::Exited(result) => {
+                let end = child.finish(result);
+                report(end.event(pid));
+                self.resign(leadership).await;
+                Ok(TermEnd::ChildExited(end.exit()))
+            }
+        }
+    }
+
+    async fn resign(&self, leadership: Leadership) {
+        let token = leadership.token();
+        leadership.resign().await;
+        self.emit(&Event::Resigned { token });
+    }
+
+    fn emit(&self, event: &Event) {
+        self.out.emit_or_log(self.name.as_str(), event);
+    }
+
+    /// The anti-flap pause, plus up to a quarter more of jitter.
+    fn recampaign_delay(&mut self) -> Duration {
+        let d = self.args.recampaign_delay;
+        d + jitter(&mut self.rng, d / 4)
+    }
+
+    /// Back-off after a failed session or campaign: 0.5 s doubling to 10 s,
+    /// each drawn from the upper half of its window.
+    fn retry_delay(&mut self, failures: u32) -> Duration {
+        let window = tenure::Backoff {
+            initial: Duration::from_millis(500),
+            max: Duration::from_secs(10),
+        }
+        .window(failures.saturating_sub(1));
+        window / 2 + jitter(&mut self.rng, window / 2)
+    }
+
+    /// Sleeps `delay`; true if a shutdown signal came first.
+    async fn pause(&mut self, delay: Duration) -> bool {
+        tokio::select! {
+            () = tokio::time::sleep(delay) => false,
+            _ = self.shutdown.recv() => true,
+        }
+    }
+}
+
+fn jitter(rng: &mut fastrand::Rng, max: Duration) -> Duration {
+    let max = u64::try_from(max.as_nanos()).unwrap_or(u64::MAX);
+    Duration::from_nanos(if max == 0 { 0 } else { rng.u64(0..=max) })
+}
+
+/// Why a term could not run.
+#[derive(Debug)]
+enum Failure {
+    /// A backend error; whether it ends the program depends on the mode.
+    Backend {
+        /// The error.
+        error: Error,
+        /// Whether a session had been started (the backend was reachable).
+        session_started: bool,
+    },
+    /// An error that ends the program whatever the mode.
+    Fatal(CliError),
+}
+
+impl Failure {
+    fn from_error(error: Error) -> Self {
+        Failure::Backend {
+            error,
+            session_started: false,
+        }
+    }
+}
+
+/// Errors worth campaigning again for: the network, the backend, a lease
+/// lost while waiting.
+fn retryable(e: &Error) -> bool {
+    e.is_transient() || matches!(e, Error::LeaseExpired { .. } | Error::Cancelled(_))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_proposal_names_host_and_pid() {
+        let p = default_proposal();
+        let (host, pid) = p.rsplit_once(':').unwrap();
+        assert!(!host.is_empty());
+        assert_eq!(pid, std::process::id().to_string());
+    }
+
+    #[test]
+    fn outages_are_retryable_and_bad_input_is_not() {
+        let unreachable = Error::Unreachable {
+            backend: "etcd",
+            endpoint: "x".into(),
+            source: "refused".into(),
+        };
+        assert!(retryable(&unreachable));
+        assert!(retryable(&Error::LeaseExpired {
+            lease: tenure::LeaseId(1)
+        }));
+        assert!(!retryable(&Error::InvalidConfig {
+            field: "ttl",
+            reason: "no".into()
+        }));
+    }
+
+    #[test]
+    fn jitter_stays_in_bounds() {
+        let mut rng = fastrand::Rng::with_seed(1);
+        for _ in 0..100 {
+            assert!(jitter(&mut rng, Duration::from_millis(10)) <= Duration::from_millis(10));
+        }
+        assert_eq!(jitter(&mut rng, Duration::ZERO), Duration::ZERO);
+    }
+}

@@ -1,0 +1,50 @@
+//! One module per command; [`dispatch`] picks one.
+
+pub mod campaign;
+pub mod leader;
+pub mod list;
+pub mod observe;
+
+use tenure::{Election, ElectionName};
+
+use crate::args::{Cli, Command, GlobalArgs, ReadArgs};
+use crate::output::{Event, Output};
+use crate::{backend, logging, CliError, Exit};
+
+/// Runs the command `cli` names, printing events to `out`.
+///
+/// # Errors
+/// Whatever ends the command early, with its exit code.
+pub async fn dispatch(cli: Cli, out: &Output) -> Result<Exit, CliError> {
+    logging::init(&cli.global.log_level)?;
+    match cli.command {
+        Command::Campaign(args) => campaign::run(&cli.global, args, out).await,
+        Command::Observe(args) => observe::run(&cli.global, &args, out).await,
+        Command::Leader(args) => leader::run(&cli.global, &args, out).await,
+        Command::List(args) => list::run(&cli.global, &args, out).await,
+    }
+}
+
+/// Validates the election name and the backend URL (no network), then
+/// connects and builds the election handle for a read-only command.
+///
+/// # Errors
+/// Usage errors for bad input (checked first), backend errors after.
+pub async fn read_election(global: &GlobalArgs, args: &ReadArgs) -> Result<Election, CliError> {
+    let name = ElectionName::new(args.election.clone())?;
+    let (url, _) = backend::check(global.backend.as_deref())?;
+    let backend = backend::connect(url, global.request_timeout).await?;
+    let mut builder = Election::builder(backend, name.as_str()).strategy(args.strategy.into());
+    if let Some(t) = global.request_timeout {
+        builder = builder.request_timeout(t);
+    }
+    Ok(builder.build()?)
+}
+
+/// The `leader` event for what `observe` or `leader` read.
+pub fn leader_event(leader: Option<&tenure::LeaderInfo>) -> Event {
+    Event::Leader {
+        proposal: leader.map(|l| String::from_utf8_lossy(&l.value).into_owned()),
+        token: leader.map(|l| l.token),
+    }
+}

@@ -1,0 +1,41 @@
+//! `tenure observe <election>`: one line per leader change (including "no
+//! leader"), the current leader first, until `SIGINT`/`SIGTERM`.
+
+use futures::StreamExt;
+
+use crate::args::{GlobalArgs, ReadArgs};
+use crate::output::Output;
+use crate::signals::Shutdown;
+use crate::{CliError, Exit};
+
+/// Runs the command. Broken watches and lost history are repaired by the
+/// library (re-read, resume); a slow reader skips to the latest leader.
+///
+/// # Errors
+/// Bad input (2), backend errors at start-up (3).
+pub async fn run(global: &GlobalArgs, args: &ReadArgs, out: &Output) -> Result<Exit, CliError> {
+    let mut shutdown = Shutdown::install()?;
+    let election = tokio::select! {
+        e = super::read_election(global, args) => e?,
+        _ = shutdown.recv() => return Ok(Exit::Success),
+    };
+    let name = election.name().as_str();
+    let mut leaders = election.observe();
+    loop {
+        tokio::select! {
+            next = leaders.next() => match next {
+                Some(leader) => {
+                    if let Err(e) = out.emit(name, &super::leader_event(leader.as_ref())) {
+                        // Nobody reads any more (`tenure observe | head -1`).
+                        tracing::debug!(error = %e, "stdout closed; stopping");
+                        return Ok(Exit::Success);
+                    }
+                }
+                None => {
+                    return Err(CliError::new(Exit::Backend, "the observer stopped unexpectedly"));
+                }
+            },
+            _ = shutdown.recv() => return Ok(Exit::Success),
+        }
+    }
+}

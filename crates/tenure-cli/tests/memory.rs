@@ -1,0 +1,404 @@
+//! `tenure` as a process on the in-memory backend (no servers): the
+//! gated command, JSON output, exit codes and error messages.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::{run, Running};
+use nix::sys::signal::Signal;
+use serde_json::Value;
+
+#[tokio::test]
+async fn once_runs_the_command_with_the_token_and_exits_with_its_status() {
+    let r = run(&[
+        "--backend",
+        "memory://",
+        "campaign",
+        "jobs",
+        "node-a",
+        "--once",
+        "--",
+        "sh",
+        "-c",
+        "echo child-token=$TENURE_TOKEN",
+    ])
+    .await;
+    assert_eq!(r.code, Some(0), "{r:?}");
+    let elected = r
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("elected jobs token="))
+        .unwrap_or_else(|| panic!("no elected line: {r:?}"));
+    let token = elected
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("token="))
+        .unwrap();
+    assert!(token.parse::<u64>().is_ok(), "{elected}");
+    // Text mode: the child's stdout is tenure's stdout.
+    assert!(
+        r.stdout.contains(&format!("child-token={token}\n")),
+        "{r:?}"
+    );
+    assert!(r.stdout.contains("proposal=node-a"), "{r:?}");
+}
+
+#[tokio::test]
+async fn once_exits_with_the_child_code_or_128_plus_signal() {
+    let code = |script: &'static str| async move {
+        run(&[
+            "--backend",
+            "memory://",
+            "campaign",
+            "jobs",
+            "--once",
+            "--",
+            "sh",
+            "-c",
+            script,
+        ])
+        .await
+        .code
+    };
+    assert_eq!(code("exit 7").await, Some(7));
+    assert_eq!(code("kill -TERM $$").await, Some(128 + 15));
+}
+
+#[tokio::test]
+async fn json_events_parse_and_carry_the_contract_fields() {
+    let (_dir, path) = common::temp();
+    let env_file = path.join("env");
+    let script = format!(
+        "echo on-stdout; env | grep ^TENURE_ | sort > {}",
+        env_file.display()
+    );
+    let r = run(&[
+        "--backend",
+        "memory://",
+        "--output",
+        "json",
+        "campaign",
+        "svc/shard-1",
+        "p-1",
+        "--once",
+        "--ttl",
+        "2s",
+        "--",
+        "sh",
+        "-c",
+        &script,
+    ])
+    .await;
+    assert_eq!(r.code, Some(0), "{r:?}");
+    let events = r.events();
+    let names: Vec<&str> = events
+        .iter()
+        .map(|e| e["event"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "campaigning",
+            "elected",
+            "child_started",
+            "child_exited",
+            "resigned"
+        ],
+        "{r:?}"
+    );
+    let mut last = 0;
+    for e in &events {
+        assert_eq!(e["election"], "svc/shard-1");
+        let mono = e["mono_ns"].as_u64().unwrap();
+        assert!(mono >= last, "mono_ns goes backwards: {events:?}");
+        last = mono;
+    }
+    let (campaigning, elected) = (&events[0], &events[1]);
+    assert_eq!(campaigning["proposal"], "p-1");
+    let lease = campaigning["lease"].as_str().unwrap();
+    assert!(u64::from_str_radix(lease, 16).is_ok(), "{lease}");
+    assert_eq!(elected["lease"], lease);
+    assert_eq!(elected["proposal"], "p-1");
+    let token = elected["token"].as_u64().unwrap();
+    assert!(
+        elected["valid_until_mono_ns"].as_u64().unwrap() > elected["mono_ns"].as_u64().unwrap()
+    );
+    assert_eq!(events[2]["token"], token);
+    assert!(events[2]["pid"].as_u64().is_some());
+    assert_eq!(events[3]["code"], 0);
+    assert_eq!(events[3]["signal"], Value::Null);
+    assert_eq!(events[4]["token"], token);
+    // JSON mode: the child's stdout goes to stderr, stdout stays JSON.
+    assert!(r.stderr.contains("on-stdout"), "{r:?}");
+    let env = std::fs::read_to_string(&env_file).unwrap();
+    assert_eq!(
+        env,
+        format!(
+            "TENURE_ELECTION=svc/shard-1\nTENURE_LEASE={lease}\nTENURE_PROPOSAL=p-1\nTENURE_TOKEN={token}\n"
+        )
+    );
+}
+
+#[tokio::test]
+async fn default_proposal_is_host_and_pid() {
+    let r = run(&[
+        "--backend",
+        "memory://",
+        "--output",
+        "json",
+        "campaign",
+        "jobs",
+        "--once",
+        "--",
+        "true",
+    ])
+    .await;
+    assert_eq!(r.code, Some(0), "{r:?}");
+    let proposal = r.events()[0]["proposal"].as_str().unwrap().to_owned();
+    let (host, pid) = proposal.rsplit_once(':').unwrap();
+    assert!(!host.is_empty() && pid.parse::<u32>().is_ok(), "{proposal}");
+}
+
+#[tokio::test]
+async fn leader_of_an_empty_election_exits_1() {
+    let r = run(&["--backend", "memory://", "leader", "nobody-here"]).await;
+    assert_eq!(r.code, Some(1), "{r:?}");
+    assert_eq!(r.stdout, "leader nobody-here none\n");
+    let r = run(&[
+        "leader",
+        "nobody-here",
+        "--backend",
+        "memory://",
+        "--output",
+        "json",
+    ])
+    .await;
+    assert_eq!(r.code, Some(1), "{r:?}");
+    let e = &r.events()[0];
+    assert_eq!(e["event"], "leader");
+    assert_eq!(e["proposal"], Value::Null);
+    assert_eq!(e["token"], Value::Null);
+    let r = run(&["--backend", "memory://", "list", "nobody-here"]).await;
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert_eq!(r.stdout, "");
+}
+
+async fn usage_error(args: &[&str], needle: &str) {
+    let r = run(args).await;
+    assert_eq!(r.code, Some(2), "{args:?}: {r:?}");
+    assert!(
+        r.stderr.contains(needle),
+        "{args:?}: stderr lacks {needle:?}: {r:?}"
+    );
+    assert_eq!(r.stdout, "", "{args:?}");
+}
+
+#[tokio::test]
+async fn bad_input_exits_2_naming_the_problem() {
+    usage_error(
+        &["--backend", "redis://h:1", "leader", "x"],
+        "unknown scheme",
+    )
+    .await;
+    usage_error(&["--backend", "localhost:2379", "list", "x"], "<scheme>://").await;
+    usage_error(
+        &["--backend", "memory://", "leader", ""],
+        "must not be empty",
+    )
+    .await;
+    usage_error(
+        &["--backend", "memory://", "campaign", "a//b"],
+        "invalid election name",
+    )
+    .await;
+    usage_error(
+        &["--backend", "memory://", "observe", "/abs"],
+        "invalid election name",
+    )
+    .await;
+    usage_error(
+        &["--backend", "memory://", "campaign", "x", "--ttl", "2h"],
+        "TTL 7200s is out of range",
+    )
+    .await;
+    usage_error(
+        &["leader", "x"],
+        "no backend: pass --backend URL or set TENURE_BACKEND",
+    )
+    .await;
+    usage_error(
+        &["--backend", "memory://", "campaign", "x", "--ttl", "soon"],
+        "soon",
+    )
+    .await;
+    usage_error(
+        &["--backend", "memory://", "--log-level", "[", "leader", "x"],
+        "--log-level",
+    )
+    .await;
+    usage_error(
+        &["--backend", "memory://", "campaign", "x", "--", ""],
+        "command",
+    )
+    .await;
+    usage_error(&["elect", "x"], "unrecognized subcommand").await;
+}
+
+#[tokio::test]
+async fn backend_from_the_environment() {
+    let mut cmd = common::command(&["leader", "env-election"]);
+    cmd.env("TENURE_BACKEND", "memory://");
+    let r = common::run_cmd(cmd).await;
+    assert_eq!(r.code, Some(1), "{r:?}");
+}
+
+#[tokio::test]
+async fn unreachable_etcd_exits_3() {
+    // A loopback port nothing listens on: bind, learn it, release it.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("etcd://127.0.0.1:{port}");
+    for cmd in ["leader", "list", "observe", "campaign"] {
+        let r = run(&["--backend", &url, "--request-timeout", "2s", cmd, "x"]).await;
+        assert_eq!(r.code, Some(3), "{cmd}: {r:?}");
+        assert!(r.stderr.contains("unreachable"), "{cmd}: {r:?}");
+        assert!(r.stderr.contains(&port.to_string()), "{cmd}: {r:?}");
+        assert_eq!(r.stderr.lines().count(), 1, "one line: {r:?}");
+    }
+}
+
+#[tokio::test]
+async fn command_not_found_exits_127_after_resigning() {
+    let r = run(&[
+        "--backend",
+        "memory://",
+        "--output",
+        "json",
+        "campaign",
+        "x",
+        "--",
+        "/nonexistent/tenure-test-cmd",
+    ])
+    .await;
+    assert_eq!(r.code, Some(127), "{r:?}");
+    assert!(r.stderr.contains("/nonexistent/tenure-test-cmd"), "{r:?}");
+    let names: Vec<String> = r.events().iter().map(|e| e["event"].to_string()).collect();
+    assert_eq!(
+        names.last().map(String::as_str),
+        Some("\"resigned\""),
+        "{r:?}"
+    );
+}
+
+fn campaign_json(election: &str, extra: &[&str]) -> Running {
+    let mut args = vec![
+        "--backend",
+        "memory://",
+        "--output",
+        "json",
+        "campaign",
+        election,
+    ];
+    args.extend_from_slice(extra);
+    Running::start(election, &args)
+}
+
+#[tokio::test]
+async fn sigterm_without_command_resigns_and_exits_0() {
+    let mut t = campaign_json("hold", &["--ttl", "2s"]);
+    let elected = t.expect("elected").await;
+    t.signal(Signal::SIGTERM);
+    let resigned = t.expect("resigned").await;
+    assert_eq!(resigned["token"], elected["token"]);
+    assert_eq!(t.wait().await.code(), Some(0));
+}
+
+#[tokio::test]
+async fn sigint_stops_the_child_group_before_resigning() {
+    let (_dir, path) = common::temp();
+    let (marker, grandchild) = (path.join("marker"), path.join("grandchild"));
+    let script = format!(
+        "sleep 1000 & echo $! > {g}; trap 'echo term > {m}; exit 0' TERM; while :; do sleep 0.05; done",
+        g = grandchild.display(),
+        m = marker.display()
+    );
+    let mut t = campaign_json("gated", &["--grace", "20s", "--", "sh", "-c", &script]);
+    t.expect("child_started").await;
+    let grandchild_pid: i32 = common::wait_for_file(&grandchild)
+        .await
+        .trim()
+        .parse()
+        .unwrap();
+    t.signal(Signal::SIGINT);
+    let signalled = t.expect("child_signalled").await;
+    assert_eq!(signalled["signal"], "SIGTERM");
+    let exited = t.expect("child_exited").await;
+    assert_eq!(exited["code"], 0, "the trap ran: {exited}");
+    t.expect("resigned").await;
+    assert_eq!(t.wait().await.code(), Some(0));
+    assert_eq!(std::fs::read_to_string(&marker).unwrap(), "term\n");
+    assert!(
+        common::wait_gone(grandchild_pid).await,
+        "grandchild survived"
+    );
+    let names = t.names();
+    let pos = |n: &str| names.iter().position(|x| x == n).unwrap();
+    assert!(pos("child_exited") < pos("resigned"), "{names:?}");
+}
+
+#[tokio::test]
+async fn a_child_ignoring_sigterm_is_killed_after_grace() {
+    let script = "trap '' TERM; echo ready; while :; do sleep 0.05; done";
+    let mut t = campaign_json("stubborn", &["--grace", "300ms", "--", "sh", "-c", script]);
+    t.expect("child_started").await;
+    // Let sh install its trap before signalling.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    t.signal(Signal::SIGTERM);
+    t.expect_where("child_signalled", |e| e["signal"] == "SIGTERM")
+        .await;
+    t.expect_where("child_signalled", |e| e["signal"] == "SIGKILL")
+        .await;
+    let exited = t.expect("child_exited").await;
+    assert_eq!(exited["signal"], "SIGKILL", "{exited}");
+    assert_eq!(exited["code"], Value::Null);
+    t.expect("resigned").await;
+    assert_eq!(t.wait().await.code(), Some(0));
+}
+
+#[tokio::test]
+async fn a_crashing_child_is_restarted_after_the_recampaign_delay() {
+    let mut t = campaign_json(
+        "crashy",
+        &["--recampaign-delay", "200ms", "--", "sh", "-c", "exit 3"],
+    );
+    let first = t.expect("elected").await;
+    t.expect_where("child_exited", |e| e["code"] == 3).await;
+    t.expect("resigned").await;
+    let second = t.expect("elected").await;
+    assert!(second["token"].as_u64() > first["token"].as_u64());
+    let gap = second["mono_ns"].as_u64().unwrap() - first["mono_ns"].as_u64().unwrap();
+    assert!(gap >= 200_000_000, "re-campaigned after {gap} ns");
+    t.signal(Signal::SIGTERM);
+    assert_eq!(t.wait().await.code(), Some(0));
+}
+
+#[tokio::test]
+async fn help_lists_exit_codes() {
+    let r = run(&["--help"]).await;
+    assert_eq!(r.code, Some(0));
+    for needle in [
+        "Exit codes",
+        "TENURE_BACKEND",
+        "campaign",
+        "observe",
+        "leader",
+        "list",
+    ] {
+        assert!(r.stdout.contains(needle), "{needle}: {}", r.stdout);
+    }
+    let r = run(&["campaign", "--help"]).await;
+    assert!(r.stdout.contains("TENURE_TOKEN"), "{}", r.stdout);
+}
