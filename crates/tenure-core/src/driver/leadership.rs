@@ -162,14 +162,13 @@ impl Leadership {
     ///
     /// # Errors
     /// [`Error::NotLeader`] if the local term has ended or the backend
-    /// rejects the write.
+    /// rejects the write; [`Error::Timeout`] after the request timeout (the
+    /// write may or may not have been applied).
     pub async fn guarded_put(&self, key: &str, value: impl Into<Bytes>) -> Result<Revision> {
         self.ensure_leader()?;
-        match self
-            .backend
-            .guarded_put(&self.entry, key, value.into())
-            .await
-        {
+        let kind = self.backend.kind();
+        let put = self.backend.guarded_put(&self.entry, key, value.into());
+        match with_timeout(kind, "guarded put", self.request_timeout, put).await {
             Err(Error::NotOwner { .. }) => Err(self.not_leader()),
             other => other,
         }
