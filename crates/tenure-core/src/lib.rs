@@ -13,6 +13,8 @@
 //! - [`driver`]: runs the machines on tokio against a backend:
 //!   [`Session`], [`Election`], [`Leadership`], and client-go style
 //!   [`Callbacks`].
+//! - [`url_query`]: options in a backend URL's query string, shared by
+//!   the backends' URL parsers.
 //! - [`metrics`]: the names of the metrics the driver records through the
 //!   `metrics` facade.
 
@@ -23,6 +25,7 @@ pub mod machine;
 pub mod metrics;
 pub mod name;
 pub mod types;
+pub mod url_query;
 
 pub use backend::{CoordinationBackend, DynBackend};
 pub use driver::{

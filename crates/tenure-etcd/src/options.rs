@@ -66,18 +66,26 @@ impl EtcdOptions {
         }
     }
 
-    /// Parses `etcd://host:port[,host:port...][/prefix]` (plain) or
-    /// `etcds://...` (TLS with the system's default settings; needs the
+    /// Parses `etcd://host:port[,host:port...][/prefix][?options]` (plain)
+    /// or `etcds://...` (TLS with the system's default settings; needs the
     /// `tls` feature). A path becomes the key prefix, e.g.
     /// `etcd://127.0.0.1:2379/my-app/` uses the prefix `my-app/`.
     ///
+    /// Options: `user` and `password` (percent-encoded), `connect_timeout`
+    /// and `request_timeout` (`500ms`, `2s`, ...), e.g.
+    /// `etcd://10.0.0.1:2379?user=svc&password=s3cret&request_timeout=2s`.
+    ///
     /// # Errors
-    /// [`Error::UnsupportedUrl`] for other schemes or an empty host list.
+    /// [`Error::UnsupportedUrl`] for other schemes, an empty host list, an
+    /// unknown or malformed option, or a user without a password.
     pub fn from_url(url: &str) -> Result<Self> {
+        const KNOWN: [&str; 4] = ["user", "password", "connect_timeout", "request_timeout"];
+        let (url_base, mut query) = tenure_core::url_query::UrlQuery::split(url)?;
         let bad = |reason: &str| Error::UnsupportedUrl {
-            url: url.to_owned(),
+            url: tenure_core::url_query::redact(url),
             reason: reason.to_owned(),
         };
+        let url = url_base;
         let (scheme, rest) = url
             .split_once("://")
             .ok_or_else(|| bad("expected etcd://host:port[,host:port][/prefix]"))?;
@@ -105,7 +113,20 @@ impl EtcdOptions {
                 "etcds:// needs the `tls` feature of tenure-etcd (on by default)",
             ));
         }
-        Ok(EtcdOptions::new(endpoints).prefix(prefix))
+        let mut options = EtcdOptions::new(endpoints).prefix(prefix);
+        match (query.take("user"), query.take("password")) {
+            (Some(user), Some(password)) => options = options.user(user, password),
+            (None, None) => {}
+            _ => return Err(bad("`user` and `password` go together")),
+        }
+        if let Some(t) = query.take_duration("connect_timeout")? {
+            options = options.connect_timeout(t);
+        }
+        if let Some(t) = query.take_duration("request_timeout")? {
+            options = options.request_timeout(t);
+        }
+        query.finish(&KNOWN)?;
+        Ok(options)
     }
 
     /// Namespaces every key under `prefix` (like etcd's `namespace`
@@ -273,6 +294,30 @@ mod tests {
         assert_eq!(o.prefix, "app/");
         assert!(EtcdOptions::from_url("zk://a:1").is_err());
         assert!(EtcdOptions::from_url("etcd://").is_err());
+    }
+
+    #[test]
+    fn url_options() {
+        let o = EtcdOptions::from_url(
+            "etcd://a:1/app/?user=svc&password=p%40ss&connect_timeout=750ms&request_timeout=2s",
+        )
+        .unwrap();
+        assert_eq!(o.prefix, "app/");
+        assert_eq!(o.user, Some(("svc".into(), "p@ss".into())));
+        assert_eq!(o.connect_timeout, Duration::from_millis(750));
+        assert_eq!(o.request_timeout, Duration::from_secs(2));
+        for (url, expect) in [
+            ("etcd://a:1?user=svc", "go together"),
+            ("etcd://a:1?timeout=2s", "unknown option `timeout`"),
+            ("etcd://a:1?request_timeout=fast", "not a duration"),
+        ] {
+            let e = EtcdOptions::from_url(url).unwrap_err().to_string();
+            assert!(e.contains(expect), "{url}: {e}");
+        }
+        let e = EtcdOptions::from_url("etcd://a:1?password=hunter2&colour=1")
+            .unwrap_err()
+            .to_string();
+        assert!(!e.contains("hunter2"), "{e}");
     }
 
     #[test]

@@ -174,17 +174,33 @@ impl ZkOptions {
         }
     }
 
-    /// Parses `zk://host:port[,host:port...][/root]` (also `zookeeper://`).
-    /// A path becomes the [`root`](Self::root); without one the root is
-    /// `/tenure`.
+    /// Parses `zk://host:port[,host:port...][/root][?options]` (also
+    /// `zookeeper://`). A path becomes the [`root`](Self::root); without
+    /// one the root is `/tenure`.
+    ///
+    /// Options: `layout` (`curator` or `kazoo`), `user` and `password`
+    /// (digest credentials, percent-encoded), `session_timeout`,
+    /// `connect_timeout` and `request_timeout` (`500ms`, `2s`, ...), e.g.
+    /// `zk://10.0.0.1:2181/services?layout=kazoo&user=svc&password=s3cret`.
     ///
     /// # Errors
-    /// [`Error::UnsupportedUrl`] for other schemes or an empty host list.
+    /// [`Error::UnsupportedUrl`] for other schemes, an empty host list, an
+    /// unknown or malformed option, or a user without a password.
     pub fn from_url(url: &str) -> Result<Self> {
+        const KNOWN: [&str; 6] = [
+            "layout",
+            "user",
+            "password",
+            "session_timeout",
+            "connect_timeout",
+            "request_timeout",
+        ];
+        let (url_base, mut query) = tenure_core::url_query::UrlQuery::split(url)?;
         let bad = |reason: &str| Error::UnsupportedUrl {
-            url: url.to_owned(),
+            url: tenure_core::url_query::redact(url),
             reason: reason.to_owned(),
         };
+        let url = url_base;
         let (scheme, rest) = url
             .split_once("://")
             .ok_or_else(|| bad("expected zk://host:port[,host:port][/root]"))?;
@@ -202,6 +218,30 @@ impl ZkOptions {
         if let Some(root) = root.filter(|r| *r != "/") {
             options = options.root(root);
         }
+        match query.take("layout").as_deref() {
+            None | Some("curator") => {}
+            Some("kazoo") => options = options.layout(Layout::Kazoo),
+            Some(other) => {
+                return Err(bad(&format!(
+                    "option `layout={other}`: expected curator or kazoo"
+                )))
+            }
+        }
+        match (query.take("user"), query.take("password")) {
+            (Some(user), Some(password)) => options = options.digest(user, password),
+            (None, None) => {}
+            _ => return Err(bad("`user` and `password` go together")),
+        }
+        if let Some(t) = query.take_duration("session_timeout")? {
+            options = options.session_timeout(t);
+        }
+        if let Some(t) = query.take_duration("connect_timeout")? {
+            options = options.connect_timeout(t);
+        }
+        if let Some(t) = query.take_duration("request_timeout")? {
+            options = options.request_timeout(t);
+        }
+        query.finish(&KNOWN)?;
         Ok(options)
     }
 
@@ -393,6 +433,23 @@ mod tests {
         assert_eq!(o.root, "/apps/x");
         assert!(ZkOptions::from_url("etcd://a:1").is_err());
         assert!(ZkOptions::from_url("zk:///x").is_err());
+        let o = ZkOptions::from_url(
+            "zk://a:1/svc?layout=kazoo&user=u&password=p%26w&session_timeout=3s&request_timeout=1s",
+        )
+        .unwrap();
+        assert_eq!(o.root, "/svc");
+        assert_eq!(o.layout, Layout::Kazoo);
+        assert_eq!(o.digest, Some(("u".into(), "p&w".into())));
+        assert_eq!(o.session_timeout, Duration::from_secs(3));
+        assert_eq!(o.request_timeout, Duration::from_secs(1));
+        for (url, expect) in [
+            ("zk://a:1?layout=zk", "expected curator or kazoo"),
+            ("zk://a:1?password=x", "go together"),
+            ("zk://a:1?chroot=/x", "unknown option `chroot`"),
+        ] {
+            let e = ZkOptions::from_url(url).unwrap_err().to_string();
+            assert!(e.contains(expect), "{url}: {e}");
+        }
         assert!(ZkOptions::new("a:1").root("x").validate().is_err());
         assert!(ZkOptions::new("a:1").root("/a//b").validate().is_err());
         assert!(ZkOptions::new("a:1").root("/a/").validate().is_err());
