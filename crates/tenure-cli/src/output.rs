@@ -45,7 +45,9 @@ pub enum Event {
         /// The fencing token of the term.
         token: u64,
     },
-    /// `resigned`: we ended the term and deleted our entry.
+    /// `resigned`: we end the term by our choice (shutdown, or the command
+    /// ended). Printed as we stop acting as leader, just before our entry
+    /// is deleted, so it precedes the successor's `elected`.
     Resigned {
         /// The fencing token of the term.
         token: u64,

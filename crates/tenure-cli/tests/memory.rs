@@ -321,7 +321,7 @@ async fn sigint_stops_the_child_group_before_resigning() {
     let (_dir, path) = common::temp();
     let (marker, grandchild) = (path.join("marker"), path.join("grandchild"));
     let script = format!(
-        "sleep 1000 & echo $! > {g}; trap 'echo term > {m}; exit 0' TERM; while :; do sleep 0.05; done",
+        "trap 'echo term > {m}; exit 0' TERM; sleep 1000 & echo $! > {g}; while :; do sleep 0.05; done",
         g = grandchild.display(),
         m = marker.display()
     );
@@ -351,11 +351,15 @@ async fn sigint_stops_the_child_group_before_resigning() {
 
 #[tokio::test]
 async fn a_child_ignoring_sigterm_is_killed_after_grace() {
-    let script = "trap '' TERM; echo ready; while :; do sleep 0.05; done";
-    let mut t = campaign_json("stubborn", &["--grace", "300ms", "--", "sh", "-c", script]);
+    let (_dir, path) = common::temp();
+    let ready = path.join("ready");
+    let script = format!(
+        "trap '' TERM; echo up > {}; while :; do sleep 0.05; done",
+        ready.display()
+    );
+    let mut t = campaign_json("stubborn", &["--grace", "300ms", "--", "sh", "-c", &script]);
     t.expect("child_started").await;
-    // Let sh install its trap before signalling.
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    common::wait_for_file(&ready).await;
     t.signal(Signal::SIGTERM);
     t.expect_where("child_signalled", |e| e["signal"] == "SIGTERM")
         .await;

@@ -280,10 +280,15 @@ impl Campaigner<'_> {
         }
     }
 
+    /// Ends the term by our choice. The event comes first: we stop acting
+    /// as leader now, and the successor can only be elected once the
+    /// delete that follows lands, so `resigned` always precedes its
+    /// `elected` (terms printed by different processes never overlap).
     async fn resign(&self, leadership: Leadership) {
-        let token = leadership.token();
+        self.emit(&Event::Resigned {
+            token: leadership.token(),
+        });
         leadership.resign().await;
-        self.emit(&Event::Resigned { token });
     }
 
     fn emit(&self, event: &Event) {

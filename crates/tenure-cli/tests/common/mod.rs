@@ -238,3 +238,5 @@ pub fn temp() -> (tempfile::TempDir, PathBuf) {
 pub fn unique(prefix: &str) -> String {
     format!("{prefix}-{:x}", fastrand::u64(..))
 }
+
+pub mod scenarios;

@@ -1,0 +1,294 @@
+//! Scenarios every real backend runs: the same `tenure` invocations
+//! against an etcd or ZooKeeper URL.
+
+use std::future::Future;
+use std::path::Path;
+
+use nix::sys::signal::Signal;
+use serde_json::Value;
+
+use super::{run, Running, PATIENCE};
+
+/// `tenure --backend url --output json <cmd> <election> [extra..]`, running.
+pub fn start(url: &str, label: &str, cmd: &str, election: &str, extra: &[&str]) -> Running {
+    let mut args = vec!["--backend", url, "--output", "json", cmd, election];
+    args.extend_from_slice(extra);
+    Running::start(label, &args)
+}
+
+/// `tenure list` until it shows `n` candidates; returns them.
+pub async fn wait_candidates(url: &str, election: &str, n: usize) -> Vec<Value> {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let r = run(&["--backend", url, "--output", "json", "list", election]).await;
+        assert_eq!(r.code, Some(0), "{r:?}");
+        let events = r.events();
+        if events.len() == n {
+            return events;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never {n} candidates: {events:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+fn token(v: &Value) -> u64 {
+    v["token"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no token: {v}"))
+}
+
+/// Waits until `path` holds exactly `content`.
+async fn wait_for_content(path: &Path, content: &str) {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while std::fs::read_to_string(path).ok().as_deref() != Some(content) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{} never held {content:?}",
+            path.display()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+/// Two candidates: the first is elected; `leader`, `list` and `observe`
+/// show it; SIGTERM makes it resign and exit 0; the second is elected and
+/// `observe` prints the change, then "no leader" when it goes too.
+pub async fn handover(url: &str) {
+    let election = super::unique("handover");
+    let e = election.as_str();
+    let mut a = start(url, "a", "campaign", e, &["node-a", "--ttl", "2s"]);
+    let elected_a = a.expect("elected").await;
+    assert_eq!(elected_a["proposal"], "node-a");
+    let mut b = start(url, "b", "campaign", e, &["node-b", "--ttl", "2s"]);
+    b.expect("campaigning").await;
+
+    let list = wait_candidates(url, e, 2).await;
+    assert_eq!(list[0]["position"], 0);
+    assert_eq!(list[0]["proposal"], "node-a");
+    assert_eq!(list[0]["created"], elected_a["token"]);
+    assert_eq!(list[0]["lease"], elected_a["lease"]);
+    assert_eq!(list[1]["position"], 1);
+    assert_eq!(list[1]["proposal"], "node-b");
+    assert!(list[1]["created"].as_u64() > list[0]["created"].as_u64());
+
+    let r = run(&["--backend", url, "--output", "json", "leader", e]).await;
+    assert_eq!(r.code, Some(0), "{r:?}");
+    let leader = &r.events()[0];
+    assert_eq!(leader["proposal"], "node-a");
+    assert_eq!(leader["token"], elected_a["token"]);
+    let r = run(&["--backend", url, "leader", e]).await;
+    assert_eq!(
+        r.stdout,
+        format!("leader {e} token={} proposal=node-a\n", token(&elected_a))
+    );
+
+    let mut obs = start(url, "observe", "observe", e, &[]);
+    let first = obs.expect("leader").await;
+    assert_eq!(first["proposal"], "node-a");
+
+    a.signal(Signal::SIGTERM);
+    let resigned = a.expect("resigned").await;
+    assert_eq!(resigned["token"], elected_a["token"]);
+    assert_eq!(a.wait().await.code(), Some(0), "stderr: {}", a.stderr());
+
+    let elected_b = b.expect("elected").await;
+    assert!(token(&elected_b) > token(&elected_a));
+    assert!(elected_b["mono_ns"].as_u64() >= resigned["mono_ns"].as_u64());
+    let change = obs
+        .expect_where("leader", |v| v["proposal"] == "node-b")
+        .await;
+    assert_eq!(change["token"], elected_b["token"]);
+
+    b.signal(Signal::SIGTERM);
+    b.expect("resigned").await;
+    assert_eq!(b.wait().await.code(), Some(0), "stderr: {}", b.stderr());
+    let none = obs
+        .expect_where("leader", |v| v["proposal"].is_null())
+        .await;
+    assert!(none["token"].is_null());
+    let r = run(&["--backend", url, "leader", e]).await;
+    assert_eq!(r.code, Some(1), "{r:?}");
+
+    obs.signal(Signal::SIGINT);
+    assert_eq!(obs.wait().await.code(), Some(0));
+    // Every leader the observer printed was a real one, in token order.
+    let tokens: Vec<u64> = obs
+        .seen
+        .iter()
+        .filter_map(|v| v["token"].as_u64())
+        .collect();
+    assert!(tokens.windows(2).all(|w| w[0] < w[1]), "{tokens:?}");
+}
+
+/// A child that records SIGTERM in `marker` and, once its trap is set,
+/// its token in `started`.
+fn trapping_child(started: &Path, marker: &Path) -> String {
+    format!(
+        "trap 'echo term >> {m}; exit 0' TERM; echo $TENURE_TOKEN > {s}; while :; do sleep 0.05; done",
+        s = started.display(),
+        m = marker.display()
+    )
+}
+
+/// The command runs only while leader: deleting the leader's entry
+/// (`delete(election)`) makes tenure report the loss and SIGTERM the
+/// child, which exits through its trap; then tenure campaigns again and
+/// restarts it under a new token. With `--once` the loss exits 4.
+pub async fn gated_command_stops_on_loss<F, Fut>(url: &str, delete: F)
+where
+    F: Fn(String) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let (_dir, path) = super::temp();
+    let (started, marker) = (path.join("started"), path.join("marker"));
+    let script = trapping_child(&started, &marker);
+    let election = super::unique("gated");
+    let e = election.as_str();
+    let mut t = start(
+        url,
+        "gated",
+        "campaign",
+        e,
+        &[
+            "--ttl",
+            "2s",
+            "--grace",
+            "20s",
+            "--recampaign-delay",
+            "100ms",
+            "--",
+            "sh",
+            "-c",
+            &script,
+        ],
+    );
+    let elected = t.expect("elected").await;
+    let child = t.expect("child_started").await;
+    assert_eq!(child["token"], elected["token"]);
+    let seen_token = super::wait_for_file(&started).await;
+    assert_eq!(seen_token.trim(), token(&elected).to_string());
+    assert!(!marker.exists(), "SIGTERM before any loss");
+
+    delete(election.clone()).await;
+    let lost = t.expect("lost").await;
+    assert_eq!(lost["reason"], "entry_deleted", "{lost}");
+    assert_eq!(lost["token"], elected["token"]);
+    let signalled = t.expect("child_signalled").await;
+    assert_eq!(signalled["signal"], "SIGTERM");
+    assert_eq!(signalled["pid"], child["pid"]);
+    assert!(signalled["mono_ns"].as_u64() >= lost["mono_ns"].as_u64());
+    let exited = t.expect("child_exited").await;
+    assert_eq!(exited["code"], 0, "the trap ran: {exited}");
+    assert_eq!(std::fs::read_to_string(&marker).unwrap(), "term\n");
+
+    // Default mode: campaign again, run the command again.
+    let again = t.expect("elected").await;
+    assert!(token(&again) > token(&elected));
+    let child2 = t.expect("child_started").await;
+    assert_eq!(child2["token"], again["token"]);
+    wait_for_content(&started, &format!("{}\n", token(&again))).await;
+    t.signal(Signal::SIGTERM);
+    t.expect("resigned").await;
+    assert_eq!(t.wait().await.code(), Some(0), "stderr: {}", t.stderr());
+    assert_eq!(std::fs::read_to_string(&marker).unwrap(), "term\nterm\n");
+
+    // --once: the same loss ends tenure with exit code 4.
+    std::fs::remove_file(&marker).unwrap();
+    std::fs::remove_file(&started).unwrap();
+    let mut once = start(
+        url,
+        "once",
+        "campaign",
+        e,
+        &["--ttl", "2s", "--once", "--", "sh", "-c", &script],
+    );
+    once.expect("child_started").await;
+    super::wait_for_file(&started).await;
+    delete(election.clone()).await;
+    once.expect_where("lost", |v| v["reason"] == "entry_deleted")
+        .await;
+    once.expect("child_exited").await;
+    assert_eq!(
+        once.wait().await.code(),
+        Some(4),
+        "stderr: {}",
+        once.stderr()
+    );
+    assert_eq!(std::fs::read_to_string(&marker).unwrap(), "term\n");
+    assert!(!once.names().contains(&"resigned".to_owned()));
+}
+
+/// A child that ignores SIGTERM gets SIGKILL after `--grace` when
+/// leadership is lost.
+pub async fn stubborn_child_killed_after_grace<F, Fut>(url: &str, delete: F)
+where
+    F: Fn(String) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let (_dir, path) = super::temp();
+    let started = path.join("started");
+    let script = format!(
+        "trap '' TERM; echo up > {}; while :; do sleep 0.05; done",
+        started.display()
+    );
+    let election = super::unique("stubborn");
+    let mut t = start(
+        url,
+        "stubborn",
+        "campaign",
+        &election,
+        &[
+            "--ttl", "2s", "--grace", "500ms", "--once", "--", "sh", "-c", &script,
+        ],
+    );
+    t.expect("child_started").await;
+    super::wait_for_file(&started).await;
+    delete(election.clone()).await;
+    t.expect("lost").await;
+    let term = t.expect("child_signalled").await;
+    assert_eq!(term["signal"], "SIGTERM");
+    let kill = t.expect("child_signalled").await;
+    assert_eq!(kill["signal"], "SIGKILL");
+    let grace_ns = kill["mono_ns"].as_u64().unwrap() - term["mono_ns"].as_u64().unwrap();
+    assert!(grace_ns >= 500_000_000, "SIGKILL after only {grace_ns} ns");
+    let exited = t.expect("child_exited").await;
+    assert_eq!(exited["signal"], "SIGKILL");
+    assert!(exited["code"].is_null());
+    assert_eq!(t.wait().await.code(), Some(4));
+}
+
+/// A candidate that is never elected never starts its command, and
+/// withdraws cleanly on SIGTERM.
+pub async fn never_elected_never_runs(url: &str) {
+    let (_dir, path) = super::temp();
+    let marker = path.join("ran");
+    let election = super::unique("never");
+    let e = election.as_str();
+    let mut leader = start(url, "leader", "campaign", e, &["holder", "--ttl", "2s"]);
+    leader.expect("elected").await;
+    let touch = format!("touch {}", marker.display());
+    let mut waiting = start(
+        url,
+        "waiting",
+        "campaign",
+        e,
+        &["waiter", "--ttl", "2s", "--", "sh", "-c", &touch],
+    );
+    waiting.expect("campaigning").await;
+    wait_candidates(url, e, 2).await;
+    // Keep it queued through a few keep-alive rounds.
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    waiting.signal(Signal::SIGTERM);
+    assert_eq!(waiting.wait().await.code(), Some(0), "{}", waiting.stderr());
+    let events = waiting.drain().await.to_vec();
+    assert_eq!(waiting.names(), ["campaigning"], "{events:?}");
+    assert!(!marker.exists(), "the command ran without leadership");
+    // Its entry is gone: only the leader is left.
+    let list = wait_candidates(url, e, 1).await;
+    assert_eq!(list[0]["proposal"], "holder");
+    leader.signal(Signal::SIGTERM);
+    assert_eq!(leader.wait().await.code(), Some(0));
+}
