@@ -3,6 +3,7 @@
 //! - [`conformance`]: the suite every `CoordinationBackend` passes.
 //! - [`counting`]: a backend wrapper counting reads and watch events.
 //! - [`history`]: recorded leadership histories and the invariant checker.
+//! - [`proxy`]: a fault-injecting TCP proxy on loopback.
 //! - [`sim`]: a deterministic simulator of candidates with faults.
 //! - [`etcd_server`], [`zk_server`]: real servers on loopback for tests.
 
@@ -10,5 +11,6 @@ pub mod conformance;
 pub mod counting;
 pub mod etcd_server;
 pub mod history;
+pub mod proxy;
 pub mod sim;
 pub mod zk_server;

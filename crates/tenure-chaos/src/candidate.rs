@@ -1,0 +1,298 @@
+//! The candidate process: campaigns on a URL, logs everything it is told,
+//! renews, writes under its fencing token while it leads, re-campaigns
+//! after each loss.
+//!
+//! A hidden `--broken` mode makes it a deliberately unsafe leader for the
+//! checker's own test: once elected it ignores `lost()` and `valid_until`,
+//! keeps claiming a fresh deadline, and guards its writes with *an* entry
+//! of its own (re-created when gone) rather than with the winning one: a
+//! leader that checks that its entry exists, not that it is first.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures::future::BoxFuture;
+use futures::FutureExt;
+use tenure::{DynBackend, Election, ElectionName, Entry, Error, Leadership, Slot};
+use tokio::signal::unix::{signal, SignalKind};
+
+use crate::clock::{mono_ns, MonoAnchor};
+use crate::log::{Event, EventLog};
+
+/// The key every guarded write goes to.
+pub const FENCED_KEY: &str = "chaos/fenced";
+
+/// How a candidate runs.
+#[derive(Clone, Debug)]
+pub struct CandidateOptions {
+    /// Backend URL (through this candidate's proxies).
+    pub url: String,
+    /// Election name.
+    pub election: String,
+    /// Candidate number in the run (its proposal is `cand-<id>`).
+    pub id: usize,
+    /// Lease TTL.
+    pub ttl: Duration,
+    /// How often a leader polls its deadline.
+    pub poll: Duration,
+    /// How often a leader sends a guarded write.
+    pub write_every: Duration,
+    /// The log file.
+    pub log: PathBuf,
+    /// Deliberately unsafe (see the module docs).
+    pub broken: bool,
+}
+
+/// Why a term's loop returned.
+enum After {
+    /// Campaign again.
+    Recampaign,
+    /// `SIGTERM`: stop.
+    Stop,
+}
+
+/// Runs a candidate until `SIGTERM`.
+///
+/// # Errors
+/// The log cannot be opened or the signal handler installed.
+pub async fn run(opts: CandidateOptions) -> std::io::Result<()> {
+    let log = Arc::new(EventLog::open(&opts.log, Some(opts.id))?);
+    let mut term = signal(SignalKind::terminate())?;
+    log.log(Event::Start {
+        pid: std::process::id(),
+        broken: opts.broken,
+    });
+    let anchor = MonoAnchor::now();
+    let backend = loop {
+        tokio::select! {
+            r = tenure::connect(&opts.url) => match r {
+                Ok(b) => break b,
+                Err(e) => {
+                    log.log(error("connect", &e));
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            },
+            _ = term.recv() => return Ok(()),
+        }
+    };
+    let election = match Election::builder(backend.clone(), opts.election.clone())
+        .ttl(opts.ttl)
+        .build()
+    {
+        Ok(e) => e,
+        Err(e) => {
+            log.log(error("configure the election", &e));
+            return Err(std::io::Error::other(e.to_string()));
+        }
+    };
+    let proposal = format!("cand-{}", opts.id);
+    let mut seq = 0u64;
+    loop {
+        log.log(Event::Campaign);
+        let won = tokio::select! {
+            r = election.campaign(proposal.clone()) => r,
+            _ = term.recv() => return Ok(()),
+        };
+        let leadership = match won {
+            Ok(l) => l,
+            Err(e) => {
+                log.log(error("campaign", &e));
+                tokio::select! {
+                    () = tokio::time::sleep(Duration::from_millis(100)) => continue,
+                    _ = term.recv() => return Ok(()),
+                }
+            }
+        };
+        let after = if opts.broken {
+            lead_broken(
+                &opts,
+                &log,
+                &anchor,
+                &backend,
+                &leadership,
+                &mut seq,
+                &mut term,
+            )
+            .await
+        } else {
+            lead(&opts, &log, &anchor, &leadership, &mut seq, &mut term).await
+        };
+        if let After::Stop = after {
+            if leadership.loss_reason().is_none() && !opts.broken {
+                log.log(Event::Lost {
+                    reason: tenure::LossReason::Resigned.to_string(),
+                });
+            }
+            leadership.resign().await;
+            return Ok(());
+        }
+    }
+}
+
+fn error(what: &str, e: &Error) -> Event {
+    Event::Error {
+        what: what.to_owned(),
+        message: e.to_string(),
+    }
+}
+
+type WriteDone = (u64, u64, Result<tenure::Revision, Error>);
+
+/// One term of a correct leader.
+async fn lead(
+    opts: &CandidateOptions,
+    log: &EventLog,
+    anchor: &MonoAnchor,
+    l: &Leadership,
+    seq: &mut u64,
+    term: &mut tokio::signal::unix::Signal,
+) -> After {
+    let token = l.token();
+    let mut logged = l.valid_until();
+    log.log(Event::Elected {
+        token,
+        valid_until_ns: anchor.to_ns(logged),
+    });
+    let renew = |logged: &mut Instant| {
+        let now = l.valid_until();
+        if now != *logged {
+            *logged = now;
+            log.log(Event::Renewed {
+                valid_until_ns: anchor.to_ns(now),
+            });
+        }
+    };
+    let mut tick = tokio::time::interval(opts.poll);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut next_write = Instant::now();
+    let mut in_flight: Option<BoxFuture<'_, WriteDone>> = None;
+    let timeout = opts.ttl;
+    let outcome = loop {
+        tokio::select! {
+            reason = l.lost() => {
+                log.log(Event::Lost { reason: reason.to_string() });
+                break After::Recampaign;
+            }
+            _ = term.recv() => break After::Stop,
+            Some((sent_ns, n, r)) = async {
+                match in_flight.as_mut() {
+                    Some(f) => Some(f.await),
+                    None => std::future::pending().await,
+                }
+            } => {
+                in_flight = None;
+                log.log(write_event(token, n, sent_ns, r));
+            }
+            _ = tick.tick() => {
+                renew(&mut logged);
+                if in_flight.is_none() && Instant::now() >= next_write {
+                    // Stamped before the check: the write is decided while
+                    // the term is valid for us.
+                    let sent_ns = mono_ns();
+                    if l.is_leader() {
+                        renew(&mut logged);
+                        *seq += 1;
+                        let n = *seq;
+                        let value = format!("cand={} token={token} seq={n}", opts.id);
+                        next_write = Instant::now() + opts.write_every;
+                        in_flight = Some(
+                            async move {
+                                let r = match tokio::time::timeout(
+                                    timeout,
+                                    l.guarded_put(FENCED_KEY, value),
+                                )
+                                .await
+                                {
+                                    Ok(r) => r,
+                                    Err(_) => Err(Error::Timeout {
+                                        backend: "chaos",
+                                        operation: "guarded put",
+                                        after: timeout,
+                                    }),
+                                };
+                                (sent_ns, n, r)
+                            }
+                            .boxed(),
+                        );
+                    }
+                }
+            }
+        }
+    };
+    // A write already sent still gets its answer logged.
+    if let Some(f) = in_flight {
+        let (sent_ns, n, r) = f.await;
+        log.log(write_event(token, n, sent_ns, r));
+    }
+    outcome
+}
+
+fn write_event(token: u64, seq: u64, sent_ns: u64, r: Result<tenure::Revision, Error>) -> Event {
+    let (accepted, answer) = match r {
+        Ok(rev) => (true, format!("ok {rev}")),
+        Err(Error::NotLeader { .. }) | Err(Error::NotOwner { .. }) => (false, "refused".to_owned()),
+        Err(e) => (false, format!("error: {e}")),
+    };
+    Event::Write {
+        token,
+        seq,
+        sent_ns,
+        accepted,
+        answer,
+    }
+}
+
+/// A term of the deliberately broken leader: it never steps down.
+async fn lead_broken(
+    opts: &CandidateOptions,
+    log: &EventLog,
+    anchor: &MonoAnchor,
+    backend: &DynBackend,
+    l: &Leadership,
+    seq: &mut u64,
+    term: &mut tokio::signal::unix::Signal,
+) -> After {
+    let token = l.token();
+    log.log(Event::Elected {
+        token,
+        valid_until_ns: anchor.to_ns(l.valid_until()),
+    });
+    let Ok(election) = ElectionName::new(opts.election.clone()) else {
+        return After::Stop;
+    };
+    let mut guard: Entry = l.entry().clone();
+    let mut tick = tokio::time::interval(opts.write_every);
+    loop {
+        tokio::select! {
+            _ = term.recv() => return After::Stop,
+            _ = tick.tick() => {}
+        }
+        // Trusts itself: a fresh deadline at every tick, whatever the
+        // lease says.
+        log.log(Event::Renewed {
+            valid_until_ns: anchor.to_ns(Instant::now() + opts.ttl * 4 / 5),
+        });
+        let sent_ns = mono_ns();
+        *seq += 1;
+        let value = Bytes::from(format!("cand={} token={token} seq={}", opts.id, seq));
+        let r = tokio::time::timeout(opts.ttl, backend.guarded_put(&guard, FENCED_KEY, value))
+            .await
+            .unwrap_or(Err(Error::Cancelled("guarded put timed out")));
+        let refused = matches!(r, Err(Error::NotOwner { .. }));
+        log.log(write_event(token, *seq, sent_ns, r));
+        if refused {
+            // "Our entry is gone? Make one": the bug. Any entry of ours
+            // will do as a guard, first in the queue or not.
+            if let Ok(lease) = backend.grant_lease(opts.ttl * 10).await {
+                if let Ok(created) = backend
+                    .create(&election, Slot::Queue, lease.id, Bytes::from("broken"))
+                    .await
+                {
+                    guard = created.entry().clone();
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,671 @@
+//! From the logs of a campaign to a verdict: the merged history, the
+//! shared invariant checker of `tenure_testkit::history`, the liveness
+//! after every heal, and the time each fault cost.
+//!
+//! The invariants (the letters):
+//! - (a) intervals `[elected, min(lost, last valid_until)]` of different
+//!   terms never overlap, and (4) every loss is reported
+//!   ([`History::check`]);
+//! - (b) fencing tokens strictly increase ([`History::check`]);
+//! - (c) no guarded write of a deposed leader is accepted
+//!   ([`History::check_writes`]);
+//! - (d) after every episode of faults heals, a leader exists within
+//!   TTL + the stated bound ([`History::check_leader_within`]);
+//! - (e) no candidate acts as leader after its deadline, nor hears of its
+//!   loss much later ([`History::check_stale`]).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use tenure::LossReason;
+use tenure_testkit::history::{History, RecordKind, Term, Violation, WriteStats};
+
+use crate::clock::Timeline;
+use crate::faults::FaultKind;
+use crate::log::{self, Event, Line};
+
+/// Candidate id used for the runner's own records.
+pub const RUNNER: usize = usize::MAX;
+
+/// Settings of the check.
+#[derive(Clone, Copy, Debug)]
+pub struct CheckParams {
+    /// The candidates' TTL.
+    pub ttl: Duration,
+    /// (d): a leader is due within TTL + this after a heal.
+    pub liveness_bound: Duration,
+    /// (e): how late after its deadline a loss may be reported.
+    pub stale_grace: Duration,
+}
+
+/// One fault as the runner recorded it.
+#[derive(Clone, Debug, Serialize)]
+pub struct FaultSpan {
+    /// Fault number.
+    pub id: u64,
+    /// Kind.
+    pub kind: FaultKind,
+    /// What it hit.
+    pub target: String,
+    /// Start, seconds from the campaign's origin.
+    pub start: f64,
+    /// Heal, seconds from the origin.
+    pub heal: Option<f64>,
+    #[serde(skip)]
+    start_ns: u64,
+}
+
+/// A campaign's logs, merged.
+#[derive(Debug)]
+pub struct Recorded {
+    /// The merged history.
+    pub history: History,
+    /// Nanoseconds ↔ instants.
+    pub timeline: Timeline,
+    /// Faults in start order.
+    pub faults: Vec<FaultSpan>,
+    /// Instants at which an episode's faults had all healed.
+    pub quiet: Vec<Instant>,
+    /// End of the campaign (its `stop`).
+    pub end: Instant,
+    /// Lines that did not parse (torn by a kill).
+    pub torn_lines: usize,
+    /// Guarded writes whose outcome is unknown (timeouts, errors).
+    pub unknown_writes: usize,
+}
+
+fn reason(text: &str) -> LossReason {
+    [
+        LossReason::Resigned,
+        LossReason::LeaseExpired,
+        LossReason::DeadlineExceeded,
+        LossReason::EntryDeleted,
+        LossReason::Shutdown,
+    ]
+    .into_iter()
+    .find(|r| r.to_string() == text)
+    .unwrap_or(LossReason::Shutdown)
+}
+
+/// Reads every log of the campaign in `dir`.
+///
+/// # Errors
+/// A log cannot be read.
+pub fn load(dir: &Path) -> std::io::Result<Recorded> {
+    let mut lines: Vec<Line> = Vec::new();
+    let mut torn = 0;
+    let mut files: Vec<_> = std::fs::read_dir(dir)?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "jsonl"))
+        .collect();
+    files.sort();
+    for f in files {
+        let (l, t) = log::read(&f)?;
+        lines.extend(l);
+        torn += t;
+    }
+    Ok(merge(lines, torn))
+}
+
+/// The instant a line stands for: a write when it was sent, anything else
+/// when it was logged.
+fn stamp(l: &Line) -> u64 {
+    match l.event {
+        Event::Write { sent_ns, .. } => sent_ns,
+        _ => l.mono_ns,
+    }
+}
+
+/// Merges the lines of every log into one history.
+pub fn merge(mut lines: Vec<Line>, torn_lines: usize) -> Recorded {
+    lines.sort_by_key(stamp);
+    let origin = lines.first().map(stamp).unwrap_or(0);
+    let tl = Timeline::new(origin);
+    let mut h = History::new();
+    let mut faults: Vec<FaultSpan> = Vec::new();
+    let mut quiet = Vec::new();
+    let mut end_ns = lines.last().map(stamp).unwrap_or(origin);
+    let mut stopped = false;
+    let mut unknown_writes = 0;
+    // Open term per candidate, to aim operator records at the right term.
+    let mut open: BTreeMap<usize, u64> = BTreeMap::new();
+    for l in &lines {
+        let at = tl.instant(stamp(l));
+        let c = l.cand.unwrap_or(RUNNER);
+        let kind = match &l.event {
+            Event::Elected {
+                token,
+                valid_until_ns,
+            } => {
+                open.insert(c, *token);
+                Some(RecordKind::Elected {
+                    token: *token,
+                    valid_until: tl.instant(*valid_until_ns),
+                })
+            }
+            Event::Renewed { valid_until_ns } => Some(RecordKind::Extended {
+                valid_until: tl.instant(*valid_until_ns),
+            }),
+            Event::Lost { reason: r } => {
+                open.remove(&c);
+                Some(RecordKind::Lost { reason: reason(r) })
+            }
+            Event::Write {
+                token,
+                accepted,
+                answer,
+                ..
+            } => {
+                if !accepted && answer != "refused" {
+                    unknown_writes += 1;
+                }
+                Some(RecordKind::Write {
+                    token: *token,
+                    accepted: *accepted,
+                })
+            }
+            Event::Killed => {
+                open.remove(&c);
+                Some(RecordKind::Crashed)
+            }
+            Event::Paused => Some(RecordKind::Paused),
+            Event::Resumed => Some(RecordKind::Resumed),
+            Event::Deposed { token, .. } => {
+                (open.get(&c) == Some(token)).then_some(RecordKind::Deposed)
+            }
+            Event::Fenced { token } => (open.get(&c) == Some(token)).then_some(RecordKind::Fenced),
+            Event::FaultStart { id, kind, target } => {
+                if let Some(k) = FaultKind::from_name(kind) {
+                    faults.push(FaultSpan {
+                        id: *id,
+                        kind: k,
+                        target: target.clone(),
+                        start: tl.secs(l.mono_ns),
+                        heal: None,
+                        start_ns: l.mono_ns,
+                    });
+                }
+                Some(RecordKind::Note(format!("fault {id} {kind}: {target}")))
+            }
+            Event::FaultHeal { id } => {
+                if let Some(f) = faults.iter_mut().rev().find(|f| f.id == *id) {
+                    f.heal = Some(tl.secs(l.mono_ns));
+                }
+                Some(RecordKind::Note(format!("fault {id} healed")))
+            }
+            Event::Quiet => {
+                quiet.push(at);
+                Some(RecordKind::Note("all faults healed".into()))
+            }
+            Event::Stop => {
+                if !stopped {
+                    stopped = true;
+                    end_ns = l.mono_ns;
+                }
+                Some(RecordKind::Note("campaign stops".into()))
+            }
+            Event::Start { pid, broken } => Some(RecordKind::Note(format!(
+                "process {pid} starts{}",
+                if *broken { " (broken)" } else { "" }
+            ))),
+            Event::Error { what, message } => {
+                Some(RecordKind::Note(format!("error: {what}: {message}")))
+            }
+            Event::Campaign | Event::Spawned { .. } => None,
+        };
+        if let Some(k) = kind {
+            h.push(at, c, k);
+        }
+    }
+    faults.sort_by(|a, b| a.start.total_cmp(&b.start));
+    Recorded {
+        history: h.count_late_extensions(),
+        timeline: tl,
+        faults,
+        quiet,
+        end: tl.instant(end_ns),
+        torn_lines,
+        unknown_writes,
+    }
+}
+
+/// A violation, rendered for people.
+#[derive(Clone, Debug, Serialize)]
+pub struct Found {
+    /// Which invariant.
+    pub invariant: String,
+    /// What happened.
+    pub message: String,
+    /// The history around it, one line per record.
+    pub context: Vec<String>,
+}
+
+/// Distribution of durations, in seconds.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Distribution {
+    /// Samples.
+    pub count: usize,
+    /// Median.
+    pub p50: f64,
+    /// 90th percentile.
+    pub p90: f64,
+    /// 99th percentile.
+    pub p99: f64,
+    /// Largest.
+    pub max: f64,
+}
+
+impl Distribution {
+    /// Summarises `samples` (seconds).
+    pub fn of(mut samples: Vec<f64>) -> Distribution {
+        if samples.is_empty() {
+            return Distribution::default();
+        }
+        samples.sort_by(f64::total_cmp);
+        let q = |p: f64| {
+            let i = ((samples.len() - 1) as f64 * p).round() as usize;
+            samples[i.min(samples.len() - 1)]
+        };
+        Distribution {
+            count: samples.len(),
+            p50: q(0.5),
+            p90: q(0.9),
+            p99: q(0.99),
+            max: q(1.0),
+        }
+    }
+}
+
+/// Per fault kind.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct KindStats {
+    /// Faults injected.
+    pub injected: usize,
+    /// Of those, how many ended the term of the leader in office.
+    pub deposed_leader: usize,
+    /// Fault start → next leader elected, over faults that deposed one.
+    pub time_to_new_leader: Distribution,
+}
+
+/// The verdict on a campaign.
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    /// Terms (elections) in the history.
+    pub elections: usize,
+    /// Losses by reason.
+    pub losses: BTreeMap<String, usize>,
+    /// Faults injected.
+    pub faults: usize,
+    /// Per fault kind.
+    pub by_kind: BTreeMap<String, KindStats>,
+    /// Guarded writes accepted / refused.
+    pub writes_accepted: usize,
+    /// Guarded writes refused by the backend.
+    pub writes_refused: usize,
+    /// Guarded writes with an unknown outcome (timeouts, errors).
+    pub writes_unknown: usize,
+    /// Heals after which liveness was checked.
+    pub liveness_checked: usize,
+    /// Heals followed by a new fault before the bound (not judged).
+    pub liveness_not_judged: usize,
+    /// Heal → a leader valid, over the checked heals.
+    pub time_to_leader_after_heal: Distribution,
+    /// Log lines torn by kills.
+    pub torn_lines: usize,
+    /// The first violation of each invariant found.
+    pub violations: Vec<Found>,
+}
+
+fn render(rec: &Recorded, v: &Violation) -> Found {
+    let tl = &rec.timeline;
+    let context = v
+        .context
+        .iter()
+        .map(|r| {
+            let who = if r.candidate == RUNNER {
+                "runner ".to_owned()
+            } else {
+                format!("cand {:<2}", r.candidate)
+            };
+            let what = match &r.kind {
+                RecordKind::Elected { token, valid_until } => format!(
+                    "elected token {token}, valid until {:.3}",
+                    tl.secs_of(*valid_until)
+                ),
+                RecordKind::Extended { valid_until } => {
+                    format!("renewed: valid until {:.3}", tl.secs_of(*valid_until))
+                }
+                RecordKind::Lost { reason } => format!("lost: {reason}"),
+                RecordKind::Crashed => "killed (SIGKILL)".into(),
+                RecordKind::Deposed => "entry deleted / lease revoked by the runner".into(),
+                RecordKind::Fenced => "… the backend confirmed it gone".into(),
+                RecordKind::Write { token, accepted } => format!(
+                    "guarded write sent with token {token}: {}",
+                    if *accepted { "ACCEPTED" } else { "refused" }
+                ),
+                RecordKind::Paused => "frozen (SIGSTOP)".into(),
+                RecordKind::Resumed => "thawed (SIGCONT)".into(),
+                RecordKind::Note(n) => n.clone(),
+            };
+            format!("{:>10.3}s  {who}  {what}", tl.secs_of(r.at))
+        })
+        .collect();
+    Found {
+        invariant: v.invariant.to_owned(),
+        message: v.message.clone(),
+        context,
+    }
+}
+
+/// The first instant in `[from, to]` at which some term is valid.
+fn first_valid(terms: &[Term], from: Instant, to: Instant) -> Option<Instant> {
+    terms
+        .iter()
+        .filter(|t| t.end > from && t.end > t.elected && t.elected <= to)
+        .map(|t| t.elected.max(from))
+        .min()
+}
+
+/// Checks every invariant over a recorded campaign.
+pub fn check(rec: &Recorded, p: CheckParams) -> Report {
+    let h = &rec.history;
+    let mut violations = Vec::new();
+    let terms = match h.check(rec.end) {
+        Ok(t) => t,
+        Err(v) => {
+            violations.push(render(rec, &v));
+            h.terms()
+        }
+    };
+    let writes = match h.check_writes(&terms) {
+        Ok(w) => w,
+        Err(v) => {
+            violations.push(render(rec, &v));
+            WriteStats::default()
+        }
+    };
+    if let Err(v) = h.check_stale(&terms, p.stale_grace) {
+        violations.push(render(rec, &v));
+    }
+    // (d) after each quiet point.
+    let bound = p.ttl + p.liveness_bound;
+    let starts: Vec<Instant> = rec
+        .faults
+        .iter()
+        .map(|f| rec.timeline.instant(f.start_ns))
+        .collect();
+    let (mut checked, mut unjudged, mut after_heal) = (0, 0, Vec::new());
+    let mut liveness_failed = false;
+    for &q in &rec.quiet {
+        let next = starts
+            .iter()
+            .copied()
+            .find(|s| *s > q)
+            .unwrap_or(rec.end)
+            .min(rec.end);
+        let window_end = (q + bound).min(next);
+        match first_valid(&terms, q, window_end) {
+            Some(at) => {
+                checked += 1;
+                after_heal.push((at - q).as_secs_f64());
+            }
+            None if next < q + bound => unjudged += 1,
+            None => {
+                checked += 1;
+                if !liveness_failed {
+                    liveness_failed = true;
+                    if let Err(v) = h.check_leader_within(rec.end, q, bound) {
+                        violations.push(render(rec, &v));
+                    }
+                }
+            }
+        }
+    }
+    // Time to a new leader per fault kind.
+    let mut by_kind: BTreeMap<String, KindStats> = BTreeMap::new();
+    let mut samples: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+    for (f, &s) in rec.faults.iter().zip(&starts) {
+        let k = by_kind.entry(f.kind.name().to_owned()).or_default();
+        k.injected += 1;
+        let Some(cur) = terms.iter().find(|t| t.elected <= s && s < t.end) else {
+            continue;
+        };
+        // The fault deposed the leader in office if its term ended before
+        // the episode healed plus a TTL, and before the next episode.
+        let quiet = rec
+            .quiet
+            .iter()
+            .copied()
+            .find(|q| *q >= s)
+            .unwrap_or(rec.end);
+        let next_episode = starts
+            .iter()
+            .copied()
+            .find(|n| *n > quiet)
+            .unwrap_or(rec.end);
+        let settle = (quiet + p.ttl).min(next_episode);
+        if cur.end > settle {
+            continue; // the leader in office survived this fault
+        }
+        k.deposed_leader += 1;
+        if let Some(next) = terms
+            .iter()
+            .filter(|t| t.seq != cur.seq && t.elected >= cur.elected && t.elected < rec.end)
+            .map(|t| t.elected)
+            .min()
+        {
+            samples
+                .entry(f.kind.name().to_owned())
+                .or_default()
+                .push((next - s).as_secs_f64());
+        }
+    }
+    for (k, v) in samples {
+        if let Some(stats) = by_kind.get_mut(&k) {
+            stats.time_to_new_leader = Distribution::of(v);
+        }
+    }
+    let mut losses: BTreeMap<String, usize> = BTreeMap::new();
+    for t in &terms {
+        let key = match (t.lost, t.crashed) {
+            (Some((_, r)), _) => r.to_string(),
+            (None, true) => "killed".into(),
+            (None, false) => "still leading at the end".into(),
+        };
+        *losses.entry(key).or_default() += 1;
+    }
+    Report {
+        elections: terms.len(),
+        losses,
+        faults: rec.faults.len(),
+        by_kind,
+        writes_accepted: writes.accepted,
+        writes_refused: writes.refused,
+        writes_unknown: rec.unknown_writes,
+        liveness_checked: checked,
+        liveness_not_judged: unjudged,
+        time_to_leader_after_heal: Distribution::of(after_heal),
+        torn_lines: rec.torn_lines,
+        violations,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(ns: u64, cand: Option<usize>, event: Event) -> Line {
+        Line {
+            mono_ns: ns,
+            cand,
+            event,
+        }
+    }
+
+    const S: u64 = 1_000_000_000;
+
+    fn params() -> CheckParams {
+        CheckParams {
+            ttl: Duration::from_secs(1),
+            liveness_bound: Duration::from_secs(2),
+            stale_grace: Duration::from_millis(500),
+        }
+    }
+
+    fn healthy() -> Vec<Line> {
+        vec![
+            line(
+                10 * S,
+                Some(0),
+                Event::Elected {
+                    token: 5,
+                    valid_until_ns: 10 * S + 800_000_000,
+                },
+            ),
+            line(
+                10 * S + 100,
+                Some(0),
+                Event::Write {
+                    token: 5,
+                    seq: 1,
+                    sent_ns: 10 * S + 50,
+                    accepted: true,
+                    answer: "ok 9".into(),
+                },
+            ),
+            line(
+                10 * S + 700_000_000,
+                None,
+                Event::FaultStart {
+                    id: 0,
+                    kind: "sigstop".into(),
+                    target: "candidate 0".into(),
+                },
+            ),
+            line(10 * S + 700_000_000, Some(0), Event::Paused),
+            line(
+                12 * S,
+                Some(1),
+                Event::Elected {
+                    token: 9,
+                    valid_until_ns: 12 * S + 800_000_000,
+                },
+            ),
+            line(13 * S, Some(0), Event::Resumed),
+            line(13 * S, None, Event::FaultHeal { id: 0 }),
+            line(13 * S, None, Event::Quiet),
+            line(
+                13 * S + 10,
+                Some(0),
+                Event::Lost {
+                    reason: "keep-alive deadline exceeded".into(),
+                },
+            ),
+            line(
+                12 * S + 500_000_000,
+                Some(1),
+                Event::Renewed {
+                    valid_until_ns: 14 * S,
+                },
+            ),
+            line(13 * S + 900_000_000, None, Event::Stop),
+        ]
+    }
+
+    #[test]
+    fn a_healthy_history_passes_and_is_summarised() {
+        let rec = merge(healthy(), 0);
+        let r = check(&rec, params());
+        assert!(r.violations.is_empty(), "{:?}", r.violations);
+        assert_eq!(r.elections, 2);
+        assert_eq!(r.writes_accepted, 1);
+        assert_eq!(r.faults, 1);
+        let k = &r.by_kind["sigstop"];
+        assert_eq!((k.injected, k.deposed_leader), (1, 1));
+        assert!((k.time_to_new_leader.p50 - 1.3).abs() < 1e-6);
+        assert_eq!(r.liveness_checked, 1);
+        assert_eq!(r.losses["keep-alive deadline exceeded"], 1);
+    }
+
+    #[test]
+    fn a_leader_that_ignores_its_deadline_is_caught_with_context() {
+        let mut lines = healthy();
+        // Candidate 0 keeps renewing its own deadline while frozen and
+        // after: the broken candidate's signature.
+        lines.push(line(
+            12 * S + 100,
+            Some(0),
+            Event::Renewed {
+                valid_until_ns: 13 * S,
+            },
+        ));
+        let rec = merge(lines, 0);
+        let r = check(&rec, params());
+        let v = &r.violations[0];
+        assert_eq!(v.invariant, "no overlapping leaders");
+        assert!(
+            v.context.iter().any(|l| l.contains("elected token 9")),
+            "{v:?}"
+        );
+    }
+
+    #[test]
+    fn no_leader_after_a_heal_is_a_liveness_violation() {
+        let lines = vec![
+            line(
+                S,
+                Some(0),
+                Event::Elected {
+                    token: 1,
+                    valid_until_ns: 2 * S,
+                },
+            ),
+            line(
+                2 * S,
+                Some(0),
+                Event::Lost {
+                    reason: "lease expired".into(),
+                },
+            ),
+            line(3 * S, None, Event::Quiet),
+            line(20 * S, None, Event::Stop),
+        ];
+        let r = check(&merge(lines, 0), params());
+        assert_eq!(r.violations.len(), 1, "{:?}", r.violations);
+        assert_eq!(
+            r.violations[0].invariant,
+            "a leader is elected after faults heal"
+        );
+    }
+
+    #[test]
+    fn operator_records_hit_only_the_term_they_aimed_at() {
+        let lines = vec![
+            line(
+                S,
+                Some(0),
+                Event::Elected {
+                    token: 1,
+                    valid_until_ns: 5 * S,
+                },
+            ),
+            // Aimed at an older term of candidate 0: ignored.
+            line(
+                2 * S,
+                Some(0),
+                Event::Deposed {
+                    token: 0,
+                    by: "delete".into(),
+                },
+            ),
+            line(4 * S, None, Event::Stop),
+        ];
+        let rec = merge(lines, 0);
+        let terms = rec.history.terms();
+        assert!(!terms[0].deposed);
+        assert_eq!(reason("entry deleted"), LossReason::EntryDeleted);
+    }
+}
