@@ -56,6 +56,12 @@ async fn stubborn_child_gets_sigkill_after_grace() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn once_without_command_exits_4_on_loss() {
+    let (server, url) = server().await;
+    scenarios::once_without_command_exits_4_on_loss(&url, etcdctl_delete(&server)).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn never_elected_never_runs_the_command() {
     let (_server, url) = server().await;
     scenarios::never_elected_never_runs(&url).await;

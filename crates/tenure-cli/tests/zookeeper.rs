@@ -51,6 +51,12 @@ async fn stubborn_child_gets_sigkill_after_grace() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn once_without_command_exits_4_on_loss() {
+    let url = url().await;
+    scenarios::once_without_command_exits_4_on_loss(&url, delete_leader(url.clone())).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn never_elected_never_runs_the_command() {
     scenarios::never_elected_never_runs(&url().await).await;
 }

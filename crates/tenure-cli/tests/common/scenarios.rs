@@ -292,3 +292,25 @@ pub async fn never_elected_never_runs(url: &str) {
     leader.signal(Signal::SIGTERM);
     assert_eq!(leader.wait().await.code(), Some(0));
 }
+
+/// `--once` without a command: the loss is reported and tenure exits 4.
+pub async fn once_without_command_exits_4_on_loss<F, Fut>(url: &str, delete: F)
+where
+    F: Fn(String) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let election = super::unique("once");
+    let mut t = start(
+        url,
+        "once",
+        "campaign",
+        &election,
+        &["--ttl", "2s", "--once"],
+    );
+    let elected = t.expect("elected").await;
+    delete(election.clone()).await;
+    let lost = t.expect("lost").await;
+    assert_eq!(lost["reason"], "entry_deleted");
+    assert_eq!(lost["token"], elected["token"]);
+    assert_eq!(t.wait().await.code(), Some(4), "stderr: {}", t.stderr());
+}
