@@ -4,6 +4,15 @@
 use clap::Parser;
 
 fn main() {
+    // The first step of starting a command under `campaign` (see
+    // `tenure_cli::child`): not a user-facing command.
+    let raw: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if raw
+        .get(1)
+        .is_some_and(|a| a == tenure_cli::child::EXEC_HELPER)
+    {
+        std::process::exit(tenure_cli::child::exec_helper(&raw[2..]));
+    }
     // Usage errors exit 2 here, `--help` and `--version` exit 0.
     let cli = tenure_cli::args::Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()

@@ -271,26 +271,43 @@ async fn unreachable_etcd_exits_3() {
 }
 
 #[tokio::test]
-async fn command_not_found_exits_127_after_resigning() {
-    let r = run(&[
-        "--backend",
-        "memory://",
-        "--output",
-        "json",
-        "campaign",
-        "x",
-        "--",
-        "/nonexistent/tenure-test-cmd",
-    ])
-    .await;
-    assert_eq!(r.code, Some(127), "{r:?}");
-    assert!(r.stderr.contains("/nonexistent/tenure-test-cmd"), "{r:?}");
-    let names: Vec<String> = r.events().iter().map(|e| e["event"].to_string()).collect();
-    assert_eq!(
-        names.last().map(String::as_str),
-        Some("\"resigned\""),
-        "{r:?}"
+async fn a_command_that_cannot_run_fails_before_campaigning() {
+    let (_dir, path) = common::temp();
+    let plain = path.join("not-executable");
+    std::fs::write(&plain, "echo hi\n").unwrap();
+    for (cmd, code, needle) in [
+        ("/nonexistent/tenure-test-cmd", 127, "does not exist"),
+        ("no-such-tenure-test-cmd", 127, "not found on PATH"),
+        (plain.to_str().unwrap(), 126, "not an executable file"),
+    ] {
+        let r = run(&["--backend", "memory://", "campaign", "x", "--", cmd]).await;
+        assert_eq!(r.code, Some(code), "{cmd}: {r:?}");
+        assert!(r.stderr.contains(cmd) && r.stderr.contains(needle), "{r:?}");
+        assert_eq!(r.stdout, "", "never campaigned: {r:?}");
+    }
+}
+
+/// `kill -9` of tenure: nobody is left to stop the command, so the kernel
+/// does (parent-death signal), and it does not go on leading.
+#[tokio::test]
+async fn the_command_dies_with_tenure() {
+    let (_dir, path) = common::temp();
+    let pid_file = path.join("pid");
+    let script = format!(
+        "echo $$ > {}; while :; do sleep 0.05; done",
+        pid_file.display()
     );
+    let mut t = campaign_json("orphan", &["--", "sh", "-c", &script]);
+    let started = t.expect("child_started").await;
+    let pid: i32 = common::wait_for_file(&pid_file)
+        .await
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!(started["pid"], pid, "the helper became the command");
+    t.signal(Signal::SIGKILL);
+    t.wait().await;
+    assert!(common::wait_gone(pid).await, "the command outlived tenure");
 }
 
 fn campaign_json(election: &str, extra: &[&str]) -> Running {

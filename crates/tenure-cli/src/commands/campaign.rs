@@ -31,8 +31,13 @@ pub async fn run(global: &GlobalArgs, args: CampaignArgs, out: &Output) -> Resul
     // Every check that needs no network comes first.
     let name = ElectionName::new(args.election.clone())?;
     let (url, _) = backend::check(global.backend.as_deref())?;
-    if args.command.first().is_some_and(String::is_empty) {
-        return Err(CliError::usage("the command after `--` is empty"));
+    if let Some(program) = args.command.first() {
+        if program.is_empty() {
+            return Err(CliError::usage("the command after `--` is empty"));
+        }
+        // A missing program does not appear by campaigning: fail first.
+        child::resolve_program(program)
+            .map_err(|e| CliError::new(child::spawn_failure_exit(&e), e.to_string()))?;
     }
     let mut shutdown = Shutdown::install()?;
     let backend = tokio::select! {
