@@ -221,7 +221,11 @@ async fn pump(mut from: OwnedReadHalf, mut to: OwnedWriteHalf, mut mode: watch::
         let n = tokio::select! {
             r = from.read(&mut buf) => match r {
                 Ok(0) | Err(_) => {
-                    let _ = to.shutdown().await;
+                    // The end of the stream crosses the proxy like a byte
+                    // would: not through a blackhole.
+                    if hold(&mut mode, 0).await {
+                        let _ = to.shutdown().await;
+                    }
                     return;
                 }
                 Ok(n) => n,

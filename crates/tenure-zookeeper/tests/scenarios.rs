@@ -127,13 +127,27 @@ thread_local! {
 /// The leader's session is expired from outside (as Curator's
 /// `KillSession` does: another client attaches to the session and closes
 /// it): the leader learns it as a typed loss and the follower takes over.
+///
+/// The leader reaches the server through a fault-injecting proxy, held in
+/// a blackhole while the killer attaches and closes the session, so the
+/// leader's own client cannot move the session back before the close (the
+/// race that made this test flaky). Then the proxy resets the leader's
+/// connections: its client reconnects at once and finds the session gone.
+/// The TTL is long enough that the leader's deadline cannot pass first.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "flaky: killing a live session from outside (attach a second client, then close) races with the leader's own client moving the session back; the server then refuses the close and the session rightly lives on. Needs the fault-injecting proxy of the chaos work to expire a session deterministically. Run by hand with --ignored."]
 async fn session_expiry_while_leader_is_a_typed_loss() {
+    use tenure_testkit::proxy::{Mode, Proxy};
+
     let zk = common::shared().await;
     let root = common::unique_root("expire");
-    let backend_a = Arc::new(common::connect(&zk.connect_string(), &root).await);
-    let a = election(backend_a.clone(), "svc");
+    let proxy = Proxy::start(std::net::SocketAddr::from(([127, 0, 0, 1], zk.port())))
+        .await
+        .unwrap();
+    let backend_a = Arc::new(common::connect(&proxy.local_addr().to_string(), &root).await);
+    let a = Election::builder(backend_a.clone(), "svc")
+        .ttl(Duration::from_secs(4))
+        .build()
+        .unwrap();
     let b = election(
         common::dyn_backend(&zk.connect_string(), &root).await,
         "svc",
@@ -141,35 +155,31 @@ async fn session_expiry_while_leader_is_a_typed_loss() {
     let la = a.campaign("a").await.unwrap();
     let b2 = b.clone();
     let pending = tokio::spawn(async move { b2.campaign("b").await });
-    wait_candidates(&a, 2).await;
+    wait_candidates(&b, 2).await;
 
     let session = backend_a
         .lease_session(la.entry().lease)
         .expect("lease session");
-    // Kill the session from outside as Curator's KillSession does: attach a
-    // second client to it and drop that client, which sends CloseSession.
-    // The attach moves the session away from the leader's client, which
-    // reconnects and may move it back before the close arrives; the server
-    // then refuses the close and the session (rightly) lives on. So attempt
-    // the kill until the session is really gone; the loss must still be
-    // reported within the same bound.
-    let connect_string = zk.connect_string();
+    proxy.set_mode(Mode::Blackhole);
     let killed_at = Instant::now();
-    let reason = within(Duration::from_secs(10), "loss", async {
-        loop {
-            let killer = zk::Client::connector()
-                .with_session(session.clone())
-                .connect(&connect_string)
-                .await;
-            drop(killer);
-            if let Ok(reason) = tokio::time::timeout(Duration::from_secs(1), la.lost()).await {
-                break reason;
-            }
-        }
-    })
-    .await;
+    let killer = within(
+        Duration::from_secs(5),
+        "killer connects",
+        zk::Client::connector()
+            .with_session(session)
+            .connect(&zk.connect_string()),
+    )
+    .await
+    .unwrap();
+    drop(killer); // closes the session: the leader's node goes with it
+    wait_candidates(&b, 1).await;
+    assert!(la.is_leader(), "the cut-off leader has not noticed yet");
+    proxy.set_mode(Mode::Drop);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    proxy.set_mode(Mode::Pass);
+    let reason = within(Duration::from_secs(10), "loss", la.lost()).await;
     println!(
-        "loss after session kill: {reason} in {:?} (from the first attempt)",
+        "loss after session kill: {reason} in {:?}",
         killed_at.elapsed()
     );
     assert!(
