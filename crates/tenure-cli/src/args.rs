@@ -6,9 +6,9 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 const AFTER_HELP: &str = "\
 Backends (--backend or TENURE_BACKEND):
-  memory://[name]                    in-process (one process only; demos and tests)
-  etcd://host:port[,host:port][/prefix]   etcd v3; etcds:// for TLS
-  zk://host:port[,host:port][/root]  ZooKeeper 3.5+
+  memory://[name]                        in-process (one process only: demos, tests)
+  etcd://host:port[,host:port][/prefix]  etcd v3; etcds:// for TLS
+  zk://host:port[,host:port][/root]      ZooKeeper 3.5+
 
 Exit codes:
   0        success; clean shutdown on SIGINT/SIGTERM
@@ -16,7 +16,7 @@ Exit codes:
   2        usage or invalid input (arguments, election name, TTL, URL, backend not compiled in)
   3        backend unreachable, credentials rejected, timeout, other backend error
   4        `campaign --once`: leadership lost
-  126/127  `campaign -- CMD`: CMD could not be executed / was not found
+  126/127  `campaign -- CMD`: CMD is not executable / not found (checked before campaigning)
   other    `campaign --once -- CMD`: CMD ended by itself; its exit code (128 + signal if killed)";
 
 const CAMPAIGN_HELP: &str = "\
@@ -32,8 +32,9 @@ with --once). If CMD ends by itself, tenure resigns, then exits with CMD's
 status under --once or campaigns again after --recampaign-delay. On
 SIGINT/SIGTERM, tenure stops CMD first and resigns after, so a successor
 never overlaps it. Processes CMD left in its group are killed when it ends.
-With --output json, CMD's standard output goes to tenure's standard error,
-so that standard output carries only events.";
+If tenure itself is killed (kill -9), the kernel kills CMD (parent-death
+signal). With --output json, CMD's standard output goes to tenure's standard
+error, so that standard output carries only events.";
 
 /// Leader election from the command line: campaign, run a command only
 /// while leader, watch who leads.
@@ -51,8 +52,8 @@ pub struct Cli {
 /// Options every command takes (before or after the command name).
 #[derive(Debug, Args)]
 pub struct GlobalArgs {
-    /// Backend URL: memory://[name], etcd://host:port[,..][/prefix],
-    /// etcds://.., zk://host:port[,..][/root].
+    /// Backend URL: `memory://[name]`, `etcd://host:port[,..][/prefix]`,
+    /// `etcds://..`, `zk://host:port[,..][/root]`.
     #[arg(long, env = "TENURE_BACKEND", global = true, value_name = "URL")]
     pub backend: Option<String>,
     /// Format of the events on standard output.
@@ -125,7 +126,9 @@ pub struct CampaignArgs {
     /// leadership is lost, the command's status when it ends by itself.
     #[arg(long)]
     pub once: bool,
-    /// How long the command gets between SIGTERM and SIGKILL.
+    /// How long the command gets between SIGTERM and SIGKILL. After a loss,
+    /// a successor can be elected about TTL / 5 after the SIGTERM: keep the
+    /// grace below that if the command must never overlap it.
     #[arg(long, value_parser = parse_duration, default_value = "2s", value_name = "DURATION")]
     pub grace: Duration,
     /// Pause before campaigning again after a term ends (plus up to a

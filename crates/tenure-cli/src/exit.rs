@@ -7,8 +7,8 @@
 //! | 2 | [`Exit::Usage`] | bad arguments or input: election name, TTL, URL, missing backend feature |
 //! | 3 | [`Exit::Backend`] | backend unreachable, credentials rejected, timeout, other backend errors |
 //! | 4 | [`Exit::Lost`] | `campaign --once` lost leadership |
-//! | 126 / 127 | [`Exit::Child`] | the command could not be executed / was not found |
-//! | the child's | [`Exit::Child`] | `campaign --once -- CMD` and CMD ended by itself: its code, or 128 + signal |
+//! | 126 / 127 | [`Exit::Child`] | `campaign -- CMD`: CMD is not executable / not found |
+//! | CMD's | [`Exit::Child`] | `campaign --once -- CMD` and CMD ended by itself: its code, or 128 + signal |
 
 use std::fmt;
 

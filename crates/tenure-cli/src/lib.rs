@@ -30,8 +30,21 @@
 //! | 2 | usage or invalid input: bad arguments, election name, TTL out of range, unknown URL scheme, backend not compiled in |
 //! | 3 | backend unreachable, credentials rejected, timeout, or another backend error |
 //! | 4 | `campaign --once`: leadership was lost |
-//! | 126, 127 | `campaign`: the command could not be executed / was not found (126 for other spawn failures) |
-//! | child's | `campaign --once -- CMD`: CMD ended on its own; its exit code, or 128 + signal number if a signal killed it |
+//! | 126, 127 | `campaign -- CMD`: CMD is not executable / not found (checked before campaigning) |
+//! | CMD's | `campaign --once -- CMD`: CMD ended on its own; its exit code, or 128 + signal number if a signal killed it |
+//!
+//! A code from CMD can collide with tenure's own (a CMD that exits 3);
+//! the events tell them apart (`child_exited` precedes the exit).
+//!
+//! # The command under `campaign`
+//!
+//! [`child`] starts it only once elected, in its own process group, with
+//! `TENURE_ELECTION`, `TENURE_PROPOSAL`, `TENURE_TOKEN` (the fencing token)
+//! and `TENURE_LEASE` in its environment, and signals the whole group
+//! (`SIGTERM`, `SIGKILL` after `--grace`) the instant leadership is lost,
+//! or before resigning on `SIGINT`/`SIGTERM`. It dies with `tenure` if
+//! `tenure` is killed. With `--output json` its standard output goes to
+//! standard error.
 //!
 //! See [`exit`] for the mapping from tenure's errors.
 
@@ -47,8 +60,9 @@ pub mod signals;
 
 pub use exit::{CliError, Exit};
 
-/// Parses nothing, runs `cli`: the whole program after argument parsing.
-/// Returns the process exit code.
+/// Runs the parsed command line `cli`: the whole program after argument
+/// parsing. Returns the process exit code; errors are printed on standard
+/// error as one line, `tenure: <what was wrong>`.
 pub async fn run(cli: args::Cli) -> i32 {
     let out = output::Output::stdout(cli.global.output);
     let result = commands::dispatch(cli, &out).await;

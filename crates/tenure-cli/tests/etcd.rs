@@ -180,3 +180,51 @@ async fn shares_elections_with_etcdctl_elect() {
     t.signal(Signal::SIGTERM);
     assert_eq!(t.wait().await.code(), Some(0));
 }
+
+/// etcd grants no lease under 1 s: tenure says so before campaigning.
+#[tokio::test(flavor = "multi_thread")]
+async fn ttl_below_the_etcd_minimum_exits_2() {
+    let (_server, url) = server().await;
+    let r = common::run(&["--backend", &url, "campaign", "x", "--ttl", "500ms"]).await;
+    assert_eq!(r.code, Some(2), "{r:?}");
+    assert!(r.stderr.contains("TTL 500ms is out of range"), "{r:?}");
+    assert_eq!(r.stdout, "");
+}
+
+async fn next(lines: &mut tokio::io::Lines<BufReader<tokio::process::ChildStdout>>) -> String {
+    tokio::time::timeout(common::PATIENCE, lines.next_line())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap()
+}
+
+/// Text output of `observe`: one readable line per change.
+#[tokio::test(flavor = "multi_thread")]
+async fn observe_prints_text_lines() {
+    let (_server, url) = server().await;
+    let election = common::unique("text");
+    let mut cmd = common::command(&["--backend", &url, "observe", &election]);
+    cmd.stdout(Stdio::piped());
+    let mut observe = cmd.spawn().unwrap();
+    let mut lines = BufReader::new(observe.stdout.take().unwrap()).lines();
+    assert_eq!(next(&mut lines).await, format!("leader {election} none"));
+    let mut t = scenarios::start(
+        &url,
+        "node",
+        "campaign",
+        &election,
+        &["node a", "--ttl", "2s"],
+    );
+    let elected = t.expect("elected").await;
+    assert_eq!(
+        next(&mut lines).await,
+        format!(
+            r#"leader {election} token={} proposal="node a""#,
+            elected["token"]
+        )
+    );
+    t.signal(Signal::SIGTERM);
+    assert_eq!(t.wait().await.code(), Some(0));
+    assert_eq!(next(&mut lines).await, format!("leader {election} none"));
+}
