@@ -321,42 +321,103 @@ pub struct Report {
 
 fn render(rec: &Recorded, v: &Violation) -> Found {
     let tl = &rec.timeline;
-    let context = v
-        .context
-        .iter()
-        .map(|r| {
-            let who = if r.candidate == RUNNER {
-                "runner ".to_owned()
-            } else {
-                format!("cand {:<2}", r.candidate)
-            };
-            let what = match &r.kind {
-                RecordKind::Elected { token, valid_until } => format!(
-                    "elected token {token}, valid until {:.3}",
-                    tl.secs_of(*valid_until)
-                ),
-                RecordKind::Extended { valid_until } => {
-                    format!("renewed: valid until {:.3}", tl.secs_of(*valid_until))
+    let mut context: Vec<String> = Vec::new();
+    // Runs of the same kind of line from the same process (writes,
+    // renewals, retried errors) collapse to their first line and a count.
+    let mut run: Option<(String, usize)> = None;
+    let flush = |context: &mut Vec<String>, run: &mut Option<(String, usize)>| {
+        if let Some((_, n)) = run.take() {
+            if n > 1 {
+                context.push(format!("{:>12}  … and {} more like it", "", n - 1));
+            }
+        }
+    };
+    // A retried error shows once, with how often it recurred here.
+    let who_of = |c: usize| {
+        if c == RUNNER {
+            "runner ".to_owned()
+        } else {
+            format!("cand {c:<2}")
+        }
+    };
+    let mut errors: BTreeMap<String, usize> = BTreeMap::new();
+    for r in &v.context {
+        if let RecordKind::Note(n) = &r.kind {
+            if n.starts_with("error: ") {
+                *errors
+                    .entry(format!("{}{n}", who_of(r.candidate)))
+                    .or_default() += 1;
+            }
+        }
+    }
+    for r in &v.context {
+        let who = who_of(r.candidate);
+        if let RecordKind::Note(n) = &r.kind {
+            if n.starts_with("error: ") {
+                match errors.remove(&format!("{who}{n}")) {
+                    Some(times) if times > 1 => {
+                        flush(&mut context, &mut run);
+                        context.push(format!(
+                            "{:>10.3}s  {who}  {n} (×{times} in this window)",
+                            tl.secs_of(r.at)
+                        ));
+                        continue;
+                    }
+                    Some(_) => {}
+                    None => continue,
                 }
-                RecordKind::Lost { reason } => format!("lost: {reason}"),
-                RecordKind::Crashed => "killed (SIGKILL)".into(),
-                RecordKind::Deposed => "entry deleted / lease revoked by the runner".into(),
-                RecordKind::Fenced => "… the backend confirmed it gone".into(),
-                RecordKind::Write { token, accepted } => format!(
-                    "guarded write sent with token {token}: {}",
-                    if *accepted { "ACCEPTED" } else { "refused" }
-                ),
-                RecordKind::Paused => "frozen (SIGSTOP)".into(),
-                RecordKind::Resumed => "thawed (SIGCONT)".into(),
-                RecordKind::Note(n) => n.clone(),
-            };
-            format!("{:>10.3}s  {who}  {what}", tl.secs_of(r.at))
-        })
-        .collect();
+            }
+        }
+        let (what, class) = describe(tl, &r.kind);
+        let key = class.map(|c| format!("{who}{c}"));
+        match (&mut run, &key) {
+            (Some((k, n)), Some(key)) if k == key => {
+                *n += 1;
+                continue;
+            }
+            _ => {
+                flush(&mut context, &mut run);
+                run = key.map(|k| (k, 1));
+            }
+        }
+        context.push(format!("{:>10.3}s  {who}  {what}", tl.secs_of(r.at)));
+    }
+    flush(&mut context, &mut run);
     Found {
         invariant: v.invariant.to_owned(),
         message: v.message.clone(),
         context,
+    }
+}
+
+/// A record in words, and its class when runs of it may collapse.
+fn describe(tl: &Timeline, kind: &RecordKind) -> (String, Option<String>) {
+    match kind {
+        RecordKind::Elected { token, valid_until } => (
+            format!(
+                "elected token {token}, valid until {:.3}",
+                tl.secs_of(*valid_until)
+            ),
+            None,
+        ),
+        RecordKind::Extended { valid_until } => (
+            format!("renewed: valid until {:.3}", tl.secs_of(*valid_until)),
+            Some("renewed".into()),
+        ),
+        RecordKind::Lost { reason } => (format!("lost: {reason}"), None),
+        RecordKind::Crashed => ("killed (SIGKILL)".into(), None),
+        RecordKind::Deposed => ("entry deleted / lease revoked by the runner".into(), None),
+        RecordKind::Fenced => ("… the backend confirmed it gone".into(), None),
+        RecordKind::Write { token, accepted } => {
+            let answer = if *accepted { "ACCEPTED" } else { "refused" };
+            (
+                format!("guarded write sent with token {token}: {answer}"),
+                Some(format!("write {token} {answer}")),
+            )
+        }
+        RecordKind::Paused => ("frozen (SIGSTOP)".into(), None),
+        RecordKind::Resumed => ("thawed (SIGCONT)".into(), None),
+        RecordKind::Note(n) => (n.clone(), None),
     }
 }
 

@@ -572,7 +572,7 @@ impl History {
                 (RecordKind::Write { .. }, Some(f)) => f.contains(&r.candidate),
                 _ => true,
             })
-            .take(80)
+            .take(300)
             .cloned()
             .collect();
         Box::new(Violation {
