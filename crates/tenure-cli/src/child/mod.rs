@@ -2,20 +2,16 @@
 //! stopped by signalling the whole group (`SIGTERM`, then `SIGKILL` after
 //! a grace period), so that `sh -c` grandchildren stop with it.
 //!
-//! If `tenure` itself dies without a chance to stop the command (`kill
-//! -9`, the OOM killer), the command must not go on acting as leader
-//! while the backend elects someone else. So the command is started
-//! through `tenure` itself ([`EXEC_HELPER`]): that first process asks the
-//! kernel for `SIGKILL` on its parent's death (`PR_SET_PDEATHSIG`, kept
-//! across `exec`), checks that its parent is still alive, then executes
-//! the command in place. All of it with safe APIs: the workspace forbids
-//! `unsafe`, and a `pre_exec` hook would need it.
+//! The command is started through [`exec`]'s helper, so that it dies
+//! with `tenure`.
 
-use std::ffi::OsString;
+pub mod exec;
+
+pub use exec::{exec_helper, resolve_program, spawn_failure_exit, EXEC_HELPER};
+
 use std::io;
-use std::os::unix::fs::PermissionsExt;
-use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::path::{Path, PathBuf};
+use std::os::unix::process::ExitStatusExt;
+use std::path::Path;
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
 
@@ -24,83 +20,9 @@ use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 use tokio::process::{Child, Command};
 
-use crate::exit::{Exit, CANNOT_EXECUTE, NOT_FOUND};
+use crate::exit::Exit;
 use crate::output::Event;
 use crate::signals::Shutdown;
-
-/// The hidden first argument that makes `tenure` run as the exec helper:
-/// `tenure __tenure-exec-child <parent pid> -- CMD ARGS...`.
-pub const EXEC_HELPER: &str = "__tenure-exec-child";
-
-/// The exec helper: arm `SIGKILL` on the parent's death, make sure the
-/// parent (`tenure`, whose pid is `args[0]`) is still there, then replace
-/// this process with the command. Returns only on failure, with the exit
-/// code to end with (126/127, as a shell would).
-pub fn exec_helper(args: &[OsString]) -> i32 {
-    let (parent, argv) = match args {
-        [parent, dashdash, _, ..] if dashdash == "--" => (parent, &args[2..]),
-        _ => {
-            eprintln!("tenure: {EXEC_HELPER} is internal to tenure campaign");
-            return Exit::Usage.code();
-        }
-    };
-    let Some(program) = argv.first() else {
-        return Exit::Usage.code();
-    };
-    if let Err(e) = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL) {
-        eprintln!("tenure: cannot arm the parent-death signal: {e}");
-        return CANNOT_EXECUTE;
-    }
-    // The parent may have died before the signal was armed.
-    let alive = parent
-        .to_str()
-        .and_then(|p| p.parse::<i32>().ok())
-        .is_some_and(|p| nix::unistd::getppid().as_raw() == p);
-    if !alive {
-        return Exit::Lost.code();
-    }
-    let e = std::process::Command::new(program).args(&argv[1..]).exec();
-    eprintln!("tenure: cannot run {}: {e}", Path::new(program).display());
-    spawn_failure_exit(&e).code()
-}
-
-/// Checks before campaigning that `program` can be executed: a path that
-/// exists and is executable, or a name found on `PATH`.
-///
-/// # Errors
-/// [`io::ErrorKind::NotFound`] or [`io::ErrorKind::PermissionDenied`],
-/// naming the program.
-pub fn resolve_program(program: &str) -> io::Result<PathBuf> {
-    let executable = |p: &Path| {
-        std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-    };
-    if program.contains('/') {
-        let path = PathBuf::from(program);
-        return if executable(&path) {
-            Ok(path)
-        } else if path.exists() {
-            Err(io::Error::new(
-                io::ErrorKind::PermissionDenied,
-                format!("command {program:?} is not an executable file"),
-            ))
-        } else {
-            Err(io::Error::new(
-                io::ErrorKind::NotFound,
-                format!("command {program:?} does not exist"),
-            ))
-        };
-    }
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .map(|dir| dir.join(program))
-        .find(|p| executable(p))
-        .ok_or_else(|| {
-            io::Error::new(
-                io::ErrorKind::NotFound,
-                format!("command {program:?} not found on PATH"),
-            )
-        })
-}
 
 /// What to run and how.
 #[derive(Clone, Debug)]
@@ -160,15 +82,6 @@ impl ChildEnd {
 pub struct Supervised {
     child: Child,
     pid: u32,
-}
-
-/// The exit code for a command that could not be started, as a shell
-/// would report it: 127 not found, 126 otherwise.
-pub fn spawn_failure_exit(e: &io::Error) -> Exit {
-    match e.kind() {
-        io::ErrorKind::NotFound => Exit::Child(NOT_FOUND),
-        _ => Exit::Child(CANNOT_EXECUTE),
-    }
 }
 
 impl Supervised {
@@ -315,38 +228,5 @@ mod tests {
         };
         assert_eq!(killed.exit().code(), 137);
         assert_eq!(killed.signal_name().as_deref(), Some("SIGKILL"));
-    }
-
-    #[test]
-    fn programs_resolve_on_path_or_by_path() {
-        assert!(resolve_program("sh").unwrap().ends_with("sh"));
-        assert!(resolve_program("/bin/sh").is_ok());
-        let nf = resolve_program("no-such-tenure-test-program").unwrap_err();
-        assert_eq!(nf.kind(), io::ErrorKind::NotFound);
-        assert!(nf.to_string().contains("no-such-tenure-test-program"));
-        assert_eq!(
-            resolve_program("/nonexistent/x").unwrap_err().kind(),
-            io::ErrorKind::NotFound
-        );
-        let plain = tempfile::NamedTempFile::new().unwrap();
-        let path = plain.path().to_str().unwrap();
-        assert_eq!(
-            resolve_program(path).unwrap_err().kind(),
-            io::ErrorKind::PermissionDenied
-        );
-    }
-
-    #[test]
-    fn exec_helper_rejects_malformed_arguments() {
-        assert_eq!(exec_helper(&[]), 2);
-        assert_eq!(exec_helper(&["1".into(), "x".into(), "sh".into()]), 2);
-    }
-
-    #[test]
-    fn spawn_failures_map_like_a_shell() {
-        let nf = io::Error::from(io::ErrorKind::NotFound);
-        assert_eq!(spawn_failure_exit(&nf).code(), 127);
-        let denied = io::Error::from(io::ErrorKind::PermissionDenied);
-        assert_eq!(spawn_failure_exit(&denied).code(), 126);
     }
 }
