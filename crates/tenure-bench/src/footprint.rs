@@ -1,0 +1,164 @@
+//! Footprint of idle candidates: heap bytes and RSS per candidate, and CPU
+//! while idle, against a reference measured in the same run (the same
+//! process with no candidates).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::join_all;
+use tenure::{DynBackend, Election, Session};
+
+use crate::error::{fail, Context, Result};
+use crate::handover::wait_queue;
+use crate::traffic::Traffic;
+
+/// What one footprint run produced.
+#[derive(Clone, Debug, Default)]
+pub struct Footprint {
+    /// Idle candidates.
+    pub n: usize,
+    /// Live heap bytes per candidate (allocator count: bytes live with N
+    /// idle candidates minus bytes live before, ÷ N).
+    pub heap_per_candidate: f64,
+    /// Resident memory per candidate (RSS delta ÷ N).
+    pub rss_per_candidate: f64,
+    /// CPU of this process while the candidates idle, % of one core, per
+    /// one-second slice.
+    pub cpu: Vec<f64>,
+    /// CPU of this process with no candidates (reference), per slice.
+    pub cpu_reference: Vec<f64>,
+    /// CPU of the server process while the candidates idle, per slice.
+    pub server_cpu: Vec<f64>,
+    /// Keep-alives per second while idle.
+    pub keep_alives_per_s: f64,
+}
+
+/// Settings of a footprint run.
+#[derive(Clone, Copy, Debug)]
+pub struct FootprintConfig {
+    /// TTL of every lease.
+    pub ttl: Duration,
+    /// One-second CPU slices to take.
+    pub slices: usize,
+    /// Live heap bytes now (the bench's counting allocator).
+    pub live_bytes: fn() -> usize,
+}
+
+/// `n` idle candidates of one election on `conn` (one lease each),
+/// observed through `observer`. `server_pid` is the backend server's
+/// process, if it has one.
+///
+/// # Errors
+/// Backend failures.
+pub async fn measure(
+    conn: Arc<Traffic>,
+    observer: DynBackend,
+    name: &str,
+    n: usize,
+    server_pid: Option<u32>,
+    cfg: FootprintConfig,
+) -> Result<Footprint> {
+    let mut out = Footprint {
+        n,
+        ..Footprint::default()
+    };
+    out.cpu_reference = cpu_slices(std::process::id(), cfg.slices).await?;
+    let heap0 = (cfg.live_bytes)();
+    let rss0 = rss_bytes()?;
+    let dyn_conn: DynBackend = conn.clone();
+    let mut sessions = Vec::with_capacity(n);
+    while sessions.len() < n {
+        let batch = (n - sessions.len()).min(500);
+        for s in join_all((0..batch).map(|_| Session::new(dyn_conn.clone(), cfg.ttl))).await {
+            sessions.push(s.context(|| "footprint: session".into())?);
+        }
+    }
+    let mut tasks = Vec::with_capacity(n);
+    for (i, s) in sessions.iter().enumerate() {
+        let e = Election::builder(dyn_conn.clone(), name)
+            .session(s.clone())
+            .build()
+            .context(|| "footprint: election".into())?;
+        tasks.push(tokio::spawn(async move {
+            if let Ok(l) = e.campaign(format!("c{i}")).await {
+                let _ = l.lost().await;
+            }
+        }));
+    }
+    let watcher = Election::builder(observer, name)
+        .ttl(cfg.ttl)
+        .build()
+        .context(|| "footprint: observer".into())?;
+    wait_queue(&watcher, n).await?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let heap1 = (cfg.live_bytes)();
+    let rss1 = rss_bytes()?;
+    out.heap_per_candidate = heap1.saturating_sub(heap0) as f64 / n as f64;
+    out.rss_per_candidate = rss1.saturating_sub(rss0) as f64 / n as f64;
+    let before = conn.counts();
+    let (mine, server) = tokio::join!(cpu_slices(std::process::id(), cfg.slices), async {
+        match server_pid {
+            Some(pid) => cpu_slices(pid, cfg.slices).await,
+            None => Ok(Vec::new()),
+        }
+    });
+    out.cpu = mine?;
+    out.server_cpu = server?;
+    let d = conn.counts().since(&before);
+    out.keep_alives_per_s = d.keep_alives as f64 / cfg.slices.max(1) as f64;
+    for t in &tasks {
+        t.abort();
+    }
+    crate::scale::close_all(&sessions).await;
+    Ok(out)
+}
+
+/// CPU of process `pid` over `slices` one-second slices, in % of a core.
+async fn cpu_slices(pid: u32, slices: usize) -> Result<Vec<f64>> {
+    let ticks = rustix::param::clock_ticks_per_second() as f64;
+    let mut out = Vec::with_capacity(slices);
+    let mut last = cpu_ticks(pid)?;
+    let mut t = tokio::time::Instant::now();
+    for _ in 0..slices {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let now = cpu_ticks(pid)?;
+        let t2 = tokio::time::Instant::now();
+        let secs = (t2 - t).as_secs_f64();
+        out.push((now.saturating_sub(last)) as f64 / ticks / secs * 100.0);
+        last = now;
+        t = t2;
+    }
+    Ok(out)
+}
+
+/// utime + stime of `pid` in clock ticks (`/proc/<pid>/stat`).
+fn cpu_ticks(pid: u32) -> Result<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .context(|| format!("read /proc/{pid}/stat"))?;
+    // Fields after the command name (which may hold spaces) in parentheses.
+    let rest = stat
+        .rsplit_once(')')
+        .map(|(_, r)| r)
+        .ok_or_else(|| fail("malformed /proc/<pid>/stat"))?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // rest starts at field 3 (state); utime and stime are fields 14, 15.
+    let get = |i: usize| -> Result<u64> {
+        fields
+            .get(i - 3)
+            .and_then(|f| f.parse().ok())
+            .ok_or_else(|| fail("malformed /proc/<pid>/stat"))
+    };
+    Ok(get(14)? + get(15)?)
+}
+
+/// Resident set size of this process in bytes (`/proc/self/statm`).
+pub fn rss_bytes() -> Result<usize> {
+    let statm =
+        std::fs::read_to_string("/proc/self/statm").context(|| "read /proc/self/statm".into())?;
+    let pages: usize = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|f| f.parse().ok())
+        .ok_or_else(|| fail("malformed /proc/self/statm"))?;
+    Ok(pages * rustix::param::page_size())
+}
