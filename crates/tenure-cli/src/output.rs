@@ -142,8 +142,9 @@ impl Event {
                 lease,
                 ttl_ms,
             } => format!(
-                "campaigning {e} proposal={} lease={lease} ttl={ttl_ms}ms",
-                quote(proposal)
+                "campaigning {e} proposal={} lease={lease} ttl={}",
+                quote(proposal),
+                millis(*ttl_ms)
             ),
             Event::Elected {
                 proposal,
@@ -182,6 +183,15 @@ impl Event {
                 quote(proposal)
             ),
         }
+    }
+}
+
+/// `2s` for whole seconds, `2500ms` otherwise: one word, as the options take it.
+fn millis(ms: u64) -> String {
+    if ms % 1000 == 0 {
+        format!("{}s", ms / 1000)
+    } else {
+        format!("{ms}ms")
     }
 }
 
@@ -355,6 +365,15 @@ mod tests {
             token: None,
         };
         assert_eq!(none.to_text("s"), "leader s none");
+        let campaigning = Event::Campaigning {
+            proposal: "p".into(),
+            lease: "1f".into(),
+            ttl_ms: 2500,
+        };
+        assert_eq!(
+            campaigning.to_text("s"),
+            "campaigning s proposal=p lease=1f ttl=2500ms"
+        );
         let spaced = Event::Leader {
             proposal: Some("my host".into()),
             token: Some(1),

@@ -228,3 +228,40 @@ async fn observe_prints_text_lines() {
     assert_eq!(t.wait().await.code(), Some(0));
     assert_eq!(next(&mut lines).await, format!("leader {election} none"));
 }
+
+/// The single-key strategy: the leader sits under the election's one key,
+/// which `leader --strategy single-key` reads (and the queue does not hold).
+#[tokio::test(flavor = "multi_thread")]
+async fn single_key_strategy() {
+    let (_server, url) = server().await;
+    let election = common::unique("single");
+    let e = election.as_str();
+    let mut t = scenarios::start(
+        &url,
+        "single",
+        "campaign",
+        e,
+        &["only", "--ttl", "2s", "--strategy", "single-key"],
+    );
+    let elected = t.expect("elected").await;
+    let r = common::run(&[
+        "--backend",
+        &url,
+        "--output",
+        "json",
+        "leader",
+        e,
+        "--strategy",
+        "single-key",
+    ])
+    .await;
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert_eq!(r.events()[0]["proposal"], "only");
+    assert_eq!(r.events()[0]["token"], elected["token"]);
+    let r = common::run(&["--backend", &url, "leader", e]).await;
+    assert_eq!(r.code, Some(1), "the queue is empty: {r:?}");
+    t.signal(Signal::SIGTERM);
+    assert_eq!(t.wait().await.code(), Some(0));
+    let r = common::run(&["--backend", &url, "leader", e, "--strategy", "single-key"]).await;
+    assert_eq!(r.code, Some(1), "resigned: {r:?}");
+}
