@@ -54,6 +54,18 @@ impl UrlQuery {
         Some(self.pairs.remove(i).1)
     }
 
+    /// Takes `user` and `password` together.
+    ///
+    /// # Errors
+    /// [`Error::UnsupportedUrl`] when only one of them is given.
+    pub fn take_credentials(&mut self) -> Result<Option<(String, String)>> {
+        match (self.take("user"), self.take("password")) {
+            (Some(user), Some(password)) => Ok(Some((user, password))),
+            (None, None) => Ok(None),
+            _ => Err(self.bad("`user` and `password` go together".into())),
+        }
+    }
+
     /// Takes `key` as a duration such as `500ms`, `2s` or `1m`.
     ///
     /// # Errors

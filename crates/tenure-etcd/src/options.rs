@@ -114,10 +114,8 @@ impl EtcdOptions {
             ));
         }
         let mut options = EtcdOptions::new(endpoints).prefix(prefix);
-        match (query.take("user"), query.take("password")) {
-            (Some(user), Some(password)) => options = options.user(user, password),
-            (None, None) => {}
-            _ => return Err(bad("`user` and `password` go together")),
+        if let Some((user, password)) = query.take_credentials()? {
+            options = options.user(user, password);
         }
         if let Some(t) = query.take_duration("connect_timeout")? {
             options = options.connect_timeout(t);

@@ -227,10 +227,8 @@ impl ZkOptions {
                 )))
             }
         }
-        match (query.take("user"), query.take("password")) {
-            (Some(user), Some(password)) => options = options.digest(user, password),
-            (None, None) => {}
-            _ => return Err(bad("`user` and `password` go together")),
+        if let Some((user, password)) = query.take_credentials()? {
+            options = options.digest(user, password);
         }
         if let Some(t) = query.take_duration("session_timeout")? {
             options = options.session_timeout(t);
