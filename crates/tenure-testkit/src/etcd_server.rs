@@ -14,8 +14,6 @@
 //! which brings etcd's minimum lease TTL down to one second (with the
 //! defaults it is two) and makes cluster leader elections fast.
 
-use std::fmt;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -24,82 +22,13 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::process::{Child, Command};
 
+pub use crate::harness::HarnessError;
+use crate::harness::{free_ports, io, log_tail, signal};
+
 /// How long a member may take to become healthy.
 const HEALTH_TIMEOUT: Duration = Duration::from_secs(20);
 /// How often a port race (another process took our port) is retried.
 const START_ATTEMPTS: usize = 5;
-
-/// Why a test server could not be started or controlled.
-#[derive(Debug)]
-#[non_exhaustive]
-pub enum HarnessError {
-    /// A binary the harness needs is not installed.
-    MissingBinary {
-        /// The binary.
-        binary: String,
-    },
-    /// An I/O operation of the harness failed.
-    Io {
-        /// What the harness was doing.
-        what: String,
-        /// The cause.
-        source: std::io::Error,
-    },
-    /// The server did not become healthy in time, or exited.
-    NotHealthy {
-        /// Member name.
-        member: String,
-        /// What went wrong.
-        reason: String,
-        /// The end of the server's log.
-        log_tail: String,
-    },
-    /// An `etcdctl` command failed.
-    Command {
-        /// The command line.
-        command: String,
-        /// Its stderr.
-        stderr: String,
-    },
-}
-
-impl fmt::Display for HarnessError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            HarnessError::MissingBinary { binary } => write!(
-                f,
-                "`{binary}` not found on PATH: run scripts/install-deps.sh \
-                 (it installs etcd, etcdctl, protoc and ZooKeeper)"
-            ),
-            HarnessError::Io { what, source } => write!(f, "{what}: {source}"),
-            HarnessError::NotHealthy {
-                member,
-                reason,
-                log_tail,
-            } => write!(
-                f,
-                "etcd member {member} is not healthy: {reason}\n--- log tail ---\n{log_tail}"
-            ),
-            HarnessError::Command { command, stderr } => {
-                write!(f, "`{command}` failed: {stderr}")
-            }
-        }
-    }
-}
-
-impl std::error::Error for HarnessError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            HarnessError::Io { source, .. } => Some(source),
-            _ => None,
-        }
-    }
-}
-
-fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> HarnessError {
-    let what = what.into();
-    move |source| HarnessError::Io { what, source }
-}
 
 /// The `etcd` binary to run.
 fn etcd_binary() -> String {
@@ -109,23 +38,6 @@ fn etcd_binary() -> String {
 /// The `etcdctl` binary to run.
 fn etcdctl_binary() -> String {
     std::env::var("TENURE_ETCDCTL_BIN").unwrap_or_else(|_| "etcdctl".to_owned())
-}
-
-/// Picks `n` distinct free loopback ports (bound, then released: another
-/// process may take one before etcd binds it, which [`EtcdServer::start`]
-/// detects and retries).
-fn free_ports(n: usize) -> Result<Vec<u16>, HarnessError> {
-    let listeners = (0..n)
-        .map(|_| TcpListener::bind("127.0.0.1:0").map_err(io("bind a free loopback port")))
-        .collect::<Result<Vec<_>, _>>()?;
-    listeners
-        .iter()
-        .map(|l| {
-            l.local_addr()
-                .map(|a| a.port())
-                .map_err(io("read a bound port"))
-        })
-        .collect()
 }
 
 /// Everything needed to (re)start one member.
@@ -198,7 +110,7 @@ impl Member {
             .spawn()
             .map_err(|e| {
                 if e.kind() == std::io::ErrorKind::NotFound {
-                    HarnessError::MissingBinary { binary }
+                    HarnessError::MissingBinary { what: binary }
                 } else {
                     HarnessError::Io {
                         what: format!("spawn {binary}"),
@@ -278,8 +190,8 @@ impl Member {
             self.child = None;
             return Ok(());
         };
-        signal(pid, "TERM").await?;
-        signal(pid, "CONT").await?;
+        signal(pid, "TERM")?;
+        signal(pid, "CONT")?;
         if let Some(child) = self.child.as_mut() {
             if tokio::time::timeout(Duration::from_secs(10), child.wait())
                 .await
@@ -294,28 +206,9 @@ impl Member {
 
     async fn signal(&self, sig: &str) -> Result<(), HarnessError> {
         match self.pid() {
-            Some(pid) => signal(pid, sig).await,
+            Some(pid) => signal(pid, sig),
             None => Err(self.unhealthy("etcd is not running".to_owned())),
         }
-    }
-}
-
-/// Sends `sig` (a name such as `TERM`) to `pid` with the `kill` command
-/// (the workspace forbids `unsafe`, so no `libc::kill`).
-async fn signal(pid: u32, sig: &str) -> Result<(), HarnessError> {
-    let out = Command::new("kill")
-        .arg(format!("-{sig}"))
-        .arg(pid.to_string())
-        .output()
-        .await
-        .map_err(io("run kill"))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(HarnessError::Command {
-            command: format!("kill -{sig} {pid}"),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        })
     }
 }
 
@@ -341,16 +234,6 @@ async fn health(port: u16) -> Result<bool, String> {
     }
 }
 
-fn log_tail(path: &Path) -> String {
-    match std::fs::read_to_string(path) {
-        Ok(s) => {
-            let lines: Vec<&str> = s.lines().collect();
-            lines[lines.len().saturating_sub(30)..].join("\n")
-        }
-        Err(e) => format!("(no log at {}: {e})", path.display()),
-    }
-}
-
 /// Runs `etcdctl` (API v3) against `endpoints` with `args`; returns stdout.
 async fn run_etcdctl(endpoints: &str, args: &[&str]) -> Result<String, HarnessError> {
     let binary = etcdctl_binary();
@@ -364,7 +247,7 @@ async fn run_etcdctl(endpoints: &str, args: &[&str]) -> Result<String, HarnessEr
         .map_err(|e| {
             if e.kind() == std::io::ErrorKind::NotFound {
                 HarnessError::MissingBinary {
-                    binary: binary.clone(),
+                    what: binary.clone(),
                 }
             } else {
                 HarnessError::Io {

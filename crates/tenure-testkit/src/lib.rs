@@ -10,6 +10,7 @@
 pub mod conformance;
 pub mod counting;
 pub mod etcd_server;
+pub mod harness;
 pub mod history;
 pub mod proxy;
 pub mod sim;

@@ -18,15 +18,16 @@
 //! Timing: `tickTime` is 100 ms by default and sessions may last from
 //! 200 ms to 20 s, so session-expiry tests take about a second.
 
-use std::fmt;
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::sync::OnceCell;
+
+use crate::harness::{free_ports, io, log_tail, HarnessError};
 
 /// How long a server may take to start serving.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
@@ -36,77 +37,8 @@ const START_ATTEMPTS: usize = 5;
 /// dependencies) plus a logger that writes to stderr.
 const DEFAULT_CLASSPATH: &str = "/usr/share/java/zookeeper.jar:/usr/share/java/slf4j-simple.jar";
 
-/// Why a ZooKeeper test server could not be started or controlled.
-#[derive(Debug)]
-#[non_exhaustive]
-pub enum ZkHarnessError {
-    /// `java` or the ZooKeeper jars are not installed.
-    MissingBinary {
-        /// What is missing.
-        what: String,
-    },
-    /// An I/O operation of the harness failed.
-    Io {
-        /// What the harness was doing.
-        what: String,
-        /// The cause.
-        source: std::io::Error,
-    },
-    /// The server did not start serving in time, or exited.
-    NotServing {
-        /// Which member (`zk1`, ...).
-        member: String,
-        /// What went wrong.
-        reason: String,
-        /// The end of the server's log.
-        log_tail: String,
-    },
-    /// A member index outside the ensemble.
-    NoSuchMember {
-        /// The index given.
-        index: usize,
-        /// Members in the ensemble.
-        size: usize,
-    },
-}
-
-impl fmt::Display for ZkHarnessError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ZkHarnessError::MissingBinary { what } => write!(
-                f,
-                "{what} not found: run scripts/install-deps.sh (it installs Debian's \
-                 `zookeeper` package and Java), or set TENURE_JAVA / TENURE_ZK_CLASSPATH"
-            ),
-            ZkHarnessError::Io { what, source } => write!(f, "{what}: {source}"),
-            ZkHarnessError::NotServing {
-                member,
-                reason,
-                log_tail,
-            } => write!(
-                f,
-                "ZooKeeper member {member} is not serving: {reason}\n--- log tail ---\n{log_tail}"
-            ),
-            ZkHarnessError::NoSuchMember { index, size } => {
-                write!(f, "no member {index} in an ensemble of {size}")
-            }
-        }
-    }
-}
-
-impl std::error::Error for ZkHarnessError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            ZkHarnessError::Io { source, .. } => Some(source),
-            _ => None,
-        }
-    }
-}
-
-fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> ZkHarnessError {
-    let what = what.into();
-    move |source| ZkHarnessError::Io { what, source }
-}
+/// The errors of the ZooKeeper servers: the harness's one error type.
+pub type ZkHarnessError = HarnessError;
 
 /// Settings of the servers the harness starts.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -131,23 +63,6 @@ impl Default for ZkServerConfig {
             extra: Vec::new(),
         }
     }
-}
-
-/// Picks `n` distinct free loopback ports (bound, then released: another
-/// process may take one before ZooKeeper binds it, which the start-up
-/// detects in the log and retries).
-fn free_ports(n: usize) -> Result<Vec<u16>, ZkHarnessError> {
-    let listeners = (0..n)
-        .map(|_| TcpListener::bind("127.0.0.1:0").map_err(io("bind a free loopback port")))
-        .collect::<Result<Vec<_>, _>>()?;
-    listeners
-        .iter()
-        .map(|l| {
-            l.local_addr()
-                .map(|a| a.port())
-                .map_err(io("read a bound port"))
-        })
-        .collect()
 }
 
 /// A fresh, unique directory under the system temp dir.
@@ -188,7 +103,7 @@ fn classpath() -> Result<String, ZkHarnessError> {
     }
     for jar in DEFAULT_CLASSPATH.split(':') {
         if !Path::new(jar).exists() {
-            return Err(ZkHarnessError::MissingBinary {
+            return Err(HarnessError::MissingBinary {
                 what: format!("ZooKeeper jar {jar}"),
             });
         }
@@ -318,7 +233,7 @@ impl Member {
             .spawn()
             .map_err(|e| {
                 if e.kind() == std::io::ErrorKind::NotFound {
-                    ZkHarnessError::MissingBinary {
+                    HarnessError::MissingBinary {
                         what: format!("`{java}`"),
                     }
                 } else {
@@ -358,7 +273,7 @@ impl Member {
     }
 
     fn not_serving(&self, reason: String) -> ZkHarnessError {
-        ZkHarnessError::NotServing {
+        HarnessError::NotHealthy {
             member: self.config.name.clone(),
             reason,
             log_tail: self.log_tail(),
@@ -448,16 +363,6 @@ impl Member {
 impl Drop for Member {
     fn drop(&mut self) {
         self.kill();
-    }
-}
-
-fn log_tail(path: &Path) -> String {
-    match std::fs::read_to_string(path) {
-        Ok(s) => {
-            let lines: Vec<&str> = s.lines().collect();
-            lines[lines.len().saturating_sub(30)..].join("\n")
-        }
-        Err(e) => format!("(no log at {}: {e})", path.display()),
     }
 }
 
@@ -564,7 +469,7 @@ async fn start_members(
             }
         }
     }
-    Err(last_error.unwrap_or_else(|| ZkHarnessError::NotServing {
+    Err(last_error.unwrap_or_else(|| HarnessError::NotHealthy {
         member: "zk1".into(),
         reason: "could not find free ports".into(),
         log_tail: String::new(),
@@ -643,7 +548,7 @@ impl ZkServer {
         let dir = temp_dir("single")?;
         let guard = DirGuard::new(dir.clone());
         let mut members = start_members(&dir, 1, &config).await?;
-        let member = members.pop().ok_or_else(|| ZkHarnessError::NotServing {
+        let member = members.pop().ok_or_else(|| HarnessError::NotHealthy {
             member: "zk1".into(),
             reason: "no member started".into(),
             log_tail: String::new(),
@@ -799,7 +704,7 @@ impl ZkEnsemble {
     /// Client port of member `i` (0-based).
     ///
     /// # Errors
-    /// [`ZkHarnessError::NoSuchMember`].
+    /// [`HarnessError::NoSuchMember`].
     pub fn port(&self, i: usize) -> Result<u16, ZkHarnessError> {
         Ok(self.member(i)?.config.ports.client)
     }
@@ -828,20 +733,20 @@ impl ZkEnsemble {
         let size = self.members.len();
         self.members
             .get(i)
-            .ok_or(ZkHarnessError::NoSuchMember { index: i, size })
+            .ok_or(HarnessError::NoSuchMember { index: i, size })
     }
 
     fn member_mut(&mut self, i: usize) -> Result<&mut Member, ZkHarnessError> {
         let size = self.members.len();
         self.members
             .get_mut(i)
-            .ok_or(ZkHarnessError::NoSuchMember { index: i, size })
+            .ok_or(HarnessError::NoSuchMember { index: i, size })
     }
 
     /// Kills member `i` with `SIGKILL`.
     ///
     /// # Errors
-    /// [`ZkHarnessError::NoSuchMember`].
+    /// [`HarnessError::NoSuchMember`].
     pub async fn kill(&mut self, i: usize) -> Result<(), ZkHarnessError> {
         self.member_mut(i)?.kill();
         Ok(())
@@ -850,7 +755,7 @@ impl ZkEnsemble {
     /// Stops member `i` with `SIGTERM`.
     ///
     /// # Errors
-    /// [`ZkHarnessError::NoSuchMember`], or running `kill` failed.
+    /// [`HarnessError::NoSuchMember`], or running `kill` failed.
     pub async fn stop(&mut self, i: usize) -> Result<(), ZkHarnessError> {
         self.member_mut(i)?.stop().await
     }
@@ -870,7 +775,7 @@ impl ZkEnsemble {
     /// Waits until member `i` serves (e.g. after the quorum re-formed).
     ///
     /// # Errors
-    /// [`ZkHarnessError::NotServing`] after `timeout`.
+    /// [`HarnessError::NotHealthy`] after `timeout`.
     pub async fn wait_serving(
         &mut self,
         i: usize,
