@@ -53,6 +53,8 @@ pub struct CampaignConfig {
     pub write_every: Duration,
     /// How long after a heal a leader may take, beyond the TTL.
     pub liveness_bound: Duration,
+    /// Only these fault kinds (all the backend's when empty).
+    pub only: Vec<FaultKind>,
 }
 
 /// What a campaign did (the checker reads the rest from the logs).
@@ -252,7 +254,8 @@ impl Ctx {
             self.cfg.backend,
             self.cfg.candidates,
             self.cfg.ttl,
-        );
+        )
+        .restrict(&self.cfg.only);
         let started = Instant::now();
         let mut injected = 0usize;
         let mut next_id = 0u64;

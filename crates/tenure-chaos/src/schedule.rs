@@ -49,6 +49,23 @@ impl Planner {
         }
     }
 
+    /// Draws only from `only` (when not empty): to reproduce one kind of
+    /// fault at a time.
+    pub fn restrict(mut self, only: &[FaultKind]) -> Planner {
+        if !only.is_empty() {
+            let kept: Vec<_> = self
+                .kinds
+                .iter()
+                .copied()
+                .filter(|(k, _)| only.contains(k))
+                .collect();
+            if !kept.is_empty() {
+                self.kinds = kept;
+            }
+        }
+        self
+    }
+
     /// The kinds this planner draws from.
     pub fn kinds(&self) -> Vec<FaultKind> {
         self.kinds.iter().map(|(k, _)| *k).collect()
@@ -79,7 +96,7 @@ impl Planner {
             .collect();
         let total: u32 = choices.iter().map(|(_, w)| w).sum();
         let mut pick = self.rng.u32(..total.max(1));
-        let mut kind = FaultKind::Sigkill;
+        let mut kind = choices.first().map_or(FaultKind::Sigkill, |c| c.0);
         for (k, w) in &choices {
             if pick < *w {
                 kind = *k;
@@ -172,6 +189,18 @@ mod tests {
         let single = Planner::new(3, BackendKind::Zk, 5, Duration::from_secs(1)).kinds();
         assert!(single.contains(&FaultKind::BackendRestart));
         assert!(!single.contains(&FaultKind::MemberKill));
+    }
+
+    #[test]
+    fn restrict_keeps_only_the_kinds_asked_for() {
+        let mut p = Planner::new(5, BackendKind::Zk, 5, Duration::from_secs(1))
+            .restrict(&[FaultKind::BackendRestart, FaultKind::MemberKill]);
+        assert_eq!(p.kinds(), vec![FaultKind::BackendRestart]);
+        assert!((0..50).all(|_| p.next(false).kind == FaultKind::BackendRestart));
+        // Nothing of the backend's: the restriction is ignored.
+        let all = Planner::new(5, BackendKind::Zk, 5, Duration::from_secs(1));
+        let n = all.kinds().len();
+        assert_eq!(all.restrict(&[FaultKind::MemberKill]).kinds().len(), n);
     }
 
     #[test]

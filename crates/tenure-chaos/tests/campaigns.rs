@@ -173,6 +173,7 @@ async fn healthy_campaign(backend: BackendKind, seed: u64) {
         broken: Vec::new(),
         write_every: Duration::from_millis(100),
         liveness_bound: params().liveness_bound,
+        only: Vec::new(),
     };
     let run = runner::run(cfg)
         .await

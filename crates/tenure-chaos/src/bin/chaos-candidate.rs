@@ -44,6 +44,13 @@ struct Args {
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
     let a = Args::parse();
+    if let Ok(filter) = std::env::var("TENURE_CHAOS_TRACE") {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_writer(std::io::stderr)
+            .with_ansi(false)
+            .init();
+    }
     let opts = CandidateOptions {
         url: a.url,
         election: a.election,

@@ -9,6 +9,7 @@ use std::time::Duration;
 use clap::Parser;
 use tenure_chaos::check::{self, CheckParams};
 use tenure_chaos::cluster::BackendKind;
+use tenure_chaos::faults::FaultKind;
 use tenure_chaos::runner::{self, CampaignConfig};
 use tenure_chaos::summary::{self, CampaignSummary};
 
@@ -68,9 +69,19 @@ struct Args {
     /// Only check the logs of an earlier run in --out.
     #[arg(long)]
     check_only: bool,
+    /// Only these fault kinds (comma-separated: sigkill, sigstop,
+    /// proxy-drop, proxy-blackhole, proxy-delay, proxy-slow, delete-key,
+    /// expire-lease, backend-restart, backend-pause, member-kill,
+    /// member-pause); all by default.
+    #[arg(long, value_delimiter = ',', value_parser = parse_kind)]
+    kinds: Vec<FaultKind>,
     /// Candidates to run deliberately broken (the checker's own test).
     #[arg(long, hide = true, value_delimiter = ',')]
     broken: Vec<usize>,
+}
+
+fn parse_kind(s: &str) -> Result<FaultKind, String> {
+    FaultKind::from_name(s).ok_or_else(|| format!("unknown fault kind {s}"))
 }
 
 fn kinds(w: &[Which]) -> Vec<BackendKind> {
@@ -110,6 +121,10 @@ fn replay(a: &Args, seed: u64, backends: &[BackendKind]) -> String {
     if a.parallel {
         cmd.push_str(" --parallel");
     }
+    if !a.kinds.is_empty() {
+        let k: Vec<&str> = a.kinds.iter().map(|k| k.name()).collect();
+        cmd.push_str(&format!(" --kinds {}", k.join(",")));
+    }
     cmd
 }
 
@@ -143,6 +158,7 @@ async fn main() -> ExitCode {
         broken: a.broken.clone(),
         write_every: Duration::from_millis(a.write_ms),
         liveness_bound: params.liveness_bound,
+        only: a.kinds.clone(),
     };
     let mut seconds = vec![0.0; backends.len()];
     let mut failed = false;
