@@ -366,6 +366,56 @@ async fn sigint_stops_the_child_group_before_resigning() {
     assert!(pos("child_exited") < pos("resigned"), "{names:?}");
 }
 
+/// The grace applies to the whole group: a grandchild that takes its time
+/// over SIGTERM gets it even though its parent (`sh`) died at once, and
+/// tenure resigns only after it is done.
+#[tokio::test]
+async fn grandchildren_get_the_grace_too() {
+    let (_dir, path) = common::temp();
+    let (ready, done) = (path.join("ready"), path.join("done"));
+    let inner = format!(
+        "trap 'sleep 0.3; echo done > {}; exit 0' TERM; echo up > {}; while :; do sleep 0.05; done",
+        done.display(),
+        ready.display()
+    );
+    let script = format!("sh -c \"{inner}\" & wait");
+    let mut t = campaign_json("graceful", &["--grace", "20s", "--", "sh", "-c", &script]);
+    t.expect("child_started").await;
+    common::wait_for_file(&ready).await;
+    t.signal(Signal::SIGTERM);
+    t.expect("child_exited").await;
+    t.expect("resigned").await;
+    assert_eq!(t.wait().await.code(), Some(0));
+    assert_eq!(std::fs::read_to_string(&done).unwrap(), "done\n");
+    let kills: Vec<_> = t.seen.iter().filter(|e| e["signal"] == "SIGKILL").collect();
+    assert!(kills.is_empty(), "{:?}", t.seen);
+}
+
+/// A command that exits by itself and leaves a process behind: that
+/// process is stopped (SIGTERM) before tenure resigns.
+#[tokio::test]
+async fn leftovers_of_a_finished_command_are_stopped_before_resigning() {
+    let (_dir, path) = common::temp();
+    let (ready, done) = (path.join("ready"), path.join("done"));
+    let inner = format!(
+        "trap 'echo stopped > {}; exit 0' TERM; echo up > {}; while :; do sleep 0.05; done",
+        done.display(),
+        ready.display()
+    );
+    let script = format!(
+        "sh -c \"{inner}\" & while [ ! -s {} ]; do sleep 0.02; done; exit 5",
+        ready.display()
+    );
+    let mut t = campaign_json("leftover", &["--once", "--", "sh", "-c", &script]);
+    let exited = t.expect("child_exited").await;
+    assert_eq!(exited["code"], 5);
+    let signalled = t.expect("child_signalled").await;
+    assert_eq!(signalled["signal"], "SIGTERM");
+    t.expect("resigned").await;
+    assert_eq!(t.wait().await.code(), Some(5));
+    assert_eq!(std::fs::read_to_string(&done).unwrap(), "stopped\n");
+}
+
 #[tokio::test]
 async fn a_child_ignoring_sigterm_is_killed_after_grace() {
     let (_dir, path) = common::temp();

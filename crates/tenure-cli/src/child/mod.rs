@@ -6,6 +6,7 @@
 //! with `tenure`.
 
 pub mod exec;
+pub mod group;
 
 pub use exec::{exec_helper, resolve_program, spawn_failure_exit, EXEC_HELPER};
 
@@ -15,14 +16,14 @@ use std::path::Path;
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
 
-use nix::errno::Errno;
-use nix::sys::signal::{killpg, Signal};
-use nix::unistd::Pid;
+use nix::sys::signal::Signal;
 use tokio::process::{Child, Command};
+use tokio::time::Instant;
 
 use crate::exit::Exit;
 use crate::output::Event;
 use crate::signals::Shutdown;
+use group::ProcessGroup;
 
 /// What to run and how.
 #[derive(Clone, Debug)]
@@ -82,6 +83,7 @@ impl ChildEnd {
 pub struct Supervised {
     child: Child,
     pid: u32,
+    group: ProcessGroup,
 }
 
 impl Supervised {
@@ -121,7 +123,9 @@ impl Supervised {
         let pid = child
             .id()
             .ok_or_else(|| io::Error::other("child exited before its pid was read"))?;
-        Ok(Supervised { child, pid })
+        let group = ProcessGroup::of(pid)
+            .ok_or_else(|| io::Error::other(format!("unexpected child pid {pid}")))?;
+        Ok(Supervised { child, pid, group })
     }
 
     /// Its process id, which is also its process group id.
@@ -133,72 +137,114 @@ impl Supervised {
     ///
     /// # Errors
     /// When waiting fails (should not happen).
-    pub async fn wait(&mut self) -> io::Result<ChildEnd> {
-        self.child.wait().await.map(ChildEnd::from_status)
+    pub async fn wait(&mut self) -> io::Result<ExitStatus> {
+        self.child.wait().await
     }
 
-    /// Sends `signal` to its whole process group. Returns whether any
-    /// process received it.
-    pub fn signal_group(&self, signal: Signal) -> bool {
-        let Ok(pgid) = i32::try_from(self.pid) else {
-            return false;
-        };
-        match killpg(Pid::from_raw(pgid), signal) {
-            Ok(()) => true,
-            Err(Errno::ESRCH) => false,
-            Err(e) => {
-                tracing::warn!(pid = self.pid, %signal, error = %e, "cannot signal the child's group");
-                false
-            }
-        }
-    }
-
-    /// Stops it: `SIGTERM` to the group, `SIGKILL` after `grace` (or at
-    /// once on a second `SIGINT`/`SIGTERM` to tenure), then waits for it
-    /// and kills what is left of its group. `report` receives the
-    /// `child_signalled` and `child_exited` events.
+    /// Stops it: `SIGTERM` to its group, then up to `grace` for every
+    /// process of the group to end (cut short by a second `SIGINT`/`SIGTERM`
+    /// to tenure), then `SIGKILL` to whatever is left. Returns once the
+    /// child is reaped and nothing of its group runs any more. `report`
+    /// receives the `child_signalled` and `child_exited` events.
     pub async fn stop(
         &mut self,
         grace: Duration,
         shutdown: &mut Shutdown,
         report: &dyn Fn(Event),
     ) -> ChildEnd {
-        if self.signal_group(Signal::SIGTERM) {
-            report(Event::ChildSignalled {
-                pid: self.pid,
-                signal: "SIGTERM",
-            });
-        }
+        let deadline = Instant::now() + grace;
+        self.signal(Signal::SIGTERM, report);
         let waited = tokio::select! {
-            r = self.child.wait() => Some(r.map(ChildEnd::from_status)),
-            () = tokio::time::sleep(grace) => None,
+            r = self.child.wait() => Some(r),
+            () = tokio::time::sleep_until(deadline) => None,
             _ = shutdown.recv() => None,
         };
-        let result = match waited {
-            Some(r) => r,
-            None => {
-                if self.signal_group(Signal::SIGKILL) {
-                    report(Event::ChildSignalled {
-                        pid: self.pid,
-                        signal: "SIGKILL",
-                    });
+        let end = match waited {
+            Some(r) => {
+                let end = self.reaped(r, report);
+                if !self.group_gone_by(deadline, shutdown).await {
+                    self.signal(Signal::SIGKILL, report);
                 }
-                self.child.wait().await.map(ChildEnd::from_status)
+                end
+            }
+            None => {
+                self.signal(Signal::SIGKILL, report);
+                let r = self.child.wait().await;
+                self.reaped(r, report)
             }
         };
-        let end = self.finish(result);
-        report(end.event(self.pid));
+        self.await_killed().await;
         end
     }
 
-    /// Reaps what [`wait`](Self::wait) returned: kills any process the
-    /// child left in its group (nothing it started may outlive the term).
-    pub fn finish(&mut self, result: io::Result<ChildEnd>) -> ChildEnd {
-        if self.signal_group(Signal::SIGKILL) {
-            tracing::info!(pid = self.pid, "killed processes left in the child's group");
+    /// After the child exited by itself (`result` is what
+    /// [`wait`](Self::wait) returned): reports it, then gives any process
+    /// it left in its group `SIGTERM` and up to `grace` before `SIGKILL`.
+    /// Nothing it started may outlive the term.
+    pub async fn exited(
+        &mut self,
+        result: io::Result<ExitStatus>,
+        grace: Duration,
+        shutdown: &mut Shutdown,
+        report: &dyn Fn(Event),
+    ) -> ChildEnd {
+        let end = self.reaped(result, report);
+        if self.group.alive() {
+            let deadline = Instant::now() + grace;
+            self.signal(Signal::SIGTERM, report);
+            if !self.group_gone_by(deadline, shutdown).await {
+                self.signal(Signal::SIGKILL, report);
+            }
         }
-        match result {
-            Ok(end) => end,
+        self.await_killed().await;
+        end
+    }
+
+    fn signal(&self, signal: Signal, report: &dyn Fn(Event)) {
+        if self.group.signal(signal) {
+            report(Event::ChildSignalled {
+                pid: self.pid,
+                signal: signal.as_str(),
+            });
+        }
+    }
+
+    /// Waits until no process of the group runs; false if `deadline` or a
+    /// shutdown signal comes first.
+    async fn group_gone_by(&self, deadline: Instant, shutdown: &mut Shutdown) -> bool {
+        loop {
+            if !self.group.alive() {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            tokio::select! {
+                () = tokio::time::sleep(GROUP_POLL) => {}
+                _ = shutdown.recv() => return false,
+            }
+        }
+    }
+
+    /// `SIGKILL` takes a moment to land: wait (briefly) until nothing of
+    /// the group runs, so that the caller resigns only after.
+    async fn await_killed(&self) {
+        let deadline = Instant::now() + KILL_LANDS;
+        while self.group.alive() {
+            if Instant::now() >= deadline {
+                tracing::warn!(
+                    pid = self.pid,
+                    "processes of the child's group survive SIGKILL"
+                );
+                return;
+            }
+            tokio::time::sleep(GROUP_POLL).await;
+        }
+    }
+
+    fn reaped(&self, result: io::Result<ExitStatus>, report: &dyn Fn(Event)) -> ChildEnd {
+        let end = match result {
+            Ok(status) => ChildEnd::from_status(status),
             Err(e) => {
                 tracing::warn!(pid = self.pid, error = %e, "cannot wait for the child");
                 ChildEnd {
@@ -206,9 +252,17 @@ impl Supervised {
                     signal: None,
                 }
             }
-        }
+        };
+        report(end.event(self.pid));
+        end
     }
 }
+
+/// How often a stopping group is checked for survivors.
+const GROUP_POLL: Duration = Duration::from_millis(10);
+
+/// How long `SIGKILL` may take to end every process of the group.
+const KILL_LANDS: Duration = Duration::from_secs(1);
 
 #[cfg(test)]
 mod tests {

@@ -245,7 +245,7 @@ impl Campaigner<'_> {
         enum Wake {
             Lost(tenure::LossReason),
             Signal,
-            Exited(std::io::Result<child::ChildEnd>),
+            Exited(std::io::Result<std::process::ExitStatus>),
         }
         let wake = tokio::select! {
             biased;
@@ -271,16 +271,28 @@ impl Campaigner<'_> {
                 })
             }
             Wake::Signal => {
-                // The command first, then the entry: no overlap with the successor.
-                child.stop(grace, &mut self.shutdown, &report).await;
-                self.resign(leadership).await;
+                // The command first, then the entry: no overlap with the
+                // successor. We still lead while it stops, unless the term
+                // ends meanwhile (reported the moment it does).
+                let stop = child.stop(grace, &mut self.shutdown, &report);
+                let (_, lost) = watching_loss(&leadership, &report, stop).await;
+                if !lost {
+                    self.resign(leadership).await;
+                }
                 Ok(TermEnd::Shutdown)
             }
             Wake::Exited(result) => {
-                let end = child.finish(result);
-                report(end.event(pid));
-                self.resign(leadership).await;
-                Ok(TermEnd::ChildExited(end.exit()))
+                // Whatever it left in its group stops before we resign.
+                let stop = child.exited(result, grace, &mut self.shutdown, &report);
+                let (end, lost) = watching_loss(&leadership, &report, stop).await;
+                if !lost {
+                    self.resign(leadership).await;
+                }
+                Ok(if self.shutdown.requested() {
+                    TermEnd::Shutdown
+                } else {
+                    TermEnd::ChildExited(end.exit())
+                })
             }
         }
     }
@@ -289,11 +301,21 @@ impl Campaigner<'_> {
     /// as leader now, and the successor can only be elected once the
     /// delete that follows lands, so `resigned` always precedes its
     /// `elected` (terms printed by different processes never overlap).
+    ///
+    /// If the term has already ended (the deadline passed a moment ago),
+    /// that is reported instead: `lost`, never a late `resigned`.
     async fn resign(&self, leadership: Leadership) {
-        self.emit(&Event::Resigned {
-            token: leadership.token(),
-        });
-        leadership.resign().await;
+        let token = leadership.token();
+        if leadership.is_leader() {
+            self.emit(&Event::Resigned { token });
+            leadership.resign().await;
+        } else {
+            let reason = leadership.lost().await;
+            self.emit(&Event::Lost {
+                reason: reason_name(reason),
+                token,
+            });
+        }
     }
 
     fn emit(&self, event: &Event) {
@@ -323,6 +345,25 @@ impl Campaigner<'_> {
             () = tokio::time::sleep(delay) => false,
             _ = self.shutdown.recv() => true,
         }
+    }
+}
+
+/// Runs `work` (stopping the command) while watching the term: if
+/// leadership is lost meanwhile, `lost` is reported the moment it is, not
+/// after the work. Returns the work's output and whether the term was lost.
+async fn watching_loss<T>(
+    leadership: &Leadership,
+    report: &dyn Fn(Event),
+    work: impl std::future::Future<Output = T>,
+) -> (T, bool) {
+    tokio::pin!(work);
+    tokio::select! {
+        biased;
+        reason = leadership.lost() => {
+            report(Event::Lost { reason: reason_name(reason), token: leadership.token() });
+            (work.await, true)
+        }
+        out = &mut work => (out, false),
     }
 }
 
