@@ -31,7 +31,8 @@ SIGTERM, then SIGKILL after --grace; then tenure campaigns again (or exits 4
 with --once). If CMD ends by itself, tenure resigns, then exits with CMD's
 status under --once or campaigns again after --recampaign-delay. On
 SIGINT/SIGTERM, tenure stops CMD first and resigns after, so a successor
-never overlaps it. Processes CMD left in its group are killed when it ends.
+never overlaps it. --grace covers CMD's whole process group; processes CMD
+leaves behind when it ends get SIGTERM (then SIGKILL) before tenure resigns.
 If tenure itself is killed (kill -9), the kernel kills CMD (parent-death
 signal). With --output json, CMD's standard output goes to tenure's standard
 error, so that standard output carries only events.";
@@ -126,7 +127,8 @@ pub struct CampaignArgs {
     /// leadership is lost, the command's status when it ends by itself.
     #[arg(long)]
     pub once: bool,
-    /// How long the command gets between SIGTERM and SIGKILL. After a loss,
+    /// How long the command (its whole process group) gets between SIGTERM
+    /// and SIGKILL. After a loss,
     /// a successor can be elected about TTL / 5 after the SIGTERM: keep the
     /// grace below that if the command must never overlap it.
     #[arg(long, value_parser = parse_duration, default_value = "2s", value_name = "DURATION")]

@@ -42,9 +42,10 @@
 //! `TENURE_ELECTION`, `TENURE_PROPOSAL`, `TENURE_TOKEN` (the fencing token)
 //! and `TENURE_LEASE` in its environment, and signals the whole group
 //! (`SIGTERM`, `SIGKILL` after `--grace`) the instant leadership is lost,
-//! or before resigning on `SIGINT`/`SIGTERM`. It dies with `tenure` if
-//! `tenure` is killed. With `--output json` its standard output goes to
-//! standard error.
+//! or before resigning on `SIGINT`/`SIGTERM`; processes it leaves behind
+//! when it ends are stopped the same way before the resign. It dies with
+//! `tenure` if `tenure` is killed. With `--output json` its standard
+//! output goes to standard error.
 //!
 //! See [`exit`] for the mapping from tenure's errors.
 
