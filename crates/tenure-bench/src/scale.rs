@@ -271,6 +271,8 @@ pub async fn shared_session(
         leaderships.push(r.context(|| "shared session: campaign".into())?);
         out.elected.push(between(t0, at));
     }
+    // Each new leader sets a watch on its own entry after it is elected.
+    tokio::time::sleep(Duration::from_millis(300)).await;
     let before = conn.counts();
     tokio::time::sleep(cfg.idle_window).await;
     let d = conn.counts().since(&before);
