@@ -11,6 +11,11 @@
 //! - [`Mode::Blackhole`]: keep connections open but forward nothing; bytes
 //!   wait in the proxy (and then in the kernel's buffers) and flow again,
 //!   in order, when the mode changes back, as after a healed partition.
+//! - [`Mode::Sink`]: accept connections and swallow every byte: nothing
+//!   is forwarded or answered, ever, on a connection that met the sink
+//!   (its bytes are lost), like a peer that accepted a connection and then
+//!   hung or lost its state (a server starting up, a half-open socket). A
+//!   client on such a connection learns nothing until its own timeout.
 //! - [`Mode::Delay`]: forward each chunk after a fixed latency.
 //! - [`Mode::Slow`]: forward at a bounded rate.
 //!
@@ -51,6 +56,9 @@ pub enum Mode {
     Drop,
     /// Keep connections open, forward nothing until the mode changes.
     Blackhole,
+    /// Accept connections and swallow every byte; connections that met
+    /// the sink stay sinks after the mode changes.
+    Sink,
     /// Forward each chunk this long after it was read (each direction).
     Delay(Duration),
     /// Forward at most this many bytes per second (each direction).
@@ -66,6 +74,7 @@ impl fmt::Display for Mode {
             Mode::Pass => f.write_str("pass"),
             Mode::Drop => f.write_str("drop"),
             Mode::Blackhole => f.write_str("blackhole"),
+            Mode::Sink => f.write_str("sink"),
             Mode::Delay(d) => write!(f, "delay {d:?}"),
             Mode::Slow { bytes_per_sec } => write!(f, "slow {bytes_per_sec} B/s"),
         }
@@ -192,6 +201,7 @@ async fn serve(client: TcpStream, target: SocketAddr, mut mode: watch::Receiver<
         match current {
             Mode::Drop => return,
             Mode::Blackhole => {}
+            Mode::Sink => return swallow(client, mode).await,
             _ => break TcpStream::connect(target).await,
         }
         if mode.changed().await.is_err() {
@@ -237,11 +247,47 @@ async fn pump(mut from: OwnedReadHalf, mut to: OwnedWriteHalf, mut mode: watch::
                 continue;
             }
         };
+        if *mode.borrow() == Mode::Sink {
+            // Lost, and so is everything after it on this connection.
+            return swallow_half(from, to, mode).await;
+        }
         if !hold(&mut mode, n).await {
             return;
         }
         if to.write_all(&buf[..n]).await.is_err() {
             return;
+        }
+    }
+}
+
+/// A connection that met the sink: read and discard until the client
+/// closes it or the mode drops it.
+async fn swallow(client: TcpStream, mode: watch::Receiver<Mode>) {
+    let (from, to) = client.into_split();
+    discard(from, mode).await;
+    drop(to);
+}
+
+/// One direction turned sink: discard what comes, keep the other end
+/// open (and silent).
+async fn swallow_half(from: OwnedReadHalf, to: OwnedWriteHalf, mode: watch::Receiver<Mode>) {
+    discard(from, mode).await;
+    drop(to);
+}
+
+async fn discard(mut from: OwnedReadHalf, mut mode: watch::Receiver<Mode>) {
+    let mut buf = vec![0u8; CHUNK];
+    loop {
+        tokio::select! {
+            r = from.read(&mut buf) => match r {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            },
+            changed = mode.changed() => {
+                if changed.is_err() || *mode.borrow_and_update() == Mode::Drop {
+                    return;
+                }
+            }
         }
     }
 }
@@ -255,6 +301,9 @@ async fn hold(mode: &mut watch::Receiver<Mode>, n: usize) -> bool {
             Mode::Drop => return false,
             Mode::Pass => return true,
             Mode::Blackhole => None,
+            // Reached only if the mode turned sink while the chunk waited:
+            // let it through, the next chunk meets the sink.
+            Mode::Sink => return true,
             Mode::Delay(d) => Some(d),
             Mode::Slow { bytes_per_sec } => Some(Duration::from_secs_f64(
                 n as f64 / bytes_per_sec.max(1) as f64,
@@ -355,6 +404,32 @@ mod tests {
         proxy.set_mode(Mode::Pass);
         let mut u = TcpStream::connect(proxy.local_addr()).await.unwrap();
         assert_eq!(round_trip(&mut u, b"b").await.unwrap(), b"b");
+    }
+
+    #[tokio::test]
+    async fn sink_swallows_for_good_even_after_the_heal() {
+        let proxy = Proxy::start(echo().await).await.unwrap();
+        proxy.set_mode(Mode::Sink);
+        let mut s = TcpStream::connect(proxy.local_addr()).await.unwrap();
+        s.write_all(b"lost").await.unwrap();
+        // The proxy has taken the connection (in the sink) before the heal.
+        while proxy.open_connections() == 0 {
+            tokio::task::yield_now().await;
+        }
+        proxy.set_mode(Mode::Pass);
+        s.write_all(b"also lost").await.unwrap();
+        let mut buf = [0u8; 4];
+        tokio::time::pause();
+        let got = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf)).await;
+        tokio::time::resume();
+        assert!(got.is_err(), "a sink answered: {got:?}");
+        // A new connection after the heal works.
+        let mut t = TcpStream::connect(proxy.local_addr()).await.unwrap();
+        assert_eq!(round_trip(&mut t, b"ok").await.unwrap(), b"ok");
+        // Dropping closes the sink too.
+        proxy.set_mode(Mode::Drop);
+        let r = s.read(&mut buf).await;
+        assert!(matches!(r, Ok(0) | Err(_)), "{r:?}");
     }
 
     #[tokio::test(start_paused = true)]
