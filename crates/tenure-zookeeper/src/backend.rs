@@ -717,11 +717,21 @@ impl ZkBackend {
     }
 }
 
+/// The longest a session's connection may stay silent before the client
+/// gives up on it and tries again. zookeeper-client's default is 2/5 of
+/// the session timeout: 4 s for the 10 s shared session, so a
+/// reconnection that reached a server still starting up (connection
+/// accepted, never answered) stalled every read for 4 s after a server
+/// restart (found by the fault campaign). The client pings every 3/8 of
+/// this, so a live connection is never silent that long.
+const MAX_SILENCE: Duration = Duration::from_secs(1);
+
 /// Opens one session with `session_timeout`, bounded by the connect
 /// timeout.
 async fn open_session(options: &ZkOptions, session_timeout: Duration) -> Result<zk::Client> {
     let mut connector = zk::Client::connector()
         .with_session_timeout(session_timeout)
+        .with_connection_timeout((session_timeout * 2 / 5).min(MAX_SILENCE))
         .with_fail_eagerly();
     if let Some((user, password)) = &options.digest {
         connector = connector.with_auth("digest", format!("{user}:{password}").as_bytes());
