@@ -8,14 +8,25 @@ test *ARGS:
 quickstart:
     cargo run --example quickstart
 
+# The other examples (compare_backends starts its own etcd and ZooKeeper).
+examples:
+    cargo run --example leader_gated_job
+    cargo run --example validators
+    cargo run --features etcd,zookeeper --example compare_backends
+
+# The `tenure` command (every backend compiled in; etcd needs protoc), e.g.
+# just cli --backend memory:// campaign demo --once -- sh -c 'echo token $TENURE_TOKEN'
+cli *ARGS:
+    cargo run -q -p tenure-cli -- {{ARGS}}
+
 # Formatting and lints, as CI runs them.
 lint:
     cargo fmt --all -- --check
-    cargo clippy --workspace --all-targets -- -D warnings
+    cargo clippy --workspace --all-targets --all-features -- -D warnings
 
 # API docs, warnings as errors.
 doc:
-    RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps
+    RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --all-features
 
 # Everything CI runs.
 ci:
