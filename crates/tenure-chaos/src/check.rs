@@ -74,6 +74,11 @@ pub struct Recorded {
     pub torn_lines: usize,
     /// Guarded writes whose outcome is unknown (timeouts, errors).
     pub unknown_writes: usize,
+    /// Answers of the guarded writes by (candidate, token, sequence):
+    /// `Some(true)` accepted, `Some(false)` refused, `None` unknown.
+    pub answers: BTreeMap<(usize, u64, u64), Option<bool>>,
+    /// What the fenced key held at the end, if the runner read it.
+    pub final_value: Option<Option<String>>,
 }
 
 fn reason(text: &str) -> LossReason {
@@ -130,6 +135,8 @@ pub fn merge(mut lines: Vec<Line>, torn_lines: usize) -> Recorded {
     let mut end_ns = lines.last().map(stamp).unwrap_or(origin);
     let mut stopped = false;
     let mut unknown_writes = 0;
+    let mut answers = BTreeMap::new();
+    let mut final_value = None;
     // Open term per candidate, to aim operator records at the right term.
     let mut open: BTreeMap<usize, u64> = BTreeMap::new();
     for l in &lines {
@@ -155,13 +162,16 @@ pub fn merge(mut lines: Vec<Line>, torn_lines: usize) -> Recorded {
             }
             Event::Write {
                 token,
+                seq,
                 accepted,
                 answer,
                 ..
             } => {
-                if !accepted && answer != "refused" {
+                let known = *accepted || answer == "refused";
+                if !known {
                     unknown_writes += 1;
                 }
+                answers.insert((c, *token, *seq), known.then_some(*accepted));
                 Some(RecordKind::Write {
                     token: *token,
                     accepted: *accepted,
@@ -214,6 +224,13 @@ pub fn merge(mut lines: Vec<Line>, torn_lines: usize) -> Recorded {
             Event::Error { what, message } => {
                 Some(RecordKind::Note(format!("error: {what}: {message}")))
             }
+            Event::FinalValue { value } => {
+                final_value = Some(value.clone());
+                Some(RecordKind::Note(format!(
+                    "the fenced key holds {}",
+                    value.as_deref().unwrap_or("nothing")
+                )))
+            }
             Event::Campaign | Event::Spawned { .. } => None,
         };
         if let Some(k) = kind {
@@ -229,7 +246,55 @@ pub fn merge(mut lines: Vec<Line>, torn_lines: usize) -> Recorded {
         end: tl.instant(end_ns),
         torn_lines,
         unknown_writes,
+        answers,
+        final_value,
     }
+}
+
+/// Parses a fenced value, `cand=<i> token=<k> seq=<n>`.
+fn parse_value(v: &str) -> Option<(usize, u64, u64)> {
+    let mut it = v.split(' ').map(|kv| kv.split_once('=').map(|(_, n)| n));
+    let c = it.next()??.parse().ok()?;
+    let t = it.next()??.parse().ok()?;
+    let s = it.next()??.parse().ok()?;
+    Some((c, t, s))
+}
+
+fn killed_in_term(rec: &Recorded, cand: usize, token: u64) -> bool {
+    rec.history
+        .terms()
+        .iter()
+        .any(|t| t.candidate == cand && t.token == token && t.crashed)
+}
+
+/// The oracle: the value the backend holds at the end must come from a
+/// guarded write that was not refused.
+fn check_final_value(rec: &Recorded) -> Option<Found> {
+    let Some(Some(value)) = &rec.final_value else {
+        return None;
+    };
+    let problem = match parse_value(value) {
+        None => Some(format!(
+            "the fenced key holds {value:?}, which no candidate writes"
+        )),
+        Some(key) => match rec.answers.get(&key) {
+            // A writer killed in its term may have died before logging
+            // the answer.
+            None if killed_in_term(rec, key.0, key.1) => None,
+            None => Some(format!(
+                "the fenced key holds {value:?}, a write no candidate logged"
+            )),
+            Some(Some(false)) => Some(format!(
+                "the fenced key holds {value:?}, a write the backend had refused"
+            )),
+            Some(_) => None,
+        },
+    };
+    problem.map(|message| Found {
+        invariant: "a deposed leader's write is never accepted".into(),
+        message,
+        context: Vec::new(),
+    })
 }
 
 /// A violation, rendered for people.
@@ -315,6 +380,9 @@ pub struct Report {
     pub time_to_leader_after_heal: Distribution,
     /// Log lines torn by kills.
     pub torn_lines: usize,
+    /// What the fenced key held at the end (checked against the writes'
+    /// answers), if the runner read it.
+    pub fenced_key_at_end: Option<String>,
     /// The first violation of each invariant found.
     pub violations: Vec<Found>,
 }
@@ -451,6 +519,7 @@ pub fn check(rec: &Recorded, p: CheckParams) -> Report {
     if let Err(v) = h.check_stale(&terms, p.stale_grace) {
         violations.push(render(rec, &v));
     }
+    violations.extend(check_final_value(rec));
     // (d) after each quiet point.
     let bound = p.ttl + p.liveness_bound;
     let starts: Vec<Instant> = rec
@@ -550,6 +619,7 @@ pub fn check(rec: &Recorded, p: CheckParams) -> Report {
         liveness_not_judged: unjudged,
         time_to_leader_after_heal: Distribution::of(after_heal),
         torn_lines: rec.torn_lines,
+        fenced_key_at_end: rec.final_value.clone().flatten(),
         violations,
     }
 }
@@ -700,6 +770,37 @@ mod tests {
             r.violations[0].invariant,
             "a leader is elected after faults heal"
         );
+    }
+
+    #[test]
+    fn the_stored_value_must_come_from_a_write_that_was_not_refused() {
+        let mut lines = healthy();
+        lines.push(line(
+            14 * S,
+            None,
+            Event::FinalValue {
+                value: Some("cand=0 token=5 seq=1".into()),
+            },
+        ));
+        let r = check(&merge(lines.clone(), 0), params());
+        assert!(r.violations.is_empty(), "{:?}", r.violations);
+
+        lines.pop();
+        lines.push(line(
+            14 * S,
+            None,
+            Event::FinalValue {
+                value: Some("cand=1 token=9 seq=4".into()),
+            },
+        ));
+        let r = check(&merge(lines, 0), params());
+        assert!(
+            r.violations[0].message.contains("no candidate logged"),
+            "{:?}",
+            r.violations
+        );
+        assert_eq!(parse_value("cand=2 token=7 seq=3"), Some((2, 7, 3)));
+        assert_eq!(parse_value("junk"), None);
     }
 
     #[test]

@@ -106,6 +106,12 @@ pub enum Event {
     },
     /// The campaign ends: candidates are stopped from here on.
     Stop,
+    /// What the fenced key holds at the end, read from the backend by the
+    /// runner: the oracle for the guarded writes.
+    FinalValue {
+        /// The stored value (`cand=<i> token=<k> seq=<n>`), if any.
+        value: Option<String>,
+    },
 }
 
 /// One line of a log.

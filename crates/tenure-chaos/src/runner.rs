@@ -551,6 +551,18 @@ impl Ctx {
     /// (they resign), kills those that do not.
     async fn stop(&self) {
         self.log.log(Event::Stop);
+        let stored = tokio::time::timeout(
+            Duration::from_secs(5),
+            self.observer_backend.get(crate::candidate::FENCED_KEY),
+        )
+        .await;
+        match stored {
+            Ok(Ok((entry, _))) => self.log.log(Event::FinalValue {
+                value: entry.map(|e| String::from_utf8_lossy(&e.value).into_owned()),
+            }),
+            Ok(Err(e)) => self.error("read the fenced key".into(), e),
+            Err(_) => self.error("read the fenced key".into(), "timed out"),
+        }
         for (c, _) in self.proxies.iter().enumerate() {
             self.set_proxies(c, Mode::Pass);
         }

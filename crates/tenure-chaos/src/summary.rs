@@ -75,6 +75,12 @@ pub fn console(s: &CampaignSummary) -> String {
         dist(&r.time_to_leader_after_heal)
     );
     let _ = writeln!(out, "   losses: {:?}", r.losses);
+    if let Some(v) = &r.fenced_key_at_end {
+        let _ = writeln!(
+            out,
+            "   the fenced key holds {v:?} at the end: a write that was not refused"
+        );
+    }
     for v in &r.violations {
         let _ = writeln!(out, "\nVIOLATION ({}): {}", v.invariant, v.message);
         let _ = writeln!(
