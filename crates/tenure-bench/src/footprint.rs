@@ -9,8 +9,8 @@ use futures::future::join_all;
 use tenure::{DynBackend, Election, Session};
 
 use crate::error::{fail, Context, Result};
-use crate::handover::wait_queue;
-use crate::traffic::Traffic;
+use crate::handover::wait_queue_within;
+use crate::traffic::{Counts, Traffic};
 
 /// What one footprint run produced.
 #[derive(Clone, Debug, Default)]
@@ -31,6 +31,8 @@ pub struct Footprint {
     pub server_cpu: Vec<f64>,
     /// Keep-alives per second while idle.
     pub keep_alives_per_s: f64,
+    /// From the first campaign started to all N queued.
+    pub fill: Duration,
 }
 
 /// Settings of a footprint run.
@@ -44,15 +46,16 @@ pub struct FootprintConfig {
     pub live_bytes: fn() -> usize,
 }
 
-/// `n` idle candidates of one election on `conn` (one lease each),
-/// observed through `observer`. `server_pid` is the backend server's
+/// `n` idle candidates (one lease each), in elections of [`GROUP`]
+/// candidates; candidates of group `g` use connection `links[g %
+/// links.len()]` (a counted connection and an observer connection).
+/// `server_pid` is the backend server's
 /// process, if it has one.
 ///
 /// # Errors
 /// Backend failures.
 pub async fn measure(
-    conn: Arc<Traffic>,
-    observer: DynBackend,
+    links: &[(Arc<Traffic>, DynBackend)],
     name: &str,
     n: usize,
     server_pid: Option<u32>,
@@ -65,17 +68,27 @@ pub async fn measure(
     out.cpu_reference = cpu_slices(std::process::id(), cfg.slices).await?;
     let heap0 = (cfg.live_bytes)();
     let rss0 = rss_bytes()?;
-    let dyn_conn: DynBackend = conn.clone();
+    if links.is_empty() {
+        return Err(fail("footprint: no connection"));
+    }
+    let link = |i: usize| &links[(i / GROUP) % links.len()];
     let mut sessions = Vec::with_capacity(n);
     while sessions.len() < n {
         let batch = (n - sessions.len()).min(500);
-        for s in join_all((0..batch).map(|_| Session::new(dyn_conn.clone(), cfg.ttl))).await {
+        let first = sessions.len();
+        let starts = (first..first + batch).map(|i| {
+            let conn: DynBackend = link(i).0.clone();
+            Session::new(conn, cfg.ttl)
+        });
+        for s in join_all(starts).await {
             sessions.push(s.context(|| "footprint: session".into())?);
         }
     }
+    let t_fill = std::time::Instant::now();
     let mut tasks = Vec::with_capacity(n);
     for (i, s) in sessions.iter().enumerate() {
-        let e = Election::builder(dyn_conn.clone(), name)
+        let conn: DynBackend = link(i).0.clone();
+        let e = Election::builder(conn, group_name(name, i))
             .session(s.clone())
             .build()
             .context(|| "footprint: election".into())?;
@@ -85,17 +98,33 @@ pub async fn measure(
             }
         }));
     }
-    let watcher = Election::builder(observer, name)
-        .ttl(cfg.ttl)
-        .build()
-        .context(|| "footprint: observer".into())?;
-    wait_queue(&watcher, n).await?;
+    let mut watchers = Vec::new();
+    for g in 0..n.div_ceil(GROUP) {
+        let e = Election::builder(link(g * GROUP).1.clone(), group_name(name, g * GROUP))
+            .ttl(cfg.ttl)
+            .build()
+            .context(|| "footprint: observer".into())?;
+        watchers.push((e, GROUP.min(n - g * GROUP)));
+    }
+    for (e, size) in &watchers {
+        wait_queue_within(e, *size, Duration::from_secs(60)).await?;
+    }
+    out.fill = t_fill.elapsed();
     tokio::time::sleep(Duration::from_secs(1)).await;
     let heap1 = (cfg.live_bytes)();
     let rss1 = rss_bytes()?;
     out.heap_per_candidate = heap1.saturating_sub(heap0) as f64 / n as f64;
     out.rss_per_candidate = rss1.saturating_sub(rss0) as f64 / n as f64;
-    let before = conn.counts();
+    let counts = || {
+        links.iter().fold(Counts::default(), |a, (t, _)| {
+            let c = t.counts();
+            Counts {
+                keep_alives: a.keep_alives + c.keep_alives,
+                ..Counts::default()
+            }
+        })
+    };
+    let before = counts();
     let (mine, server) = tokio::join!(cpu_slices(std::process::id(), cfg.slices), async {
         match server_pid {
             Some(pid) => cpu_slices(pid, cfg.slices).await,
@@ -104,13 +133,25 @@ pub async fn measure(
     });
     out.cpu = mine?;
     out.server_cpu = server?;
-    let d = conn.counts().since(&before);
+    let d = counts().since(&before);
     out.keep_alives_per_s = d.keep_alives as f64 / cfg.slices.max(1) as f64;
     for t in &tasks {
         t.abort();
     }
     crate::scale::close_all(&sessions).await;
     Ok(out)
+}
+
+/// Candidates per election: every candidate reads its election's whole
+/// queue when it joins, so one election of 10,000 joining at once costs
+/// time quadratic in N (on this 2-core machine the in-process backend then
+/// falls behind on keep-alives and leases expire); the idle footprint is
+/// measured on elections of at most this many candidates.
+pub const GROUP: usize = 1000;
+
+/// The election of candidate `i`.
+fn group_name(name: &str, i: usize) -> String {
+    format!("{name}-{}", i / GROUP)
 }
 
 /// CPU of process `pid` over `slices` one-second slices, in % of a core.

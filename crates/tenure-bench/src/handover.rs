@@ -72,12 +72,20 @@ pub async fn in_process(
     Ok(samples)
 }
 
-/// Polls until `election` lists exactly `n` candidates.
+/// Polls until `election` lists exactly `n` candidates (up to 30 s).
 ///
 /// # Errors
-/// When it does not happen within 30 s.
+/// When it does not happen in time.
 pub async fn wait_queue(election: &Election, n: usize) -> Result<()> {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    wait_queue_within(election, n, Duration::from_secs(30)).await
+}
+
+/// Polls until `election` lists exactly `n` candidates, for up to `limit`.
+///
+/// # Errors
+/// When it does not happen in time.
+pub async fn wait_queue_within(election: &Election, n: usize, limit: Duration) -> Result<()> {
+    let deadline = tokio::time::Instant::now() + limit;
     loop {
         if let Ok(c) = election.candidates().await {
             if c.len() == n {
@@ -90,6 +98,8 @@ pub async fn wait_queue(election: &Election, n: usize) -> Result<()> {
                 election.name()
             )));
         }
-        tokio::time::sleep(Duration::from_millis(3)).await;
+        // Reading a long queue is itself work: poll less often then.
+        let pause = if n > 1000 { 200 } else { 3 };
+        tokio::time::sleep(Duration::from_millis(pause)).await;
     }
 }

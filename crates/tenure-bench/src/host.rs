@@ -19,6 +19,10 @@ pub struct Host {
     pub zookeeper: String,
     /// UTC date and time of the run.
     pub date: String,
+    /// Load average (1, 5, 15 min) when the run started.
+    pub load_at_start: String,
+    /// Load average when the run ended.
+    pub load_at_end: String,
 }
 
 impl Host {
@@ -57,6 +61,8 @@ impl Host {
             etcd: String::new(),
             zookeeper: String::new(),
             date: utc_now(),
+            load_at_start: load_average(),
+            load_at_end: String::new(),
         }
     }
 
@@ -71,8 +77,20 @@ impl Host {
         let _ = writeln!(s, "| kernel | Linux {} |", self.kernel);
         let _ = writeln!(s, "| etcd | {} |", self.etcd);
         let _ = writeln!(s, "| ZooKeeper | {} |", self.zookeeper);
+        let _ = writeln!(
+            s,
+            "| load average (1, 5, 15 min) | {} at start, {} at end |",
+            self.load_at_start, self.load_at_end
+        );
         s
     }
+}
+
+/// The first three fields of `/proc/loadavg`.
+pub fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".to_owned())
 }
 
 /// The current UTC time as `YYYY-MM-DD HH:MM:SS`.

@@ -195,6 +195,7 @@ async fn bench(args: Args) -> Result<()> {
         }
     }
     report.seconds = started.elapsed().as_secs_f64();
+    report.host.load_at_end = tenure_bench::host::load_average();
 
     let svg = args.out.join("latency.svg");
     let plot_name = match plot::write_svg(&svg, &report.series) {
