@@ -203,3 +203,50 @@ pub fn rss_bytes() -> Result<usize> {
         .ok_or_else(|| fail("malformed /proc/self/statm"))?;
     Ok(pages * rustix::param::page_size())
 }
+
+/// Reference for the memory backend, measured in the same run: heap bytes
+/// per candidate of the raw backend state alone — one lease, one queue
+/// entry and one watch on the predecessor's key per candidate, made
+/// through the trait with no tenure driver (no session task, no campaign
+/// task) — on one in-process server per [`GROUP`] candidates, as above.
+///
+/// # Errors
+/// Backend failures.
+pub async fn raw_memory_state(n: usize, ttl: Duration, live_bytes: fn() -> usize) -> Result<f64> {
+    use tenure::memory::MemoryBackend;
+    use tenure::{ElectionName, Slot, WatchScope};
+    let heap0 = live_bytes();
+    let mut servers = Vec::new();
+    let mut streams = Vec::with_capacity(n);
+    for g in 0..n.div_ceil(GROUP) {
+        let m = MemoryBackend::new();
+        let c: DynBackend = Arc::new(m.client());
+        let election =
+            ElectionName::new(format!("raw-{g}")).context(|| "raw footprint: name".into())?;
+        let mut prev: Option<String> = None;
+        for i in 0..GROUP.min(n - g * GROUP) {
+            let lease = c
+                .grant_lease(ttl)
+                .await
+                .context(|| "raw footprint: grant".into())?
+                .id;
+            let created = c
+                .create(&election, Slot::Queue, lease, format!("c{i}").into())
+                .await
+                .context(|| "raw footprint: create".into())?;
+            let key = created.entry().key.clone();
+            if let Some(p) = prev.replace(key) {
+                streams.push(
+                    c.watch(WatchScope::Key(p), 0)
+                        .await
+                        .context(|| "raw footprint: watch".into())?,
+                );
+            }
+        }
+        servers.push((m, c));
+    }
+    let per = live_bytes().saturating_sub(heap0) as f64 / n as f64;
+    drop(streams);
+    drop(servers);
+    Ok(per)
+}

@@ -680,7 +680,11 @@ pub async fn footprint(ctx: &Ctx, report: &mut Report) -> Result<Section> {
          candidates has an in-process server of its own: with 10,000 leases on one \
          memory server, every request first scans all leases for expiry \
          (`Server::expire_due`) and every change visits every watcher, the server \
-         fell behind on keep-alives and the leases expired (at TTL 6 s and 30 s).",
+         fell behind on keep-alives and the leases expired (at TTL 6 s and 30 s). \
+         The raw reference (memory only) is the backend state alone: per candidate \
+         one lease, one entry and one watch on its predecessor, made through the \
+         trait without the driver; the difference is tenure's own share (session \
+         and campaign tasks, channels, the machine).",
         plan.scale_ttl.as_secs(),
         footprint::GROUP,
         plan.cpu_slices,
@@ -690,6 +694,7 @@ pub async fn footprint(ctx: &Ctx, report: &mut Report) -> Result<Section> {
         "backend",
         "N",
         "heap / candidate",
+        "of which raw backend state (reference)",
         "RSS / candidate",
         "CPU idle (median, max %)",
         "reference CPU, no candidates (median, max %)",
@@ -733,6 +738,14 @@ pub async fn footprint(ctx: &Ctx, report: &mut Report) -> Result<Section> {
         let Some(f) = keep(&mut sec, &what, r) else {
             continue;
         };
+        let raw = match backend {
+            Backend::Memory => keep(
+                &mut sec,
+                &format!("raw memory state N={n}"),
+                footprint::raw_memory_state(n, plan.scale_ttl, ctx.live_bytes).await,
+            ),
+            _ => None,
+        };
         let pct = |v: &[f64]| {
             Distribution::of(v).map_or_else(
                 || "–".to_owned(),
@@ -743,6 +756,7 @@ pub async fn footprint(ctx: &Ctx, report: &mut Report) -> Result<Section> {
             backend.label().to_owned(),
             n.to_string(),
             format!("{:.2} KiB", f.heap_per_candidate / 1024.0),
+            raw.map_or_else(|| "–".to_owned(), |r| format!("{:.2} KiB", r / 1024.0)),
             format!("{:.2} KiB", f.rss_per_candidate / 1024.0),
             pct(&f.cpu),
             pct(&f.cpu_reference),
