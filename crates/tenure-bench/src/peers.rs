@@ -298,3 +298,34 @@ pub async fn chain(
     leader.reap(Duration::from_secs(5)).await;
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cli_lines_and_ttl() {
+        let elected = r#"{"event":"elected","election":"e","proposal":"p","token":7,"lease":"1a","valid_until_mono_ns":9,"mono_ns":1234}"#;
+        assert_eq!(json_event(elected), Some("elected"));
+        assert_eq!(json_mono_ns(elected), Some(1234));
+        assert_eq!(json_event("elected e token=7"), None);
+        assert_eq!(ttl_arg(Duration::from_secs(2)), "2s");
+        assert_eq!(ttl_arg(Duration::from_millis(1500)), "1500ms");
+    }
+
+    #[test]
+    fn peer_elected_lines() {
+        let etcdctl = Tool::Etcdctl {
+            endpoint: "http://127.0.0.1:1".into(),
+        };
+        assert!(etcdctl.is_elected("e/694d7c8d6e3c2a04"));
+        assert!(!etcdctl.is_elected(""));
+        let kazoo = Tool::Kazoo {
+            python: "python3".into(),
+            hosts: "127.0.0.1:1".into(),
+            root: "/r".into(),
+        };
+        assert!(kazoo.is_elected("elected p3"));
+        assert!(!kazoo.is_elected("resigned p3"));
+    }
+}

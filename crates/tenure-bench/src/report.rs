@@ -218,7 +218,8 @@ impl Report {
             s,
             "{} Every figure is a distribution over the runs (n) of this \
              report; every ratio compares figures measured in this same run. \
-             Targets are figures to reach, not pass/fail bounds.\n",
+             The p99 is the nearest-rank percentile: below 100 runs it is the \
+             largest sample. Targets are figures to reach, not pass/fail bounds.\n",
             self.mode
         );
         s.push_str(&self.host.markdown());
