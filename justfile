@@ -19,6 +19,16 @@ examples:
 cli *ARGS:
     cargo run -q -p tenure-cli -- {{ARGS}}
 
+# Benchmark suite: installs etcd, ZooKeeper, kazoo if missing; writes
+# target/bench/report.md and latency.svg (about 11 minutes).
+bench *ARGS:
+    crates/tenure-bench/run.sh {{ARGS}}
+
+# Quick benchmark run (about a minute once built) that keeps the benchmark
+# code working; no pass/fail on timings.
+bench-quick:
+    crates/tenure-bench/run.sh --quick --out target/bench-quick
+
 # Formatting and lints, as CI runs them.
 lint:
     cargo fmt --all -- --check

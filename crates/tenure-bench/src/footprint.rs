@@ -10,7 +10,7 @@ use tenure::{DynBackend, Election, Session};
 
 use crate::error::{fail, Context, Result};
 use crate::handover::wait_queue_within;
-use crate::traffic::{Counts, Traffic};
+use tenure_testkit::counting::{Counting as Traffic, Counts};
 
 /// What one footprint run produced.
 #[derive(Clone, Debug, Default)]

@@ -12,8 +12,8 @@
 //!   [`failover`], [`scale`], [`footprint`], [`transitions`];
 //! - plumbing: [`servers`] (real servers via the testkit harness),
 //!   [`procs`] (child processes, timestamped lines, signals), [`clock`],
-//!   [`traffic`] (request counting), [`child`] (the stand-in candidate
-//!   process);
+//!   [`child`] (the stand-in candidate
+//!   process); requests are counted by the testkit's `Counting` wrapper;
 //! - output: [`stats`], [`report`], [`plot`], [`host`]; [`plan`] sizes the
 //!   full and quick runs; [`sections`] ties it together.
 
@@ -34,5 +34,4 @@ pub mod scale;
 pub mod sections;
 pub mod servers;
 pub mod stats;
-pub mod traffic;
 pub mod transitions;

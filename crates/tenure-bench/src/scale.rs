@@ -20,7 +20,7 @@ use tokio::task::JoinHandle;
 use crate::clock::{between, mono_ns};
 use crate::error::{fail, within, Context, Result};
 use crate::handover::wait_queue;
-use crate::traffic::Traffic;
+use tenure_testkit::counting::Counting as Traffic;
 
 /// Settings of one scale run.
 #[derive(Clone, Copy, Debug)]

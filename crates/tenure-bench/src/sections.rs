@@ -14,7 +14,7 @@ use crate::plan::Plan;
 use crate::report::{num, ratio_cell, Report, Section, Table};
 use crate::servers::{Backend, Servers, ZK_TICK};
 use crate::stats::{millis, ratio, signed_millis, Distribution};
-use crate::traffic::Traffic;
+use tenure_testkit::counting::Counting as Traffic;
 use crate::{failover, floor, footprint, handover, scale, transitions};
 
 /// What every section may use.
