@@ -99,6 +99,18 @@ pub trait CoordinationBackend: Send + Sync + std::fmt::Debug + 'static {
     /// Reads the election's queue entries, lowest creation revision first.
     async fn candidates(&self, election: &ElectionName) -> Result<Snapshot>;
 
+    /// Reads the part of the queue a candidate needs to know where it
+    /// stands: what [`Snapshot::around`] keeps of
+    /// [`candidates`](Self::candidates) (the head, the entry before `own`,
+    /// the entry at `own`'s key), in one consistent read.
+    ///
+    /// The default reads the whole queue. Backends that can read those
+    /// entries directly override it, so that a candidate's read costs the
+    /// same with ten candidates or ten thousand.
+    async fn queue_around(&self, election: &ElectionName, own: &Entry) -> Result<Snapshot> {
+        Ok(self.candidates(election).await?.around(own))
+    }
+
     /// Reads one key, with the revision the read reflects.
     async fn get(&self, key: &str) -> Result<(Option<Entry>, Revision)>;
 

@@ -99,6 +99,29 @@ pub struct Snapshot {
     pub revision: Revision,
 }
 
+impl Snapshot {
+    /// What a candidate needs of the queue: the head (the leader), the
+    /// entry just before `own`, and the entry at `own`'s key, each once, in
+    /// queue order, at the same revision. Without an entry at `own`'s key
+    /// only the head is kept.
+    pub fn around(self, own: &Entry) -> Snapshot {
+        let revision = self.revision;
+        let mut entries = self.entries;
+        let Some(pos) = entries.iter().position(|e| e.key == own.key) else {
+            entries.truncate(1);
+            return Snapshot { entries, revision };
+        };
+        let keep = [0, pos.saturating_sub(1), pos];
+        let mut i = 0;
+        entries.retain(|_| {
+            let k = keep.contains(&i);
+            i += 1;
+            k
+        });
+        Snapshot { entries, revision }
+    }
+}
+
 /// What a watch observes.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum WatchScope {

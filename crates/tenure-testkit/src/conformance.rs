@@ -31,7 +31,7 @@ use bytes::Bytes;
 use futures::StreamExt;
 use tenure_core::{
     CoordinationBackend, CreateOutcome, DynBackend, ElectionName, Entry, Error, LeaseGrant,
-    LeaseId, Revision, Slot, WatchEvent, WatchScope, WatchStream,
+    LeaseId, Revision, Slot, Snapshot, WatchEvent, WatchScope, WatchStream,
 };
 use tokio::time::Instant;
 
@@ -92,6 +92,7 @@ pub async fn run_all(backend: DynBackend, caps: Capabilities) {
     create_leader_first_writer_wins(b, &caps).await;
     create_with_dead_lease_fails(b, &caps).await;
     candidates_ordered_by_creation(b, &caps).await;
+    queue_around_agrees_with_candidates(b, &caps).await;
     revisions_strictly_increase(b, &caps).await;
     update_and_delete_are_guarded(b, &caps).await;
     guarded_put_requires_guard(b, &caps).await;
@@ -415,6 +416,63 @@ pub async fn candidates_ordered_by_creation(
         snap.revision >= newest,
         "snapshot revision {} < newest entry {newest}",
         snap.revision
+    );
+    for g in leases {
+        revoke(backend, g.id).await;
+    }
+}
+
+/// `queue_around(own)` holds exactly what [`Snapshot::around`] keeps of
+/// the full read: the head, `own`'s predecessor and `own`, for every
+/// position in the queue; only the head once `own` is gone; and the same
+/// when a nested election's entries share the election's key prefix.
+pub async fn queue_around_agrees_with_candidates(
+    backend: &dyn CoordinationBackend,
+    caps: &Capabilities,
+) {
+    let e = unique("around");
+    let nested = match ElectionName::new(format!("{e}/inner")) {
+        Ok(n) => n,
+        Err(err) => panic!("nested election name: {err}"),
+    };
+    let mut leases = Vec::new();
+    let mut mine = Vec::new();
+    for i in 0..5 {
+        let g = grant(backend, caps.ttl).await;
+        if i == 2 {
+            // A nested election's entry, created between ours.
+            created(backend.create(&nested, Slot::Queue, g.id, v("n")).await);
+        }
+        mine.push(created(
+            backend
+                .create(&e, Slot::Queue, g.id, Bytes::from(format!("c{i}")))
+                .await,
+        ));
+        leases.push(g);
+    }
+    let check = |label: String, got: Snapshot, full: Snapshot, own: &Entry| {
+        let want = full.around(own);
+        assert_eq!(
+            got.entries, want.entries,
+            "queue_around({label}) must keep the head, the predecessor and the entry itself"
+        );
+        assert!(
+            got.revision >= own.created,
+            "{label}: revision before the entry"
+        );
+    };
+    for (i, own) in mine.iter().enumerate() {
+        let got = expect_ok(backend.queue_around(&e, own).await, "queue_around");
+        let full = candidates(backend, &e).await;
+        check(format!("entry {i} of 5"), got, full, own);
+    }
+    let gone = mine[3].clone();
+    assert!(expect_ok(backend.delete(&gone).await, "delete"));
+    let got = expect_ok(backend.queue_around(&e, &gone).await, "queue_around");
+    assert_eq!(
+        got.entries.iter().map(|x| &x.key).collect::<Vec<_>>(),
+        vec![&mine[0].key],
+        "queue_around of a deleted entry must hold only the head"
     );
     for g in leases {
         revoke(backend, g.id).await;

@@ -152,6 +152,11 @@ impl CoordinationBackend for Counting {
         self.add(|c| &c.candidate_reads);
         self.inner.candidates(election).await
     }
+    async fn queue_around(&self, election: &ElectionName, own: &Entry) -> Result<Snapshot> {
+        self.add(|c| &c.reads);
+        self.add(|c| &c.candidate_reads);
+        self.inner.queue_around(election, own).await
+    }
     async fn get(&self, key: &str) -> Result<(Option<Entry>, Revision)> {
         self.add(|c| &c.reads);
         self.inner.get(key).await

@@ -418,8 +418,8 @@ impl Sim {
                                 lease,
                                 value,
                             } => Reply::Create(client.create(&election, slot, lease, value).await),
-                            Request::Candidates { election } => {
-                                Reply::Candidates(client.candidates(&election).await)
+                            Request::Candidates { election, own } => {
+                                Reply::Candidates(client.queue_around(&election, &own).await)
                             }
                             Request::Get { key } => Reply::Get(client.get(&key).await),
                             Request::Delete { entry } => Reply::Delete(client.delete(&entry).await),

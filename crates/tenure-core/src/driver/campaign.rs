@@ -311,12 +311,12 @@ async fn execute(
             )
             .await,
         ),
-        Request::Candidates { election } => Reply::Candidates(
+        Request::Candidates { election, own } => Reply::Candidates(
             with_timeout(
                 kind,
                 "read candidates",
                 timeout,
-                backend.candidates(&election),
+                backend.queue_around(&election, &own),
             )
             .await,
         ),

@@ -77,10 +77,12 @@ pub enum Request {
         /// Our proposal.
         value: Bytes,
     },
-    /// [`CoordinationBackend::candidates`](crate::CoordinationBackend::candidates).
+    /// [`CoordinationBackend::queue_around`](crate::CoordinationBackend::queue_around).
     Candidates {
         /// Election.
         election: ElectionName,
+        /// Our entry, whose neighbourhood is read.
+        own: Entry,
     },
     /// [`CoordinationBackend::get`](crate::CoordinationBackend::get).
     Get {
@@ -782,6 +784,7 @@ impl ElectionMachine {
     fn read(&mut self, entry: Entry) {
         let req = self.request(Request::Candidates {
             election: self.election.clone(),
+            own: entry.clone(),
         });
         self.state = State::Reading { req, entry };
     }
