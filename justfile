@@ -29,6 +29,17 @@ bench *ARGS:
 bench-quick:
     crates/tenure-bench/run.sh --quick --out target/bench-quick
 
+# Fault campaign, short (what CI runs): 30 faults on each of etcd, a
+# 3-member etcd, ZooKeeper and a 3-server ensemble, in a minute or two;
+# the seed is printed (replay with CHAOS_SEED=<seed>).
+chaos *ARGS:
+    crates/tenure-chaos/run.sh short {{ARGS}}
+
+# Long fault campaign: 1,000 faults on each backend (about 35 minutes);
+# summary in target/chaos-long/summary.md (see docs/reliability.md).
+chaos-long *ARGS:
+    crates/tenure-chaos/run.sh long {{ARGS}}
+
 # Formatting and lints, as CI runs them.
 lint:
     cargo fmt --all -- --check
