@@ -14,8 +14,8 @@ use crate::plan::Plan;
 use crate::report::{num, ratio_cell, Report, Section, Table};
 use crate::servers::{Backend, Servers, ZK_TICK};
 use crate::stats::{millis, ratio, signed_millis, Distribution};
-use tenure_testkit::counting::Counting as Traffic;
 use crate::{failover, floor, footprint, handover, scale, transitions};
+use tenure_testkit::counting::Counting as Traffic;
 
 /// What every section may use.
 pub struct Ctx {
