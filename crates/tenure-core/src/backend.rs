@@ -101,12 +101,12 @@ pub trait CoordinationBackend: Send + Sync + std::fmt::Debug + 'static {
 
     /// Reads the part of the queue a candidate needs to know where it
     /// stands: what [`Snapshot::around`] keeps of
-    /// [`candidates`](Self::candidates) (the head, the entry before `own`,
-    /// the entry at `own`'s key), in one consistent read.
+    /// [`candidates`](Self::candidates) (the entry before `own` and the
+    /// entry at `own`'s key), in one consistent read.
     ///
     /// The default reads the whole queue. Backends that can read those
-    /// entries directly override it, so that a candidate's read costs the
-    /// same with ten candidates or ten thousand.
+    /// entries directly override it, so that what a candidate receives
+    /// does not grow with the number of candidates.
     async fn queue_around(&self, election: &ElectionName, own: &Entry) -> Result<Snapshot> {
         Ok(self.candidates(election).await?.around(own))
     }

@@ -100,24 +100,21 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
-    /// What a candidate needs of the queue: the head (the leader), the
-    /// entry just before `own`, and the entry at `own`'s key, each once, in
-    /// queue order, at the same revision. Without an entry at `own`'s key
-    /// only the head is kept.
+    /// What a candidate needs of the queue to know where it stands: the
+    /// entry just before `own` (the one to watch) and the entry at `own`'s
+    /// key, at the same revision. `own` alone means it leads; an empty
+    /// snapshot means its entry is gone.
     pub fn around(self, own: &Entry) -> Snapshot {
         let revision = self.revision;
         let mut entries = self.entries;
         let Some(pos) = entries.iter().position(|e| e.key == own.key) else {
-            entries.truncate(1);
-            return Snapshot { entries, revision };
+            return Snapshot {
+                entries: Vec::new(),
+                revision,
+            };
         };
-        let keep = [0, pos.saturating_sub(1), pos];
-        let mut i = 0;
-        entries.retain(|_| {
-            let k = keep.contains(&i);
-            i += 1;
-            k
-        });
+        entries.truncate(pos + 1);
+        entries.drain(..pos.saturating_sub(1));
         Snapshot { entries, revision }
     }
 }

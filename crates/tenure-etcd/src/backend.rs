@@ -475,24 +475,17 @@ impl CoordinationBackend for EtcdBackend {
         Ok(Snapshot { entries, revision })
     }
 
-    /// One read-only transaction of three ranges, as etcd's own election
-    /// waits on its predecessor: the oldest entry under the election, the
-    /// newest one created before ours, and our key. Constant cost in the
-    /// number of candidates. Falls back to the full read when either
-    /// neighbour is not a queue entry (a nested election's key).
+    /// One read-only transaction, as etcd's own election waits on its
+    /// predecessor: our key, and the newest entry under the election
+    /// created before ours (none: we lead). What comes back does not grow
+    /// with the number of candidates. Falls back to the full read when the
+    /// predecessor found is not a queue entry (a nested election's key).
     async fn queue_around(&self, election: &ElectionName, own: &Entry) -> Result<Snapshot> {
         let dir = format!("{election}/");
-        let oldest = GetOptions::new()
-            .with_prefix()
-            .with_sort(SortTarget::Create, SortOrder::Ascend)
-            .with_limit(1);
-        // `max_create_revision(0)` would mean "no bound": a first-ever
-        // entry has no predecessor to look for.
+        let mut ops = vec![TxnOp::get(self.full(&own.key), None)];
+        // `max_create_revision(0)` would mean "no bound": an entry created
+        // at revision 1 has no predecessor to look for.
         let before = i64::try_from(own.created.saturating_sub(1)).unwrap_or(i64::MAX);
-        let mut ops = vec![
-            TxnOp::get(self.full(&own.key), None),
-            TxnOp::get(self.full(&dir), Some(oldest)),
-        ];
         if before > 0 {
             let previous = GetOptions::new()
                 .with_prefix()
@@ -506,32 +499,28 @@ impl CoordinationBackend for EtcdBackend {
             .call("read candidates", None, kv.txn(Txn::new().and_then(ops)))
             .await?;
         let revision = header_rev("read candidates", resp.header())?;
-        let mut entries: Vec<Entry> = Vec::with_capacity(3);
-        for (i, op) in resp.op_responses().into_iter().enumerate() {
+        let mut found: [Option<Entry>; 2] = [None, None];
+        for (i, op) in resp.op_responses().into_iter().enumerate().take(2) {
             let TxnOpResponse::Get(get) = op else {
                 return Err(error::protocol(
                     "read candidates",
                     "a range answered by a non-range",
                 ));
             };
-            for e in get.kvs().iter().map(|kv| self.entry(kv)) {
-                // Our own key may have been replaced by a foreign key; the
-                // neighbours must be queue entries.
-                if !is_queue_entry(&dir, &e) {
-                    if i == 0 {
-                        continue;
-                    }
-                    return Ok(self.candidates(election).await?.around(own));
-                }
-                if !entries.iter().any(|x| x.key == e.key) {
-                    entries.push(e);
-                }
-            }
+            found[i] = get.kvs().first().map(|kv| self.entry(kv));
         }
-        entries.sort_by_key(|e| e.created);
-        if !entries.iter().any(|e| e.key == own.key) {
-            entries.truncate(1); // as `Snapshot::around`: the head alone
-        }
+        let [mine, previous] = found;
+        let Some(mine) = mine.filter(|e| is_queue_entry(&dir, e)) else {
+            return Ok(Snapshot {
+                entries: Vec::new(),
+                revision,
+            });
+        };
+        let entries = match previous {
+            None => vec![mine],
+            Some(p) if is_queue_entry(&dir, &p) => vec![p, mine],
+            Some(_) => return Ok(self.candidates(election).await?.around(own)),
+        };
         Ok(Snapshot { entries, revision })
     }
 
