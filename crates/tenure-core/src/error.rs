@@ -70,6 +70,35 @@ pub enum Error {
         election: String,
     },
 
+    /// A candidate would join an election whose live candidates use
+    /// another shape: the other strategy (queue or single key), or on
+    /// ZooKeeper the other queue layout (Curator or kazoo). Two shapes in
+    /// one election would each elect a leader of their own, so the backend
+    /// refuses the second one; the candidate must use the election's
+    /// shape, or wait until the election is empty.
+    #[error("election {election:?} holds {existing}; a {requested} candidate cannot join it")]
+    ShapeConflict {
+        /// The election.
+        election: String,
+        /// What the election holds (e.g. "single-key candidates").
+        existing: &'static str,
+        /// The shape the refused candidate asked for (e.g. "queue").
+        requested: &'static str,
+    },
+
+    /// A leader-guarded write aimed at a key inside an election's own key
+    /// space (its queue, its leader key, or its nested elections), where
+    /// it could be taken for a candidate and block the election.
+    #[error(
+        "key {key:?} lies inside election {election:?}: application keys must live outside it"
+    )]
+    KeyInElection {
+        /// The refused key.
+        key: String,
+        /// The election whose key space it is in.
+        election: String,
+    },
+
     /// The backend could not be reached.
     #[error("{backend} backend unreachable at {endpoint}: {source}")]
     Unreachable {

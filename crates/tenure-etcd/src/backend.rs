@@ -36,6 +36,19 @@ const MAX_TTL: Duration = Duration::from_secs(9_000_000_000);
 ///   lowest creation revision leads;
 /// - single leader key ([`Slot::Leader`]): `<prefix><election>`.
 ///
+/// `<election>` is the name with `%` written `%25` and `/` written `%2F`
+/// ([`election_key`](Self::election_key)): a nested election `jobs/shard-7`
+/// lives at `jobs%2Fshard-7/…`, outside the `jobs/` range that etcd's
+/// recipe (and `etcdctl elect jobs`) lists as the queue of `jobs`. Names
+/// without `%` or `/` are used as they are.
+///
+/// An election holds one strategy at a time: a queue create fails with
+/// [`Error::ShapeConflict`] while the leader key is held by a lease, and a
+/// leader create while any queue entry is; each check is a compare in the
+/// create's own transaction, so two candidates of different strategies
+/// racing cannot both get in. Keys bound to no lease (application data)
+/// are never candidates.
+///
 /// Every operation goes over one connection ([`Client`] clones share it);
 /// keep-alives use one bidirectional stream per lease, so a
 /// [`Session`](tenure_core::Session) shared by a thousand elections costs
@@ -84,12 +97,23 @@ pub(crate) fn lease_hex(id: i64) -> String {
 }
 
 /// Whether `entry` is a queue entry of the election whose directory is
-/// `dir` (`<election>/`): a direct child named by its own lease id in hex,
-/// exactly as etcd's election recipe names candidates. This leaves out the
-/// entries of nested elections (`<election>/x/…`) and the single leader
-/// key of election `<election>/x`, whose name is not its lease id.
+/// `dir` (`<election key>/`): a direct child bound to a lease and named by
+/// that lease's id in hex, exactly as etcd's election recipe names
+/// candidates. This leaves out keys bound to no lease (application data,
+/// even one named `0`) and anything deeper.
 pub(crate) fn is_queue_entry(dir: &str, entry: &Entry) -> bool {
-    entry.key.strip_prefix(dir) == Some(lease_hex(entry.lease.0).as_str())
+    entry.lease.0 != 0 && entry.key.strip_prefix(dir) == Some(lease_hex(entry.lease.0).as_str())
+}
+
+/// The end of the key range holding every key that starts with `dir`
+/// (etcd's `GetPrefixRangeEnd`: the last byte incremented; `dir` always
+/// ends with `/`, so no carry is needed).
+fn prefix_end(dir: &str) -> Vec<u8> {
+    let mut end = dir.as_bytes().to_vec();
+    if let Some(last) = end.last_mut() {
+        *last += 1;
+    }
+    end
 }
 
 impl EtcdBackend {
@@ -186,9 +210,36 @@ impl EtcdBackend {
     }
 
     /// The key of `lease`'s queue entry in `election` (relative to the
-    /// prefix): `<election>/<lease hex>`, as etcd's Go election names it.
+    /// prefix): `<election key>/<lease hex>`, as etcd's Go election names
+    /// it.
     pub fn queue_key(election: &ElectionName, lease: LeaseId) -> String {
-        format!("{election}/{}", lease_hex(lease.0))
+        format!("{}/{}", Self::election_key(election), lease_hex(lease.0))
+    }
+
+    /// The election's name as etcd's recipe uses it (relative to the
+    /// prefix): its leader key, and with `/` appended the prefix of its
+    /// queue. `%` becomes `%25` and `/` becomes `%2F`, so a nested
+    /// election's keys never fall under its parent's `<name>/` and two
+    /// names never share a key; other names are unchanged, which keeps
+    /// `etcdctl elect <name>` working on them.
+    pub fn election_key(election: &ElectionName) -> String {
+        let name = election.as_str();
+        if !name.contains(['%', '/']) {
+            return name.to_owned();
+        }
+        name.replace('%', "%25").replace('/', "%2F")
+    }
+
+    /// The queue directory of `election` (`<election key>/`).
+    pub(crate) fn queue_dir(election: &ElectionName) -> String {
+        format!("{}/", Self::election_key(election))
+    }
+
+    /// The election whose key space holds `key`: the part of the key
+    /// before its first `/` (an election key never holds one), decoded.
+    fn election_of(key: &str) -> String {
+        let head = key.split('/').next().unwrap_or(key);
+        head.replace("%2F", "/").replace("%25", "%")
     }
 
     fn full(&self, key: &str) -> String {
@@ -361,7 +412,7 @@ impl CoordinationBackend for EtcdBackend {
     }
 
     fn leader_key(&self, election: &ElectionName) -> String {
-        election.as_str().to_owned()
+        Self::election_key(election)
     }
 
     async fn grant_lease(&self, ttl: Duration) -> Result<LeaseGrant> {
@@ -412,21 +463,37 @@ impl CoordinationBackend for EtcdBackend {
         lease: LeaseId,
         value: Bytes,
     ) -> Result<CreateOutcome> {
+        let leader = self.full(&self.leader_key(election));
+        let dir = self.full(&Self::queue_dir(election));
         let key = match slot {
             Slot::Queue => Self::queue_key(election, lease),
             Slot::Leader => self.leader_key(election),
         };
         let full = self.full(&key);
-        // Exactly etcd's Campaign: if create_revision(key) == 0 then put
-        // (with the lease) else get.
+        // etcd's Campaign (if create_revision(key) == 0 then put with the
+        // lease, else get), plus one compare that keeps the other strategy
+        // out in the same transaction: a queue entry only while no lease
+        // holds the leader key, the leader key only while no lease holds
+        // a key of the queue. A compare on a range holds when every key in
+        // it matches (an empty range compares as one absent key, lease 0),
+        // so keys bound to no lease never block anyone.
+        let shape = match slot {
+            Slot::Queue => Compare::lease(leader.clone(), CompareOp::Equal, 0),
+            Slot::Leader => {
+                Compare::lease(dir.clone(), CompareOp::Equal, 0).with_range(prefix_end(&dir))
+            }
+        };
         let txn = Txn::new()
-            .when([Compare::create_revision(full.clone(), CompareOp::Equal, 0)])
+            .when([
+                Compare::create_revision(full.clone(), CompareOp::Equal, 0),
+                shape,
+            ])
             .and_then([TxnOp::put(
                 full.clone(),
                 value.to_vec(),
                 Some(PutOptions::new().with_lease(lease.0)),
             )])
-            .or_else([TxnOp::get(full, None)]);
+            .or_else([TxnOp::get(full, None), TxnOp::get(leader, None)]);
         let mut kv = self.inner.client.kv_client();
         let resp = self.call("create", Some(lease), kv.txn(txn)).await?;
         let revision = header_rev("create", resp.header())?;
@@ -439,21 +506,41 @@ impl CoordinationBackend for EtcdBackend {
                 modified: revision,
             }));
         }
+        let mut found = Vec::with_capacity(2);
         for op in resp.op_responses() {
             if let TxnOpResponse::Get(get) = op {
-                if let Some(kv) = get.kvs().first() {
-                    return Ok(CreateOutcome::Exists(self.entry(kv)));
-                }
+                found.push(get.kvs().first().map(|kv| self.entry(kv)));
             }
         }
-        Err(error::protocol(
-            "create",
-            format!("key {key:?} neither created nor found"),
-        ))
+        let conflict = |existing| Error::ShapeConflict {
+            election: election.to_string(),
+            existing,
+            requested: match slot {
+                Slot::Queue => "queue",
+                Slot::Leader => "single-key",
+            },
+        };
+        match (slot, found.as_slice()) {
+            // Our key is taken: the entry there, as etcd's Campaign finds
+            // it (ours when a campaign resumes).
+            (Slot::Queue, [Some(own), _]) => Ok(CreateOutcome::Exists(own.clone())),
+            (Slot::Queue, [None, Some(l)]) if l.lease.0 != 0 => {
+                Err(conflict("single-key candidates"))
+            }
+            (Slot::Leader, [Some(l), _]) if l.lease.0 != 0 => Ok(CreateOutcome::Exists(l.clone())),
+            (Slot::Leader, [Some(_), _]) => {
+                Err(conflict("a key bound to no lease at its leader key"))
+            }
+            (Slot::Leader, [None, _]) => Err(conflict("queue candidates")),
+            _ => Err(error::protocol(
+                "create",
+                format!("key {key:?} neither created nor found"),
+            )),
+        }
     }
 
     async fn candidates(&self, election: &ElectionName) -> Result<Snapshot> {
-        let dir = format!("{election}/");
+        let dir = Self::queue_dir(election);
         let options = GetOptions::new()
             .with_prefix()
             .with_sort(SortTarget::Create, SortOrder::Ascend);
@@ -481,7 +568,7 @@ impl CoordinationBackend for EtcdBackend {
     /// with the number of candidates. Falls back to the full read when the
     /// predecessor found is not a queue entry (a nested election's key).
     async fn queue_around(&self, election: &ElectionName, own: &Entry) -> Result<Snapshot> {
-        let dir = format!("{election}/");
+        let dir = Self::queue_dir(election);
         let mut ops = vec![TxnOp::get(self.full(&own.key), None)];
         // `max_create_revision(0)` would mean "no bound": an entry created
         // at revision 1 has no predecessor to look for.
@@ -581,7 +668,18 @@ impl CoordinationBackend for EtcdBackend {
         Ok(resp.succeeded())
     }
 
+    /// Refuses keys in the key space of the guard's election (its leader
+    /// key, anything under `<election key>/`) with
+    /// [`Error::KeyInElection`]: such a key would sit among the
+    /// election's candidates.
     async fn guarded_put(&self, guard: &Entry, key: &str, value: Bytes) -> Result<Revision> {
+        let election = guard.key.split('/').next().unwrap_or(&guard.key);
+        if key == election || key.starts_with(&format!("{election}/")) {
+            return Err(Error::KeyInElection {
+                key: key.to_owned(),
+                election: Self::election_of(&guard.key),
+            });
+        }
         let created = i64::try_from(guard.created).unwrap_or(i64::MAX);
         let txn = Txn::new()
             .when([Compare::create_revision(
@@ -642,7 +740,30 @@ mod tests {
 
     #[test]
     fn queue_key_is_etcd_layout() {
+        let e = ElectionName::new("jobs").unwrap();
+        assert_eq!(EtcdBackend::queue_key(&e, LeaseId(0xabc)), "jobs/abc");
+        // Nested names keep out of their parent's range.
         let e = ElectionName::new("svc/jobs").unwrap();
-        assert_eq!(EtcdBackend::queue_key(&e, LeaseId(0xabc)), "svc/jobs/abc");
+        assert_eq!(EtcdBackend::queue_key(&e, LeaseId(0xabc)), "svc%2Fjobs/abc");
+        assert_eq!(EtcdBackend::election_of("svc%2Fjobs/abc"), "svc/jobs");
+        // Injective: a literal "%2F" in a name is escaped too.
+        let e = ElectionName::new("svc%2Fjobs").unwrap();
+        assert_eq!(EtcdBackend::election_key(&e), "svc%252Fjobs");
+        assert_eq!(EtcdBackend::election_of("svc%252Fjobs"), "svc%2Fjobs");
+    }
+
+    #[test]
+    fn lease_zero_is_never_a_queue_entry() {
+        let entry = |key: &str, lease| Entry {
+            key: key.into(),
+            value: Bytes::new(),
+            lease: LeaseId(lease),
+            created: 1,
+            modified: 1,
+        };
+        assert!(is_queue_entry("e/", &entry("e/ab", 0xab)));
+        assert!(!is_queue_entry("e/", &entry("e/0", 0)));
+        assert!(!is_queue_entry("e/", &entry("e/x/ab", 0xab)));
+        assert_eq!(prefix_end("e/"), b"e0".to_vec());
     }
 }

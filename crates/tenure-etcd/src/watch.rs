@@ -88,7 +88,7 @@ pub(crate) async fn open(
     let (key, mut options, dir) = match &scope {
         WatchScope::Key(k) => (backend.full_key(k), etcd_client::WatchOptions::new(), None),
         WatchScope::Election(e) => {
-            let dir = format!("{e}/");
+            let dir = EtcdBackend::queue_dir(e);
             (
                 backend.full_key(&dir),
                 etcd_client::WatchOptions::new()

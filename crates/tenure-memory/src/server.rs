@@ -265,8 +265,46 @@ impl State {
             Slot::Queue => queue_key(election, lease),
             Slot::Leader => election.as_str().to_owned(),
         };
+        let conflict = |existing| Error::ShapeConflict {
+            election: election.to_string(),
+            existing,
+            requested: match slot {
+                Slot::Queue => "queue",
+                Slot::Leader => "single-key",
+            },
+        };
         if let Some(existing) = self.kv.get(&key) {
+            if existing.lease == NO_LEASE {
+                // Only a guarded put leaves a key without a lease, and it
+                // is never a candidate: refuse rather than wait on it.
+                return Err(conflict(match slot {
+                    Slot::Leader => "a key bound to no lease at its leader key",
+                    Slot::Queue => "a key bound to no lease at this candidate's key",
+                }));
+            }
             return Ok(CreateOutcome::Exists(existing.entry(&key)));
+        }
+        // One strategy per election, checked under the same lock as the
+        // create: a queue entry only while no lease holds the leader key,
+        // the leader key only while the queue is empty.
+        match slot {
+            Slot::Queue => {
+                let leader = election.as_str();
+                if self.kv.get(leader).is_some_and(|s| s.lease != NO_LEASE) {
+                    return Err(conflict("single-key candidates"));
+                }
+            }
+            Slot::Leader => {
+                let prefix = format!("{election}/");
+                let queued = self
+                    .kv
+                    .range(prefix.clone()..)
+                    .take_while(|(k, _)| k.starts_with(&prefix))
+                    .any(|(k, s)| watch::in_election(election, k, s.queue));
+                if queued {
+                    return Err(conflict("queue candidates"));
+                }
+            }
         }
         let revision = self.bump();
         let stored = Stored {
@@ -364,6 +402,22 @@ impl State {
         if !self.holds(guard) {
             return Err(Error::NotOwner {
                 key: guard.key.clone(),
+            });
+        }
+        // The guard's election: the parent of a queue entry, or the leader
+        // key itself. Its key space is the leader key and everything under
+        // `<election>/` (queue, nested elections).
+        let election = match self.kv.get(&guard.key) {
+            Some(s) if s.queue => guard
+                .key
+                .rsplit_once('/')
+                .map_or(guard.key.as_str(), |(parent, _)| parent),
+            _ => guard.key.as_str(),
+        };
+        if key == election || key.starts_with(&format!("{election}/")) {
+            return Err(Error::KeyInElection {
+                key: key.to_owned(),
+                election: election.to_owned(),
             });
         }
         let revision = self.bump();

@@ -99,8 +99,12 @@ async fn key_layout_and_revisions() {
     let q = b.create(&e, Slot::Queue, g.id, "q".into()).await.unwrap();
     assert_eq!(q.entry().key, format!("svc/e/{:x}", g.id.0));
     assert_eq!((q.entry().created, q.entry().modified), (2, 2));
-    let l = b.create(&e, Slot::Leader, g.id, "l".into()).await.unwrap();
-    assert_eq!((l.entry().key.as_str(), l.entry().created), ("svc/e", 3));
+    let single = name("svc/s");
+    let l = b
+        .create(&single, Slot::Leader, g.id, "l".into())
+        .await
+        .unwrap();
+    assert_eq!((l.entry().key.as_str(), l.entry().created), ("svc/s", 3));
     assert_ne!(g.id.0, 0);
     let g2 = b.grant_lease(TTL).await.unwrap();
     assert!(g2.id > g.id, "lease ids increase");
@@ -386,7 +390,7 @@ async fn election_scope_is_exact_even_for_short_hex_names() {
     let b = MemoryBackend::new();
     let mut w = b.watch(WatchScope::Election(name("a")), 0).await.unwrap();
     let _ = entry(&b, "a/b", Slot::Leader, TTL).await;
-    let _ = entry(&b, "a/b", Slot::Queue, TTL).await;
+    let _ = entry(&b, "a/c", Slot::Queue, TTL).await;
     let _ = entry(&b, "ab", Slot::Queue, TTL).await;
     assert!(w.next().now_or_never().is_none());
     assert!(b.candidates(&name("a")).await.unwrap().entries.is_empty());

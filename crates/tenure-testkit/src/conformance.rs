@@ -96,6 +96,9 @@ pub async fn run_all(backend: DynBackend, caps: Capabilities) {
     revisions_strictly_increase(b, &caps).await;
     update_and_delete_are_guarded(b, &caps).await;
     guarded_put_requires_guard(b, &caps).await;
+    guarded_put_refuses_election_keys(b, &caps).await;
+    one_shape_per_election(b, &caps).await;
+    reads_ignore_keys_without_lease(b, &caps).await;
     if caps.replays_history {
         watch_replays_from_revision(b, &caps).await;
     } else {
@@ -224,10 +227,11 @@ pub async fn keep_alive_extends_lease(backend: &dyn CoordinationBackend, caps: &
 /// `revoke_lease` deletes the lease's entries at once, and watchers see
 /// the deletions.
 pub async fn revoke_deletes_entries(backend: &dyn CoordinationBackend, caps: &Capabilities) {
-    let e = unique("revoke");
+    // The leader key in an election of its own: one strategy per election.
+    let (e, single) = (unique("revoke"), unique("revoke-single"));
     let g = grant(backend, caps.ttl).await;
     let queue = created(backend.create(&e, Slot::Queue, g.id, v("q")).await);
-    let leader = created(backend.create(&e, Slot::Leader, g.id, v("l")).await);
+    let leader = created(backend.create(&single, Slot::Leader, g.id, v("l")).await);
     let from = leader.created + 1;
     let mut on_queue = Watch::open(backend, caps, WatchScope::Election(e.clone()), from).await;
     let mut on_leader = Watch::open(backend, caps, WatchScope::Key(leader.key.clone()), from).await;
@@ -247,11 +251,12 @@ pub async fn revoke_deletes_entries(backend: &dyn CoordinationBackend, caps: &Ca
 /// entries are deleted and watchers see it; the lease can then neither be
 /// renewed nor used.
 pub async fn lease_expiry_deletes_entries(backend: &dyn CoordinationBackend, caps: &Capabilities) {
-    let e = unique("expiry");
+    // The leader key in an election of its own: one strategy per election.
+    let (e, single) = (unique("expiry"), unique("expiry-single"));
     let g = grant(backend, caps.expiry_ttl).await;
     let granted_at = Instant::now();
     let queue = created(backend.create(&e, Slot::Queue, g.id, v("q")).await);
-    let leader = created(backend.create(&e, Slot::Leader, g.id, v("l")).await);
+    let leader = created(backend.create(&single, Slot::Leader, g.id, v("l")).await);
     let from = leader.created + 1;
     let mut on_queue = Watch::open(backend, caps, WatchScope::Election(e.clone()), from).await;
     let mut on_leader = Watch::open(backend, caps, WatchScope::Key(leader.key.clone()), from).await;
@@ -482,11 +487,11 @@ pub async fn queue_around_agrees_with_candidates(
 /// Every change (create, update, guarded put, delete) gets a revision
 /// above all before it; an entry's creation revision never changes.
 pub async fn revisions_strictly_increase(backend: &dyn CoordinationBackend, caps: &Capabilities) {
-    let e = unique("revisions");
+    let (e, single) = (unique("revisions"), unique("revisions-single"));
     let g = grant(backend, caps.ttl).await;
     let (_, r0) = get(backend, &backend.leader_key(&e)).await;
     let queue = created(backend.create(&e, Slot::Queue, g.id, v("q")).await);
-    let leader = created(backend.create(&e, Slot::Leader, g.id, v("l")).await);
+    let leader = created(backend.create(&single, Slot::Leader, g.id, v("l")).await);
     let updated = expect_ok(backend.update(&leader, v("l2")).await, "update");
     let put = expect_ok(
         backend
@@ -515,6 +520,7 @@ pub async fn revisions_strictly_increase(backend: &dyn CoordinationBackend, caps
     assert_eq!(found, Some(updated), "leader entry after update");
     cleanup_app_key(backend, &e).await;
     revoke(backend, g.id).await;
+    let _ = single;
 }
 
 // ---- guarded writes ----------------------------------------------------
@@ -578,7 +584,9 @@ pub async fn update_and_delete_are_guarded(backend: &dyn CoordinationBackend, ca
         "the other lease's entry must be untouched"
     );
 
-    // Same lease, same queue slot, new incarnation.
+    // Same lease, same queue slot, new incarnation (in an election of its
+    // own: `e` is held by a single-key candidate).
+    let e = unique("guarded-queue");
     let q1 = created(backend.create(&e, Slot::Queue, a.id, v("q")).await);
     assert!(
         expect_ok(backend.delete(&q1).await, "delete"),
@@ -660,6 +668,164 @@ pub async fn guarded_put_requires_guard(backend: &dyn CoordinationBackend, caps:
     assert!(r3 > r2, "put revision {r3} <= {r2}");
     cleanup_app_key(backend, &e).await;
     revoke(backend, b.id).await;
+}
+
+/// `guarded_put` refuses, with [`Error::KeyInElection`] naming the key
+/// and the election, keys inside the guard's election: its leader key, a
+/// key among its queue entries, a key of an election nested in it. It
+/// writes nothing then.
+pub async fn guarded_put_refuses_election_keys(
+    backend: &dyn CoordinationBackend,
+    caps: &Capabilities,
+) {
+    let (q, s) = (unique("refuse-queue"), unique("refuse-single"));
+    let g = grant(backend, caps.ttl).await;
+    let queued = created(backend.create(&q, Slot::Queue, g.id, v("q")).await);
+    let single = created(backend.create(&s, Slot::Leader, g.id, v("s")).await);
+    for (guard, election) in [(&queued, &q), (&single, &s)] {
+        for key in [
+            backend.leader_key(election),
+            format!("{election}/0"),
+            format!("{election}/nested/0"),
+        ] {
+            match backend.guarded_put(guard, &key, v("app")).await {
+                Err(Error::KeyInElection {
+                    key: k,
+                    election: el,
+                }) => {
+                    assert_eq!(k, key, "KeyInElection must name the key");
+                    assert_eq!(
+                        el,
+                        election.as_str(),
+                        "KeyInElection must name the election"
+                    );
+                }
+                other => panic!(
+                    "guarded_put at {key:?} inside election {election}: \
+                     expected KeyInElection, got {other:?}"
+                ),
+            }
+            if key != guard.key {
+                let (found, _) = get(backend, &key).await;
+                assert_eq!(found, None, "a refused guarded_put wrote {key:?}");
+            }
+        }
+    }
+    // Outside the election it writes (and proves the guard alive).
+    expect_ok(
+        backend
+            .guarded_put(&queued, &app_key(backend, &q), v("app"))
+            .await,
+        "guarded_put next to the election",
+    );
+    cleanup_app_key(backend, &q).await;
+    revoke(backend, g.id).await;
+}
+
+/// An election holds one strategy at a time: a leader-key create while a
+/// live queue entry exists, or a queue create while a lease holds the
+/// leader key, fails with [`Error::ShapeConflict`] naming the election
+/// and creates nothing; once the other strategy's candidates are gone, the
+/// election takes either again.
+pub async fn one_shape_per_election(backend: &dyn CoordinationBackend, caps: &Capabilities) {
+    let e = unique("one-shape");
+    let (a, b) = (
+        grant(backend, caps.ttl).await,
+        grant(backend, caps.ttl).await,
+    );
+    let expect_conflict = |r: tenure_core::Result<CreateOutcome>, what: &str| match r {
+        Err(err @ Error::ShapeConflict { .. }) => {
+            assert!(
+                matches!(&err, Error::ShapeConflict { election, .. } if *election == e.as_str()),
+                "{what}: ShapeConflict names the wrong election: {err:?}"
+            );
+            assert!(err.to_string().contains(e.as_str()), "{what}: {err}");
+        }
+        other => panic!("{what}: expected ShapeConflict, got {other:?}"),
+    };
+    let queued = created(backend.create(&e, Slot::Queue, a.id, v("q")).await);
+    expect_conflict(
+        backend.create(&e, Slot::Leader, b.id, v("s")).await,
+        "leader create in a queue election",
+    );
+    let (found, _) = get(backend, &backend.leader_key(&e)).await;
+    assert_eq!(found, None, "a refused leader create left a leader key");
+    assert_eq!(
+        candidates(backend, &e).await.entries,
+        vec![queued.clone()],
+        "queue after a refused leader create"
+    );
+    // The queue empties: the election may turn single-key...
+    revoke(backend, a.id).await;
+    let leader = created(backend.create(&e, Slot::Leader, b.id, v("s")).await);
+    let c = grant(backend, caps.ttl).await;
+    expect_conflict(
+        backend.create(&e, Slot::Queue, c.id, v("q")).await,
+        "queue create in a single-key election",
+    );
+    assert!(
+        candidates(backend, &e).await.entries.is_empty(),
+        "a refused queue create left an entry"
+    );
+    let (found, _) = get(backend, &leader.key).await;
+    assert_eq!(
+        found,
+        Some(leader),
+        "the leader after a refused queue create"
+    );
+    // ...and back.
+    revoke(backend, b.id).await;
+    created(backend.create(&e, Slot::Queue, c.id, v("q")).await);
+    revoke(backend, c.id).await;
+}
+
+/// Keys bound to no lease are application data, never candidates: one at
+/// `<election>/0` (written under another election's guard) is not listed
+/// by `candidates`, not found by `queue_around`, not delivered by an
+/// election watch, and blocks neither strategy.
+pub async fn reads_ignore_keys_without_lease(
+    backend: &dyn CoordinationBackend,
+    caps: &Capabilities,
+) {
+    let (e, other) = (unique("no-lease"), unique("no-lease-guard"));
+    let g = grant(backend, caps.ttl).await;
+    let guard = created(backend.create(&other, Slot::Leader, g.id, v("g")).await);
+    let (_, now) = get(backend, &backend.leader_key(&e)).await;
+    let mut w = Watch::open(backend, caps, WatchScope::Election(e.clone()), now + 1).await;
+    let data = format!("{e}/0");
+    expect_ok(
+        backend.guarded_put(&guard, &data, v("app")).await,
+        "guarded_put into another election",
+    );
+    let snap = candidates(backend, &e).await;
+    assert!(
+        snap.entries.is_empty(),
+        "a key without lease listed as a candidate: {snap:?}"
+    );
+    // Both strategies can still start; the watch's first event is the
+    // real candidate, not the application key written before it.
+    let h = grant(backend, caps.ttl).await;
+    let single = created(backend.create(&e, Slot::Leader, h.id, v("s")).await);
+    assert!(expect_ok(backend.delete(&single).await, "delete"));
+    let own = created(backend.create(&e, Slot::Queue, h.id, v("q")).await);
+    w.expect_put(&own).await;
+    let around = expect_ok(backend.queue_around(&e, &own).await, "queue_around");
+    assert_eq!(
+        around.entries,
+        vec![own.clone()],
+        "queue_around with a key without lease"
+    );
+    assert_eq!(
+        candidates(backend, &e).await.entries,
+        vec![own],
+        "candidates"
+    );
+    if let (Some(entry), _) = get(backend, &data).await {
+        assert_eq!(entry.lease, LeaseId(0), "an application key has no lease");
+        let _ = backend.delete(&entry).await;
+    }
+    revoke(backend, g.id).await;
+    revoke(backend, h.id).await;
 }
 
 // ---- watches -----------------------------------------------------------
@@ -745,12 +911,21 @@ pub async fn watch_key_scope_sees_only_that_key(
     let (_, now) = get(backend, &key).await;
     let mut w = Watch::open(backend, caps, WatchScope::Key(key.clone()), now + 1).await;
 
-    created(backend.create(&e, Slot::Queue, g.id, v("q")).await);
+    // A queue entry of `e` (gone before `e` turns single-key: one
+    // strategy at a time), and both kinds of key in other elections.
+    let queued = created(backend.create(&e, Slot::Queue, g.id, v("q")).await);
+    assert!(expect_ok(backend.delete(&queued).await, "delete"));
+    let other_queue = unique("key-scope-other-queue");
     created(backend.create(&other, Slot::Leader, g.id, v("o")).await);
-    created(backend.create(&other, Slot::Queue, g.id, v("o")).await);
+    created(
+        backend
+            .create(&other_queue, Slot::Queue, g.id, v("o"))
+            .await,
+    );
     let leader = created(backend.create(&e, Slot::Leader, g.id, v("l")).await);
     w.expect_put(&leader).await;
-    // `app_key` extends the leader key: a prefix match would see it.
+    // `app_key` extends the election's name (on etcd and memory, its
+    // leader key): a prefix match would see it.
     expect_ok(
         backend
             .guarded_put(&leader, &app_key(backend, &e), v("p"))
@@ -781,6 +956,9 @@ pub async fn watch_election_scope_excludes_other_elections(
             .unwrap_or_else(|err| panic!("election name {base}/{s}: {err}"))
     };
     let (a, ab, a_b) = (sub("a"), sub("ab"), sub("a/b"));
+    // Single-key elections next to and inside `a` (an election holds one
+    // strategy at a time, so these are not the queue elections above).
+    let (ac, a_c) = (sub("ac"), sub("a/c"));
     let (g1, g2) = (
         grant(backend, caps.ttl).await,
         grant(backend, caps.ttl).await,
@@ -794,9 +972,12 @@ pub async fn watch_election_scope_excludes_other_elections(
             backend.create(election, Slot::Queue, g1.id, v("x")).await,
         ));
     }
-    for election in [&a, &ab, &a_b, &base] {
+    for election in [&ac, &a_c] {
         created(backend.create(election, Slot::Leader, g1.id, v("x")).await);
     }
+    // `a`'s own leader key, gone before its queue starts.
+    let single = created(backend.create(&a, Slot::Leader, g1.id, v("x")).await);
+    assert!(expect_ok(backend.delete(&single).await, "delete"));
     let first = created(backend.create(&a, Slot::Queue, g1.id, v("1")).await);
     w.expect_put(&first).await;
     let second = created(backend.create(&a, Slot::Queue, g2.id, v("2")).await);
@@ -817,7 +998,7 @@ pub async fn watch_election_scope_excludes_other_elections(
         );
     }
 
-    // Revoking g1 deletes nine keys; the watch sees only `first` go.
+    // Revoking g1 deletes six keys; the watch sees only `first` go.
     revoke(backend, g1.id).await;
     w.expect_delete(&first.key).await;
     revoke(backend, g2.id).await;
@@ -843,10 +1024,11 @@ fn unique(test: &str) -> ElectionName {
     ElectionName::new(name.clone()).unwrap_or_else(|err| panic!("election name {name}: {err}"))
 }
 
-/// An application key (no lease) next to an election's leader key; the
-/// leader key is a proper prefix of it.
-fn app_key(backend: &dyn CoordinationBackend, election: &ElectionName) -> String {
-    format!("{}-data", backend.leader_key(election))
+/// An application key (no lease) next to an election, outside its key
+/// space (`guarded_put` refuses keys inside it); the election's name is a
+/// proper prefix of it.
+fn app_key(_backend: &dyn CoordinationBackend, election: &ElectionName) -> String {
+    format!("{election}-data")
 }
 
 /// Deletes the application key of `election`, if present.

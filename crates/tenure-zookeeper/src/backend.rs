@@ -21,6 +21,47 @@ use crate::{probe, watch};
 /// node. Not a candidate in either layout.
 pub(crate) const LEADER_NODE: &str = "leader";
 
+/// What a candidate is, for the rule that an election holds one shape at
+/// a time: the single-key leader node, or a queue entry of one layout.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Shape {
+    Leader,
+    Queue(Layout),
+}
+
+impl Shape {
+    /// The shape of a child of an election node, if it names a candidate.
+    fn of(child: &str) -> Option<Shape> {
+        if child == LEADER_NODE {
+            Some(Shape::Leader)
+        } else if Layout::Curator.sequence(child).is_some() {
+            Some(Shape::Queue(Layout::Curator))
+        } else if Layout::Kazoo.sequence(child).is_some() {
+            Some(Shape::Queue(Layout::Kazoo))
+        } else {
+            None
+        }
+    }
+
+    /// As the requested shape of [`Error::ShapeConflict`].
+    fn requested(self) -> &'static str {
+        match self {
+            Shape::Leader => "single-key",
+            Shape::Queue(Layout::Kazoo) => "queue (kazoo layout)",
+            Shape::Queue(_) => "queue (Curator layout)",
+        }
+    }
+
+    /// As the existing shape of [`Error::ShapeConflict`].
+    fn held(self) -> &'static str {
+        match self {
+            Shape::Leader => "single-key candidates",
+            Shape::Queue(Layout::Kazoo) => "queue candidates in the kazoo layout",
+            Shape::Queue(_) => "queue candidates in the Curator layout",
+        }
+    }
+}
+
 /// How often an operation is retried when ZooKeeper says it raced with
 /// another change (bad version, node created or deleted under us) or the
 /// connection dropped.
@@ -540,6 +581,15 @@ impl ZkBackend {
                     // Someone holds it; if our reply was lost, perhaps us.
                     let lost_reply = err != zk::Error::NodeExists;
                     match client.get_data(&path).await {
+                        Ok((_, stat)) if stat.ephemeral_owner == 0 => {
+                            // A persistent node is no candidate and never
+                            // goes away by itself: refuse, never wait on it.
+                            return Err(Error::ShapeConflict {
+                                election: election.to_string(),
+                                existing: "a node without a session at its leader key",
+                                requested: Shape::Leader.requested(),
+                            });
+                        }
                         Ok((data, stat)) => {
                             let e = entry(self.relative(&path), data, &stat);
                             return Ok(if lost_reply && e.lease == lease.id {
@@ -559,6 +609,79 @@ impl ZkBackend {
             }
         }
         Err(ctx.error(zk::Error::ConnectionLoss))
+    }
+
+    /// Enforces one shape per election once our entry `own` exists: if a
+    /// live candidate of another shape (the leader node, or a queue entry
+    /// of the other layout) was created before it, our entry is deleted
+    /// and the create fails with [`Error::ShapeConflict`]. A candidate of
+    /// another shape created after ours sees ours here and backs off in
+    /// the same way, so of two racing shapes only the older one stays: the
+    /// shape of an election is that of its oldest live candidate.
+    async fn one_shape(&self, election: &ElectionName, own: &Entry, mine: Shape) -> Result<()> {
+        let ctx = self.ctx("create", Some(own.lease));
+        let dir = self.election_path(election)?;
+        let client = self.reader().await?;
+        let mut attempt = 0;
+        let older = loop {
+            match self.older_foreign(&client, &dir, own.created, mine).await {
+                Ok(found) => break found,
+                Err(zk::Error::ConnectionLoss | zk::Error::Custom(_)) if attempt < RETRIES => {
+                    pause(attempt).await;
+                    attempt += 1;
+                }
+                Err(e) => return Err(ctx.error(e)),
+            }
+        };
+        let Some(theirs) = older else {
+            return Ok(());
+        };
+        debug!(%election, key = %own.key, "another shape holds the election: withdrawing");
+        self.delete(own).await?;
+        Err(Error::ShapeConflict {
+            election: election.to_string(),
+            existing: theirs.held(),
+            requested: mine.requested(),
+        })
+    }
+
+    /// The shape of a live candidate of another shape than `mine`, created
+    /// before `created`, among the children of `dir`, if any.
+    async fn older_foreign(
+        &self,
+        client: &zk::Client,
+        dir: &str,
+        created: Revision,
+        mine: Shape,
+    ) -> std::result::Result<Option<Shape>, zk::Error> {
+        let children = match client.list_children(dir).await {
+            Ok(c) => c,
+            Err(zk::Error::NoNode) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let foreign: Vec<(String, Shape)> = children
+            .into_iter()
+            .filter_map(|c| Shape::of(&c).filter(|s| *s != mine).map(|s| (c, s)))
+            .collect();
+        if foreign.is_empty() {
+            return Ok(None);
+        }
+        let mut reader = client.new_multi_reader();
+        for (name, _) in &foreign {
+            reader.add_get_data(&format!("{dir}/{name}"))?;
+        }
+        let results = reader.commit().await?;
+        Ok(results
+            .into_iter()
+            .zip(&foreign)
+            .find_map(|(r, (_, shape))| match r {
+                zk::MultiReadResult::Data { stat, .. }
+                    if stat.ephemeral_owner != 0 && zxid(stat.czxid) < created =>
+                {
+                    Some(*shape)
+                }
+                _ => None,
+            }))
     }
 
     fn leader_path(&self, election: &ElectionName) -> Result<String> {
@@ -612,6 +735,10 @@ impl ZkBackend {
             let mut parent = None;
             for (i, r) in results.into_iter().enumerate() {
                 match (names.get(i), r) {
+                    // A persistent node (no session owns it) is never a
+                    // candidate, whatever its name.
+                    (Some(_), zk::MultiReadResult::Data { stat, .. })
+                        if stat.ephemeral_owner == 0 => {}
                     (Some((_, name)), zk::MultiReadResult::Data { data, stat }) => {
                         entries.push(entry(self.relative(&format!("{dir}/{name}")), data, &stat));
                     }
@@ -944,10 +1071,22 @@ impl CoordinationBackend for ZkBackend {
     ) -> Result<CreateOutcome> {
         let l = self.live_lease(lease)?;
         let _one_at_a_time = l.creating.lock().await;
-        match slot {
-            Slot::Queue => self.create_queue(election, &l, value).await,
-            Slot::Leader => self.create_leader(election, &l, value).await,
+        let outcome = match slot {
+            Slot::Queue => self.create_queue(election, &l, value).await?,
+            Slot::Leader => self.create_leader(election, &l, value).await?,
+        };
+        let mine = match slot {
+            Slot::Queue => Shape::Queue(self.layout()),
+            Slot::Leader => Shape::Leader,
+        };
+        let own = outcome.entry();
+        if own.lease == lease {
+            // Checked whenever the entry is ours, not only when this call
+            // created it: a create whose check failed half-way is retried
+            // and finds its entry.
+            self.one_shape(election, own, mine).await?;
         }
+        Ok(outcome)
     }
 
     async fn candidates(&self, election: &ElectionName) -> Result<Snapshot> {
@@ -1018,16 +1157,39 @@ impl CoordinationBackend for ZkBackend {
         Err(ctx.error(zk::Error::ConnectionLoss))
     }
 
+    /// Refuses, with [`Error::KeyInElection`], keys inside the guard's
+    /// election (its node and everything below it) and nodes named like a
+    /// candidate or a leader node (`leader`, `…latch-<n>`, `…__lock__<n>`),
+    /// which would sit among the candidates of the election above them.
     async fn guarded_put(&self, guard: &Entry, key: &str, value: Bytes) -> Result<Revision> {
         let ctx = self.ctx("guarded put", None);
         let path = self.resolve(key)?;
+        let guard_path = self.resolve(&guard.key)?;
+        let election = parent_of(&guard_path);
+        let guard_is_candidate =
+            Shape::of(&guard_path[election.len()..].trim_start_matches('/')).is_some();
+        let inside = if guard_is_candidate
+            && (path == election || path.starts_with(&format!("{election}/")))
+        {
+            Some(election)
+        } else {
+            let name = &path[parent_of(&path).len()..];
+            Shape::of(name.trim_start_matches('/'))
+                .is_some()
+                .then(|| parent_of(&path))
+        };
+        if let Some(election) = inside {
+            return Err(Error::KeyInElection {
+                key: key.to_owned(),
+                election: self.relative(election),
+            });
+        }
         let client = self.reader().await?;
         let not_owner = || Error::NotOwner {
             key: guard.key.clone(),
         };
         let acls = self.acls();
         let persistent = zk::CreateMode::Persistent.with_acls(acls);
-        let guard_path = self.resolve(&guard.key)?;
         let mut create = false;
         for attempt in 0..RETRIES {
             let Some(stat) = self.owned_stat(&client, guard, ctx).await? else {

@@ -318,7 +318,9 @@ async fn run_election(
                     Ok((data, stat)) => {
                         let e = entry(backend.relative(&ev.path), data, &stat);
                         let state = (e.created, e.modified);
-                        if known.get(&e.key) != Some(&state) {
+                        // A persistent node (no session) is never a
+                        // candidate, whatever its name.
+                        if e.lease.0 != 0 && known.get(&e.key) != Some(&state) {
                             known.insert(e.key.clone(), state);
                             last = last.max(e.modified);
                             if !send(tx, Ok(WatchEvent::Put(e))).await {

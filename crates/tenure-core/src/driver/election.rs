@@ -203,21 +203,17 @@ impl Election {
         Ok(self.candidates().await?.first().map(LeaderInfo::from))
     }
 
-    /// The candidates in order, the leader first (queue strategy; on the
-    /// single-key strategy, the leader alone).
+    /// The candidates in order, the leader first: the queue, or on an
+    /// election run with the single-key strategy the leader alone. Both
+    /// are read whatever this handle's strategy, so every reader agrees on
+    /// who leads; keys bound to no lease are never candidates.
     ///
     /// # Errors
     /// Backend errors.
     pub async fn candidates(&self) -> Result<Vec<Entry>> {
         let inner = &self.inner;
-        let snapshot = observe::read(
-            &inner.backend,
-            &inner.name,
-            inner.strategy,
-            self.request_timeout(),
-        )
-        .await?;
-        Ok(snapshot.entries)
+        let reading = observe::read(&inner.backend, &inner.name, self.request_timeout()).await?;
+        Ok(reading.snapshot.entries)
     }
 
     /// A stream of leader changes: the current leader first (`None` when
@@ -228,7 +224,6 @@ impl Election {
         observe::spawn(
             self.inner.backend.clone(),
             self.inner.name.clone(),
-            self.inner.strategy,
             self.inner.retry,
             self.request_timeout(),
         )

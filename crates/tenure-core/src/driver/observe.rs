@@ -10,9 +10,11 @@ use tokio_stream::wrappers::WatchStream;
 use tracing::debug;
 
 use super::clock::with_timeout;
-use crate::machine::{Backoff, LeaderTracker, Strategy};
+use crate::machine::{Backoff, LeaderTracker};
 use crate::metrics::{self, WatchRole};
-use crate::{DynBackend, ElectionName, LeaderInfo, Result, Snapshot, WatchScope};
+use crate::{
+    DynBackend, ElectionName, LeaderInfo, LeaseId, Result, Revision, Snapshot, WatchScope,
+};
 
 /// Stream of leader changes returned by
 /// [`Election::observe`](super::Election::observe). Dropping it stops the
@@ -37,7 +39,6 @@ impl Stream for LeaderStream {
 pub(crate) fn spawn(
     backend: DynBackend,
     election: ElectionName,
-    strategy: Strategy,
     retry: Backoff,
     timeout: Duration,
 ) -> LeaderStream {
@@ -45,7 +46,7 @@ pub(crate) fn spawn(
     let (tx, rx) = watch::channel(None::<Option<LeaderInfo>>);
     tokio::spawn(async move {
         tokio::select! {
-            () = follow(&backend, &election, strategy, retry, timeout, &tx) => {}
+            () = follow(&backend, &election, retry, timeout, &tx) => {}
             () = tx.closed() => {}
         }
     });
@@ -54,48 +55,67 @@ pub(crate) fn spawn(
     }
 }
 
-/// Reads an election's entries, leader first: the queue (queue strategy)
-/// or the one leader key (single-key strategy).
+/// An election's live candidates of either strategy, leader first, and
+/// the revisions of the two reads that found them.
+pub(crate) struct Reading {
+    /// Queue entries and the leader key's entry (when a lease holds it),
+    /// lowest creation revision first.
+    pub(crate) snapshot: Snapshot,
+    /// Revision of the queue read.
+    queue_revision: Revision,
+    /// Revision of the leader key read.
+    key_revision: Revision,
+}
+
+/// Reads an election's candidates whatever strategy the reader was built
+/// with: its queue and its single leader key. An election holds one
+/// strategy at a time (backends refuse a candidate of the other), so
+/// readers of both strategies agree on who leads. Entries bound to no
+/// lease are application data, never candidates.
 pub(crate) async fn read(
     backend: &DynBackend,
     election: &ElectionName,
-    strategy: Strategy,
     timeout: Duration,
-) -> Result<Snapshot> {
+) -> Result<Reading> {
     let kind = backend.kind();
-    match strategy {
-        Strategy::Queue => {
-            with_timeout(
-                kind,
-                "read candidates",
-                timeout,
-                backend.candidates(election),
-            )
-            .await
-        }
-        Strategy::SingleKey => {
-            let key = backend.leader_key(election);
-            let (entry, revision) = with_timeout(kind, "get", timeout, backend.get(&key)).await?;
-            Ok(Snapshot {
-                entries: entry.into_iter().collect(),
-                revision,
-            })
-        }
-    }
+    let key = backend.leader_key(election);
+    let (queue, leader) = futures::future::try_join(
+        with_timeout(
+            kind,
+            "read candidates",
+            timeout,
+            backend.candidates(election),
+        ),
+        with_timeout(kind, "get", timeout, backend.get(&key)),
+    )
+    .await?;
+    let (entry, key_revision) = leader;
+    let mut entries: Vec<_> = queue
+        .entries
+        .into_iter()
+        .chain(entry)
+        .filter(|e| e.lease != LeaseId(0))
+        .collect();
+    entries.sort_by_key(|e| e.created);
+    Ok(Reading {
+        snapshot: Snapshot {
+            entries,
+            revision: queue.revision.max(key_revision),
+        },
+        queue_revision: queue.revision,
+        key_revision,
+    })
 }
 
 async fn follow(
     backend: &DynBackend,
     election: &ElectionName,
-    strategy: Strategy,
     retry: Backoff,
     timeout: Duration,
     tx: &watch::Sender<Option<Option<LeaderInfo>>>,
 ) {
-    let scope = match strategy {
-        Strategy::Queue => WatchScope::Election(election.clone()),
-        Strategy::SingleKey => WatchScope::Key(backend.leader_key(election)),
-    };
+    let queue_scope = WatchScope::Election(election.clone());
+    let key_scope = WatchScope::Key(backend.leader_key(election));
     let mut tracker = LeaderTracker::new();
     let mut rng = fastrand::Rng::new();
     let mut failures = 0u32;
@@ -107,7 +127,7 @@ async fn follow(
         });
     };
     loop {
-        let snapshot = match read(backend, election, strategy, timeout).await {
+        let reading = match read(backend, election, timeout).await {
             Ok(s) => s,
             Err(e) => {
                 debug!(%election, error = %e, "observe: read failed, retrying");
@@ -116,17 +136,27 @@ async fn follow(
                 continue;
             }
         };
-        tracker.reset(&snapshot);
+        tracker.reset(&reading.snapshot);
         publish(tracker.leader().cloned());
-        let mut stream = match with_timeout(
-            backend.kind(),
-            "watch",
-            timeout,
-            backend.watch(scope.clone(), snapshot.revision + 1),
+        // Both strategies' keys: the queue and the leader key, each from
+        // its own read.
+        let watches = futures::future::try_join(
+            with_timeout(
+                backend.kind(),
+                "watch",
+                timeout,
+                backend.watch(queue_scope.clone(), reading.queue_revision + 1),
+            ),
+            with_timeout(
+                backend.kind(),
+                "watch",
+                timeout,
+                backend.watch(key_scope.clone(), reading.key_revision + 1),
+            ),
         )
-        .await
-        {
-            Ok(s) => s,
+        .await;
+        let mut stream = match watches {
+            Ok((queue, key)) => futures::stream::select(queue, key),
             Err(e) => {
                 debug!(%election, error = %e, "observe: watch failed, retrying");
                 metrics::watch_reconnect(election, WatchRole::Observer);
@@ -135,6 +165,7 @@ async fn follow(
                 continue;
             }
         };
+        // Either stream ending or failing ends both: read again.
         while let Some(Ok(event)) = stream.next().await {
             match tracker.apply(&event) {
                 Ok(Some(leader)) => publish(leader),

@@ -2,7 +2,13 @@
 
 use std::collections::HashMap;
 
-use crate::{Entry, LeaderInfo, Revision, Snapshot, WatchEvent};
+use crate::{Entry, LeaderInfo, LeaseId, Revision, Snapshot, WatchEvent};
+
+/// Whether `entry` can lead: an entry bound to no lease is application
+/// data (a leader-guarded write), never a candidate.
+fn is_candidate(entry: &Entry) -> bool {
+    entry.lease != LeaseId(0)
+}
 
 /// Tracks the entries of one election and reports its leader: the entry
 /// with the lowest creation revision (sans-IO).
@@ -40,6 +46,7 @@ impl LeaderTracker {
         self.entries = snapshot
             .entries
             .iter()
+            .filter(|e| is_candidate(e))
             .map(|e| (e.key.clone(), e.clone()))
             .collect();
         self.revision = snapshot.revision;
@@ -54,7 +61,13 @@ impl LeaderTracker {
         match event {
             WatchEvent::Put(e) => {
                 self.revision = self.revision.max(e.modified);
-                self.entries.insert(e.key.clone(), e.clone());
+                if is_candidate(e) {
+                    self.entries.insert(e.key.clone(), e.clone());
+                } else {
+                    // A key overwritten by a plain put leaves its lease:
+                    // it stops being a candidate.
+                    self.entries.remove(&e.key);
+                }
             }
             WatchEvent::Delete { key, revision } => {
                 self.revision = self.revision.max(*revision);
@@ -124,6 +137,11 @@ mod tests {
             Ok(Some(Some(LeaderInfo::from(&updated))))
         );
         assert_eq!(t.revision(), 8);
+        // Application data (no lease) never leads, even when oldest.
+        let mut data = entry("e/0", 1);
+        data.lease = LeaseId(0);
+        data.modified = 9;
+        assert_eq!(t.apply(&WatchEvent::Put(data)), Ok(None));
         assert_eq!(t.apply(&WatchEvent::HistoryLost), Err(()));
     }
 }
