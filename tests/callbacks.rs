@@ -138,7 +138,7 @@ async fn work_that_returns_by_itself_resigns_and_ends_the_run() {
         .on_started_leading(|ctx| async move {
             assert!(ctx.is_leader());
             ctx.leadership()
-                .guarded_put("jobs/result", "done")
+                .guarded_put("jobs-result", "done")
                 .await
                 .unwrap();
         })

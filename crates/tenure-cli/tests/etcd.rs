@@ -258,10 +258,26 @@ async fn single_key_strategy() {
     assert_eq!(r.code, Some(0), "{r:?}");
     assert_eq!(r.events()[0]["proposal"], "only");
     assert_eq!(r.events()[0]["token"], elected["token"]);
-    let r = common::run(&["--backend", &url, "leader", e]).await;
-    assert_eq!(r.code, Some(1), "the queue is empty: {r:?}");
+    // Readers of either strategy agree on the one leader.
+    let r = common::run(&["--backend", &url, "--output", "json", "leader", e]).await;
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert_eq!(r.events()[0]["proposal"], "only");
     t.signal(Signal::SIGTERM);
     assert_eq!(t.wait().await.code(), Some(0));
     let r = common::run(&["--backend", &url, "leader", e, "--strategy", "single-key"]).await;
     assert_eq!(r.code, Some(1), "resigned: {r:?}");
+}
+
+/// Both strategies in one election never elect two leaders.
+#[tokio::test(flavor = "multi_thread")]
+async fn mixed_strategies_elect_one_leader() {
+    let (_server, url) = server().await;
+    scenarios::mixed_strategies_one_leader(&url).await;
+}
+
+/// Names ZooKeeper cannot hold are invalid on etcd too (exit 2).
+#[tokio::test(flavor = "multi_thread")]
+async fn names_zookeeper_cannot_hold_exit_2() {
+    let (_server, url) = server().await;
+    scenarios::names_no_backend_can_hold_exit_2(&url).await;
 }

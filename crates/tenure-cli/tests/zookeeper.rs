@@ -60,3 +60,17 @@ async fn once_without_command_exits_4_on_loss() {
 async fn never_elected_never_runs_the_command() {
     scenarios::never_elected_never_runs(&url().await).await;
 }
+
+/// Both strategies in one election never elect two leaders.
+#[tokio::test(flavor = "multi_thread")]
+async fn mixed_strategies_elect_one_leader() {
+    scenarios::mixed_strategies_one_leader(&url().await).await;
+}
+
+/// Names ZooKeeper cannot hold (and `nest/leader`, which would be the
+/// single-key node of `nest`) exit 2 at once: `campaign --once` used to
+/// retry (exit 3) and `observe` to hang.
+#[tokio::test(flavor = "multi_thread")]
+async fn names_zookeeper_cannot_hold_exit_2() {
+    scenarios::names_no_backend_can_hold_exit_2(&url().await).await;
+}

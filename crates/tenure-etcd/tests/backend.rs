@@ -56,9 +56,18 @@ async fn create_uses_etcd_election_layout_and_is_compare_and_create() {
         "{out}"
     );
 
-    // Single leader key: first writer wins, the second finds it.
+    // One strategy per election: no single leader key next to a queue.
     let other = b.grant_lease(Duration::from_secs(5)).await.unwrap();
     assert_eq!(b.leader_key(&e), "jobs");
+    match b.create(&e, Slot::Leader, other.id, Bytes::new()).await {
+        Err(Error::ShapeConflict { election, .. }) => assert_eq!(election, "jobs"),
+        refused => panic!("a leader key next to a queue: {refused:?}"),
+    }
+
+    // Single leader key: first writer wins, the second finds it.
+    let queue = entry;
+    let e = name("solo");
+    assert_eq!(b.leader_key(&e), "solo");
     let won = b
         .create(&e, Slot::Leader, lease.id, Bytes::from_static(b"a"))
         .await
@@ -76,7 +85,11 @@ async fn create_uses_etcd_election_layout_and_is_compare_and_create() {
         other => panic!("expected Exists, got {other:?}"),
     }
     // The queue read does not include the single leader key.
-    assert_eq!(b.candidates(&e).await.unwrap().entries, vec![entry]);
+    assert!(b.candidates(&e).await.unwrap().entries.is_empty());
+    assert_eq!(
+        b.candidates(&name("jobs")).await.unwrap().entries,
+        vec![queue]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -258,7 +271,7 @@ async fn watch_delivers_every_change_in_order_from_a_revision() {
     b.create(&name("watched/nested"), Slot::Queue, l2.id, Bytes::new())
         .await
         .unwrap();
-    b.create(&e, Slot::Leader, l2.id, Bytes::new())
+    b.create(&name("watched/solo"), Slot::Leader, l2.id, Bytes::new())
         .await
         .unwrap();
     let a2 = b.update(&a, Bytes::from_static(b"a2")).await.unwrap();

@@ -136,3 +136,40 @@ async fn etcdctl_waits_behind_tenure_and_observes_its_proposal() {
     assert_eq!(&leader.value[..], b"from-etcdctl");
     ctl.interrupt().await;
 }
+
+/// A nested election (`jobs/shard-7`) keeps out of `jobs/`, the range
+/// etcd's recipe lists as the queue of `jobs`: with tenure leading the
+/// nested election, `etcdctl elect jobs` is elected at once, and tenure's
+/// reader of `jobs` agrees. The nested election is reachable from etcdctl
+/// under its escaped name.
+#[tokio::test(flavor = "multi_thread")]
+async fn nested_elections_never_block_etcdctl_elect_of_the_parent() {
+    let server = common::server().await;
+    let backend = common::dyn_backend(&server.endpoint()).await;
+    let nested = Election::builder(backend.clone(), "jobs/shard-7")
+        .ttl(TTL)
+        .build()
+        .unwrap();
+    let leadership = nested.campaign("N").await.unwrap();
+
+    let mut ctl = Etcdctl::spawn(&server, &["elect", "jobs", "G"]);
+    let key = ctl.line(Duration::from_secs(10)).await;
+    assert!(key.starts_with("jobs/"), "{key}");
+    assert_eq!(ctl.line(Duration::from_secs(2)).await, "G");
+    let parent = Election::builder(backend, "jobs").ttl(TTL).build().unwrap();
+    let leader = parent.leader().await.unwrap().unwrap();
+    assert_eq!(
+        (leader.key.as_str(), &leader.value[..]),
+        (key.as_str(), &b"G"[..])
+    );
+    assert_eq!(parent.candidates().await.unwrap().len(), 1);
+
+    // `etcdctl elect -l` lists the nested election by its escaped name.
+    let mut listen = Etcdctl::spawn(&server, &["elect", "-l", "jobs%2Fshard-7"]);
+    let nested_key = listen.line(Duration::from_secs(10)).await;
+    assert_eq!(nested_key, nested.leader().await.unwrap().unwrap().key);
+    assert_eq!(listen.line(Duration::from_secs(2)).await, "N");
+    listen.interrupt().await;
+    ctl.interrupt().await;
+    drop(leadership);
+}

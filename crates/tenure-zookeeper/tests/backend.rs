@@ -232,12 +232,20 @@ async fn invalid_paths_are_typed_errors() {
     }
     let backend = common::connect(&zk.connect_string(), &common::unique_root("paths")).await;
     let g = backend.grant_lease(Duration::from_secs(10)).await.unwrap();
-    // Valid for tenure, not for ZooKeeper paths (private-use character).
-    let odd = name("odd\u{e000}name");
-    match backend.create(&odd, Slot::Queue, g.id, "x".into()).await {
-        Err(Error::InvalidElectionName { name, .. }) => assert!(name.contains("odd")),
-        other => panic!("expected InvalidElectionName, got {other:?}"),
+    // What ZooKeeper refuses in paths, every backend refuses in names: no
+    // name gets as far as a request (private use, specials, U+FFFD).
+    for odd in [
+        "odd\u{e000}name",
+        "odd\u{f8ff}",
+        "odd\u{fffd}",
+        "odd\u{fffe}",
+    ] {
+        match ElectionName::new(odd) {
+            Err(Error::InvalidElectionName { name, .. }) => assert!(name.contains("odd")),
+            other => panic!("{odd:?}: expected InvalidElectionName, got {other:?}"),
+        }
     }
+    let _ = g;
     for key in ["a//b", "a/", "/", "a/./b"] {
         match backend.get(key).await {
             Err(Error::InvalidConfig { field: "key", .. }) => {}

@@ -314,3 +314,100 @@ where
     assert_eq!(lost["token"], elected["token"]);
     assert_eq!(t.wait().await.code(), Some(4), "stderr: {}", t.stderr());
 }
+
+/// `tenure leader` with both strategies, as JSON events.
+async fn leader_both_ways(url: &str, e: &str) -> [super::Finished; 2] {
+    let queue = run(&["--backend", url, "--output", "json", "leader", e]).await;
+    let single = run(&[
+        "--backend",
+        url,
+        "--output",
+        "json",
+        "leader",
+        e,
+        "--strategy",
+        "single-key",
+    ])
+    .await;
+    [queue, single]
+}
+
+/// One strategy per election: with a single-key leader in place, a
+/// default (queue) candidate is refused and never elected, and the other
+/// way round; `tenure leader` names the one leader whichever strategy it
+/// reads with.
+pub async fn mixed_strategies_one_leader(url: &str) {
+    for (first, second) in [
+        (&["--strategy", "single-key"][..], &[][..]),
+        (&[][..], &["--strategy", "single-key"][..]),
+    ] {
+        let election = super::unique("mixed");
+        let e = election.as_str();
+        let mut a_args = vec!["A", "--ttl", "2s"];
+        a_args.extend_from_slice(first);
+        let mut a = start(url, "A", "campaign", e, &a_args);
+        let elected = a.expect("elected").await;
+        let mut b_args = vec!["B", "--ttl", "2s"];
+        b_args.extend_from_slice(second);
+        let mut b = start(url, "B", "campaign", e, &b_args);
+        // B reaches the backend and is refused: it says so on stderr
+        // (and exits, or retries), but is never elected.
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        while !b.stderr().contains("cannot join it") {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "B was not refused; stderr:\n{}",
+                b.stderr()
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        for r in leader_both_ways(url, e).await {
+            assert_eq!(r.code, Some(0), "{r:?}");
+            let leader = &r.events()[0];
+            assert_eq!(leader["proposal"], "A", "{r:?}");
+            assert_eq!(leader["token"], elected["token"], "{r:?}");
+        }
+        b.signal(Signal::SIGTERM);
+        a.signal(Signal::SIGTERM);
+        let _ = b.wait().await;
+        assert_eq!(a.wait().await.code(), Some(0), "{}", a.stderr());
+        b.drain().await;
+        assert!(
+            !b.names().iter().any(|n| n == "elected"),
+            "B was elected next to A: {:?}; stderr:\n{}",
+            b.names(),
+            b.stderr()
+        );
+    }
+}
+
+/// Names that some backend cannot hold are refused by every backend as
+/// invalid input (exit 2), at once: `campaign --once`, `observe`,
+/// `leader`, `list`.
+pub async fn names_no_backend_can_hold_exit_2(url: &str) {
+    for name in [
+        "odd\u{e000}name",
+        "odd\u{f8ff}",
+        "odd\u{fffd}",
+        "odd\u{fffe}",
+        "nest/leader",
+        "zookeeper",
+        "jobs/_c_0f-latch-0000000001",
+    ] {
+        for args in [
+            &["campaign", name, "--once", "--ttl", "2s"][..],
+            &["observe", name][..],
+            &["leader", name][..],
+            &["list", name][..],
+        ] {
+            let mut all = vec!["--backend", url];
+            all.extend_from_slice(args);
+            let r = run(&all).await;
+            assert_eq!(r.code, Some(2), "{args:?}: {r:?}");
+            assert!(
+                r.stderr.contains("invalid election name"),
+                "{args:?}: {r:?}"
+            );
+        }
+    }
+}
