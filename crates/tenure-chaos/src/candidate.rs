@@ -21,8 +21,9 @@ use tokio::signal::unix::{signal, SignalKind};
 use crate::clock::{mono_ns, MonoAnchor};
 use crate::log::{Event, EventLog};
 
-/// The key every guarded write goes to.
-pub const FENCED_KEY: &str = "chaos/fenced";
+/// The key every guarded write goes to: next to the election, outside its
+/// key space (guarded writes refuse keys inside an election).
+pub const FENCED_KEY: &str = "chaos-fenced";
 
 /// How a candidate runs.
 #[derive(Clone, Debug)]

@@ -43,8 +43,15 @@ use crate::{
 ///   otherwise returns the existing entry unchanged. For [`Slot::Queue`] the
 ///   key is unique to the lease (a second create with the same lease finds
 ///   the first entry).
+/// - **One shape per election**: a create of one slot fails with
+///   [`Error::ShapeConflict`](crate::Error::ShapeConflict) while a live
+///   entry (bound to a lease) of the other slot, or on ZooKeeper of the
+///   other queue layout, holds the election, and creates nothing that
+///   outlives the call; of two racing creates of different shapes at most
+///   one succeeds.
 /// - **Reads** list an election's queue entries ordered by creation
-///   revision, with the revision the read reflects.
+///   revision, with the revision the read reflects. Keys bound to no
+///   lease (application data) are never queue entries.
 /// - **Guarded update/delete** succeed only while the key still holds the
 ///   entry we created (same creation revision); otherwise they fail with
 ///   [`Error::NotOwner`](crate::Error::NotOwner) (update) or return `false`
@@ -53,6 +60,8 @@ use crate::{
 ///   [`guarded_put`](Self::guarded_put), [`WatchScope::Key`])
 ///   are relative to the backend's namespace (etcd key prefix, ZooKeeper
 ///   chroot): the same key names the same thing on every backend.
+///   [`guarded_put`](Self::guarded_put) refuses keys inside the guard's
+///   election with [`Error::KeyInElection`](crate::Error::KeyInElection).
 /// - **Elections are not nested**: the queue of `a` holds only the direct
 ///   entries of `a`, never those of `a/b`.
 /// - **Watches** deliver every change after `from` in revision order, or
@@ -88,6 +97,12 @@ pub trait CoordinationBackend: Send + Sync + std::fmt::Debug + 'static {
     async fn revoke_lease(&self, lease: LeaseId) -> Result<()>;
 
     /// Creates the entry for `lease` in `slot` of `election` if absent.
+    ///
+    /// # Errors
+    /// [`Error::ShapeConflict`](crate::Error::ShapeConflict) when the
+    /// election holds live entries of another shape;
+    /// [`Error::LeaseExpired`](crate::Error::LeaseExpired); connection
+    /// errors.
     async fn create(
         &self,
         election: &ElectionName,
@@ -130,7 +145,10 @@ pub trait CoordinationBackend: Send + Sync + std::fmt::Debug + 'static {
     /// that a deposed leader cannot make. Returns the write's revision.
     ///
     /// # Errors
-    /// [`Error::NotOwner`](crate::Error::NotOwner) when `guard` is gone.
+    /// [`Error::NotOwner`](crate::Error::NotOwner) when `guard` is gone;
+    /// [`Error::KeyInElection`](crate::Error::KeyInElection) when `key`
+    /// lies inside the guard's election (where it could pass for a
+    /// candidate).
     async fn guarded_put(&self, guard: &Entry, key: &str, value: Bytes) -> Result<Revision>;
 
     /// Watches `scope` for changes at revisions `>= from`; `from == 0`

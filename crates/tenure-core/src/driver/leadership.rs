@@ -162,8 +162,10 @@ impl Leadership {
     ///
     /// # Errors
     /// [`Error::NotLeader`] if the local term has ended or the backend
-    /// rejects the write; [`Error::Timeout`] after the request timeout (the
-    /// write may or may not have been applied).
+    /// rejects the write; [`Error::KeyInElection`] for a key inside this
+    /// election (its leader key, anything under `<election>/`), where it
+    /// could pass for a candidate; [`Error::Timeout`] after the request
+    /// timeout (the write may or may not have been applied).
     pub async fn guarded_put(&self, key: &str, value: impl Into<Bytes>) -> Result<Revision> {
         self.ensure_leader()?;
         let kind = self.backend.kind();
