@@ -1167,7 +1167,7 @@ impl CoordinationBackend for ZkBackend {
         let guard_path = self.resolve(&guard.key)?;
         let election = parent_of(&guard_path);
         let guard_is_candidate =
-            Shape::of(&guard_path[election.len()..].trim_start_matches('/')).is_some();
+            Shape::of(guard_path[election.len()..].trim_start_matches('/')).is_some();
         let inside = if guard_is_candidate
             && (path == election || path.starts_with(&format!("{election}/")))
         {
