@@ -137,7 +137,9 @@ pub struct CampaignArgs {
     /// quarter more of random jitter), so a crashing command does not spin.
     #[arg(long, value_parser = parse_duration, default_value = "1s", value_name = "DURATION")]
     pub recampaign_delay: Duration,
-    /// How candidates decide who leads.
+    /// How candidates decide who leads. An election holds one strategy at
+    /// a time: while candidates of the other one hold it, this candidate
+    /// is refused ("... cannot join it").
     #[arg(long, value_enum, default_value_t = StrategyArg::Queue)]
     pub strategy: StrategyArg,
     /// The command to run while leader, after `--`.
@@ -150,8 +152,8 @@ pub struct CampaignArgs {
 pub struct ReadArgs {
     /// The election.
     pub election: String,
-    /// The strategy the election's candidates use (single-key elections
-    /// keep their leader under one key).
+    /// Kept for scripts: readers see the leader of either strategy (an
+    /// election holds one at a time), whatever this says.
     #[arg(long, value_enum, default_value_t = StrategyArg::Queue)]
     pub strategy: StrategyArg,
 }
