@@ -520,7 +520,6 @@ pub async fn revisions_strictly_increase(backend: &dyn CoordinationBackend, caps
     assert_eq!(found, Some(updated), "leader entry after update");
     cleanup_app_key(backend, &e).await;
     revoke(backend, g.id).await;
-    let _ = single;
 }
 
 // ---- guarded writes ----------------------------------------------------
