@@ -154,6 +154,12 @@ pub struct ReadArgs {
     /// keep their leader under one key).
     #[arg(long, value_enum, default_value_t = StrategyArg::Queue)]
     pub strategy: StrategyArg,
+    /// `observe`: once the backend has not confirmed the leader for this
+    /// long (frozen, unreachable), print `unknown` instead of going on
+    /// showing the last leader as current. Set it to the candidates'
+    /// `--ttl`: past it, their leader may be gone.
+    #[arg(long, value_parser = parse_duration, default_value = "10s", value_name = "DURATION")]
+    pub max_staleness: Duration,
 }
 
 /// Parses `500ms`, `2s`, `1m`, `1m30s`.

@@ -58,6 +58,7 @@ pub mod exit;
 pub mod logging;
 pub mod output;
 pub mod signals;
+pub mod stdout_gone;
 
 pub use exit::{CliError, Exit};
 

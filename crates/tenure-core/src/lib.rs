@@ -36,6 +36,6 @@ pub use error::{check_ttl, BoxError, Error, Result};
 pub use machine::{Backoff, Strategy};
 pub use name::{ElectionName, MAX_ELECTION_NAME_LEN};
 pub use types::{
-    CreateOutcome, Entry, FencingToken, LeaderInfo, LeaseGrant, LeaseId, LossReason, Revision,
-    Slot, Snapshot, WatchEvent, WatchScope, WatchStream,
+    CreateOutcome, Entry, FencingToken, LeaderInfo, LeaseGrant, LeaseId, LossReason, Observation,
+    Revision, Slot, Snapshot, WatchEvent, WatchScope, WatchStream,
 };
