@@ -349,8 +349,13 @@ async fn hundred_candidates_one_connection_one_leader_and_no_herd() {
     assert_eq!(cands[0].key, leadership.entry().key);
     assert!(rx.try_recv().is_err(), "two leaders at once");
     let successor_key = cands[1].key.clone();
-    // Let every follower settle on its predecessor watch, then count.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Count from when every candidate has opened its watch (followers on
+    // their predecessor, the leader on its own entry).
+    let settled = common::eventually(Duration::from_secs(30), || async {
+        counters.iter().all(|c| c.counts().watches >= 1)
+    })
+    .await;
+    assert!(settled, "not every candidate opened its watch");
     let before: Vec<usize> = counters.iter().map(Counting::watch_events).collect();
 
     leadership.resign().await;
