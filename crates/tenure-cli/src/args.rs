@@ -8,7 +8,7 @@ const AFTER_HELP: &str = "\
 Backends (--backend or TENURE_BACKEND):
   memory://[name]                        in-process (one process only: demos, tests)
   etcd://host:port[,host:port][/prefix]  etcd v3; etcds:// for TLS
-  zk://host:port[,host:port][/root]      ZooKeeper 3.5+
+  zk://host:port[,host:port][/root]      ZooKeeper 3.6 or newer
 
 Exit codes:
   0        success; clean shutdown on SIGINT/SIGTERM
