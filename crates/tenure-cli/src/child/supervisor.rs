@@ -210,17 +210,20 @@ struct Tree {
 }
 
 impl Tree {
-    /// Signals the command's process group and every descendant.
+    /// Signals the command's process group and every descendant outside
+    /// it, each process once.
     fn signal(&self, signal: Signal) {
+        let mut group = None;
         if self.command_running {
             match killpg(self.command, signal) {
-                Ok(()) | Err(Errno::ESRCH) => {}
+                Ok(()) => group = Some(self.command),
+                Err(Errno::ESRCH) => {}
                 Err(e) => eprintln!(
                     "tenure: supervisor: cannot send {signal} to the command's group: {e}"
                 ),
             }
         }
-        tree::signal_descendants(self.me, signal);
+        tree::signal_descendants(self.me, signal, group);
     }
 
     /// Reaps every child that has ended (the command, and orphans

@@ -12,29 +12,45 @@ use std::collections::HashMap;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
-/// Every live (not zombie) descendant of `root`, parents before children.
+/// Every live (not zombie) descendant of `root`.
 pub fn descendants(root: Pid) -> Vec<Pid> {
-    let mut children: HashMap<i32, Vec<i32>> = HashMap::new();
+    descendants_with_group(root)
+        .into_iter()
+        .map(|(pid, _)| pid)
+        .collect()
+}
+
+/// Every live descendant of `root`, with its process group id.
+fn descendants_with_group(root: Pid) -> Vec<(Pid, i32)> {
+    let mut children: HashMap<i32, Vec<(i32, i32)>> = HashMap::new();
     for (pid, stat) in processes() {
         if stat.state != 'Z' && stat.state != 'X' {
-            children.entry(stat.ppid).or_default().push(pid);
+            children
+                .entry(stat.ppid)
+                .or_default()
+                .push((pid, stat.pgrp));
         }
     }
     let mut found = Vec::new();
     let mut next = vec![root.as_raw()];
     while let Some(parent) = next.pop() {
-        for &child in children.get(&parent).map(Vec::as_slice).unwrap_or_default() {
-            found.push(Pid::from_raw(child));
+        for &(child, pgrp) in children.get(&parent).map(Vec::as_slice).unwrap_or_default() {
+            found.push((Pid::from_raw(child), pgrp));
             next.push(child);
         }
     }
     found
 }
 
-/// Sends `signal` to every descendant of `root`; returns how many got it.
-pub fn signal_descendants(root: Pid, signal: Signal) -> usize {
-    descendants(root)
+/// Sends `signal` to every descendant of `root` outside process group
+/// `signalled_group` (which the caller signalled as a whole: a second copy
+/// could run a `trap` twice); returns how many got it.
+pub fn signal_descendants(root: Pid, signal: Signal, signalled_group: Option<Pid>) -> usize {
+    let skip = signalled_group.map(Pid::as_raw);
+    descendants_with_group(root)
         .into_iter()
+        .filter(|&(_, pgrp)| Some(pgrp) != skip)
+        .map(|(pid, _)| pid)
         // ESRCH: it ended meanwhile; EPERM: it made itself another user's
         // (setuid), out of our reach.
         .filter(|&pid| kill(pid, signal).is_ok())
@@ -46,6 +62,7 @@ pub fn signal_descendants(root: Pid, signal: Signal) -> usize {
 struct Stat {
     state: char,
     ppid: i32,
+    pgrp: i32,
 }
 
 /// Every process of the system with its stat (processes that end while
@@ -69,7 +86,8 @@ fn parse_stat(stat: &str) -> Option<Stat> {
     let mut fields = rest.split_whitespace();
     let state = fields.next()?.chars().next()?;
     let ppid = fields.next()?.parse().ok()?;
-    Some(Stat { state, ppid })
+    let pgrp = fields.next()?.parse().ok()?;
+    Some(Stat { state, ppid, pgrp })
 }
 
 #[cfg(test)]
@@ -82,14 +100,16 @@ mod tests {
             parse_stat("42 (sh) S 1 42 42 0"),
             Some(Stat {
                 state: 'S',
-                ppid: 1
+                ppid: 1,
+                pgrp: 42
             })
         );
         assert_eq!(
             parse_stat("7 (a) b (c)) Z 9 9 9"),
             Some(Stat {
                 state: 'Z',
-                ppid: 9
+                ppid: 9,
+                pgrp: 9
             })
         );
         assert_eq!(parse_stat("garbage"), None);
@@ -112,7 +132,13 @@ mod tests {
             std::thread::sleep(std::time::Duration::from_millis(10));
         }
         assert_eq!(found.len(), 1, "no grandchild: {found:?}");
-        assert_eq!(signal_descendants(child_pid, Signal::SIGKILL), 1);
+        // The grandchild is in our process group: skipping it spares it.
+        let ours = nix::unistd::getpgrp();
+        assert_eq!(
+            signal_descendants(child_pid, Signal::SIGCONT, Some(ours)),
+            0
+        );
+        assert_eq!(signal_descendants(child_pid, Signal::SIGKILL, None), 1);
         // `wait` returns once `sleep` is killed.
         assert!(child.wait().unwrap().success());
     }
