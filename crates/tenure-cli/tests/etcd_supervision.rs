@@ -242,7 +242,12 @@ async fn sigtstp_stops_the_command_and_a_resumed_leader_kills_it() {
     t.a.signal(Signal::SIGCONT);
     let lost = t.a.expect("lost").await;
     assert_eq!(lost["token"], t.elected_a["token"]);
-    t.a.expect("child_exited").await;
+    // The supervisor may have killed the stopped tree at the deadline (then
+    // its end is reported as soon as A runs, before the loss) or A kills it
+    // on resuming.
+    if !t.a.names().contains(&"child_exited".to_owned()) {
+        t.a.expect("child_exited").await;
+    }
     // Resumed, A queues behind B again.
     t.a.expect_where("campaigning", |_| true).await;
     // B's writer keeps writing; A's never wrote again.

@@ -358,6 +358,10 @@ impl Campaigner<'_> {
                 }
                 Ok(if self.shutdown.requested() {
                     TermEnd::Shutdown
+                } else if lost.is_some() {
+                    // It ended because the term did (its supervisor's
+                    // deadline): a loss, as `--once` reports it.
+                    TermEnd::Lost
                 } else {
                     TermEnd::ChildExited(end.exit())
                 })
