@@ -50,9 +50,9 @@ async fn gated_command_stops_when_the_key_is_deleted() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn stubborn_child_gets_sigkill_after_grace() {
+async fn child_gets_sigkill_at_once_when_the_entry_goes() {
     let (server, url) = server().await;
-    scenarios::stubborn_child_killed_after_grace(&url, etcdctl_delete(&server)).await;
+    scenarios::child_killed_at_once_when_the_entry_goes(&url, etcdctl_delete(&server)).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

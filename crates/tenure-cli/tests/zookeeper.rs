@@ -45,9 +45,9 @@ async fn gated_command_stops_when_the_node_is_deleted() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn stubborn_child_gets_sigkill_after_grace() {
+async fn child_gets_sigkill_at_once_when_the_entry_goes() {
     let url = url().await;
-    scenarios::stubborn_child_killed_after_grace(&url, delete_leader(url.clone())).await;
+    scenarios::child_killed_at_once_when_the_entry_goes(&url, delete_leader(url.clone())).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
