@@ -270,6 +270,14 @@ impl ZkBackend {
         self.lease(lease).map(|l| l.client.session().clone())
     }
 
+    /// A watcher of the connection state of `lease`'s session
+    /// (connected, disconnected while the client reconnects, expired,
+    /// closed), for tools and tests that follow it. `None` for unknown
+    /// leases.
+    pub fn lease_state(&self, lease: LeaseId) -> Option<zk::StateWatcher> {
+        self.lease(lease).map(|l| l.client.state_watcher())
+    }
+
     /// Closes every lease session (their ephemeral nodes vanish) and
     /// forgets them. The backend stays usable.
     pub async fn close(&self) {
