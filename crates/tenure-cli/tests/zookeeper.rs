@@ -60,3 +60,13 @@ async fn once_without_command_exits_4_on_loss() {
 async fn never_elected_never_runs_the_command() {
     scenarios::never_elected_never_runs(&url().await).await;
 }
+
+/// Two hundred candidates started at once against one server (of this
+/// test's own, without a per-host connection limit): all queue, one leads.
+#[tokio::test(flavor = "multi_thread")]
+async fn two_hundred_candidates_at_once() {
+    let server = ZkServer::start()
+        .await
+        .unwrap_or_else(|e| panic!("cannot start ZooKeeper: {e}"));
+    scenarios::burst(&format!("zk://{}/burst", server.connect_string()), 200).await;
+}

@@ -314,3 +314,59 @@ where
     assert_eq!(lost["token"], elected["token"]);
     assert_eq!(t.wait().await.code(), Some(4), "stderr: {}", t.stderr());
 }
+
+/// `n` `tenure campaign` processes started at once: every one prints
+/// `campaigning` (none fails to connect or to open its session), `list`
+/// shows all `n` queued, exactly one prints `elected`; then the followers
+/// stop on SIGTERM (exit 0, never elected, the leader still holds) and
+/// the leader last.
+pub async fn burst(url: &str, n: usize) {
+    let election = super::unique("burst");
+    let e = election.as_str();
+    let started = tokio::time::Instant::now();
+    let mut all: Vec<Running> = (0..n)
+        .map(|i| {
+            let proposal = format!("c{i}");
+            start(url, &proposal, "campaign", e, &[&proposal, "--ttl", "10s"])
+        })
+        .collect();
+    for r in all.iter_mut() {
+        r.expect("campaigning").await;
+    }
+    let queue = wait_candidates(url, e, n).await;
+    println!("{n} candidates queued in {:?}", started.elapsed());
+    let head = queue[0]["proposal"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no proposal: {}", queue[0]))
+        .to_owned();
+    let leader = all
+        .iter()
+        .position(|r| r.label == head)
+        .unwrap_or_else(|| panic!("the head {head} is none of ours"));
+    let mut leader = all.swap_remove(leader);
+    leader.expect("elected").await;
+    for f in &all {
+        f.signal(Signal::SIGTERM);
+    }
+    for f in all.iter_mut() {
+        let status = f.wait().await;
+        f.drain().await;
+        assert_eq!(
+            status.code(),
+            Some(0),
+            "{}: {:?}\n{}",
+            f.label,
+            f.names(),
+            f.stderr()
+        );
+        assert!(
+            !f.names().iter().any(|n| n == "elected"),
+            "{} was elected while {head} led: {:?}",
+            f.label,
+            f.names()
+        );
+    }
+    leader.signal(Signal::SIGTERM);
+    assert_eq!(leader.wait().await.code(), Some(0), "{}", leader.stderr());
+    wait_candidates(url, e, 0).await;
+}
