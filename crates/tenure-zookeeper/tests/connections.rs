@@ -153,7 +153,7 @@ async fn hold_connection(zk: &ZkServer) -> zk::Client {
         .with_session_timeout(Duration::from_secs(10))
         .connect(&zk.connect_string())
         .await
-        .unwrap()
+        .unwrap_or_else(|e| panic!("cannot hold a connection: {e}"))
 }
 
 /// A server with `maxClientCnxns=3` closes a fourth connection from
