@@ -187,13 +187,18 @@ impl ZkBackend {
         options.validate()?;
         // Bounds learnt by an attempt stay learnt for the next ones.
         let learnt = Mutex::new(options.ttl_bounds);
+        // A probe is two handshakes on raw connections: a slow answer is
+        // worth waiting for (a retry would only add to a busy server's
+        // work), but one silent host must leave time for the others.
+        let hosts = u32::try_from(probe::hosts(&options.connect).len().max(1)).unwrap_or(1);
+        let probe_timeout = options.connect_timeout / hosts;
         let opened = connect_retry(&options)
             .run(|_| async {
                 let known = learnt.lock().map(|b| *b).unwrap_or(None);
                 let bounds = match known {
                     Some(b) => b,
                     None => {
-                        let b = probe::session_bounds(&options.connect, PROBE_TIMEOUT)
+                        let b = probe::session_bounds(&options.connect, probe_timeout)
                             .await
                             .map_err(|cause| AttemptError::Transient(cause.into()))?;
                         if let Ok(mut l) = learnt.lock() {
@@ -767,10 +772,6 @@ impl ZkBackend {
 /// a back-off) while the connect timeout lasts, so a server that is slow
 /// under a burst of new sessions delays them instead of failing them.
 const MAX_SILENCE: Duration = Duration::from_secs(1);
-
-/// Bound on one probe of the server's session-timeout bounds (two
-/// handshakes); the connect timeout bounds the retries.
-const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The retry loop of every session opened with `options`.
 fn connect_retry(options: &ZkOptions) -> ConnectRetry {

@@ -316,13 +316,36 @@ where
 }
 
 /// `n` `tenure campaign` processes started at once: every one prints
-/// `campaigning` (none fails to connect or to open its session), `list`
-/// shows all `n` queued, exactly one prints `elected`; then the followers
-/// stop on SIGTERM (exit 0, never elected, the leader still holds) and
-/// the leader last.
+/// `campaigning` (none fails to connect or to open its session), all `n`
+/// are queued, exactly one prints `elected`; then the followers stop on
+/// SIGTERM (exit 0, never elected, the leader still holds) and the leader
+/// last. The queue is read by one backend connected in this process
+/// before the burst (a `tenure list` per poll would add connections of
+/// its own to the load under test).
 pub async fn burst(url: &str, n: usize) {
     let election = super::unique("burst");
     let e = election.as_str();
+    let name = tenure::ElectionName::new(e).unwrap();
+    let observer = tenure::connect(url).await.unwrap();
+    let queued = |want: usize| {
+        let (observer, name) = (observer.clone(), name.clone());
+        async move {
+            let deadline = tokio::time::Instant::now() + PATIENCE;
+            loop {
+                let snapshot = observer.candidates(&name).await;
+                if let Ok(s) = &snapshot {
+                    if s.entries.len() == want {
+                        return s.entries.clone();
+                    }
+                }
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "never {want} candidates: {snapshot:?}"
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        }
+    };
     let started = tokio::time::Instant::now();
     let mut all: Vec<Running> = (0..n)
         .map(|i| {
@@ -333,12 +356,9 @@ pub async fn burst(url: &str, n: usize) {
     for r in all.iter_mut() {
         r.expect("campaigning").await;
     }
-    let queue = wait_candidates(url, e, n).await;
+    let queue = queued(n).await;
     println!("{n} candidates queued in {:?}", started.elapsed());
-    let head = queue[0]["proposal"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no proposal: {}", queue[0]))
-        .to_owned();
+    let head = String::from_utf8_lossy(&queue[0].value).into_owned();
     let leader = all
         .iter()
         .position(|r| r.label == head)
@@ -368,5 +388,5 @@ pub async fn burst(url: &str, n: usize) {
     }
     leader.signal(Signal::SIGTERM);
     assert_eq!(leader.wait().await.code(), Some(0), "{}", leader.stderr());
-    wait_candidates(url, e, 0).await;
+    queued(0).await;
 }
