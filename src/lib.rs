@@ -50,4 +50,4 @@ pub use tenure_zookeeper as zookeeper;
 
 mod url;
 
-pub use url::{connect, Scheme};
+pub use url::{connect, connect_with, ConnectOptions, Scheme};

@@ -265,3 +265,11 @@ async fn single_key_strategy() {
     let r = common::run(&["--backend", &url, "leader", e, "--strategy", "single-key"]).await;
     assert_eq!(r.code, Some(1), "resigned: {r:?}");
 }
+
+/// Two hundred candidates started at once against one server: all queue,
+/// one leads.
+#[tokio::test(flavor = "multi_thread")]
+async fn two_hundred_candidates_at_once() {
+    let (_server, url) = server().await;
+    scenarios::burst(&url, 200).await;
+}

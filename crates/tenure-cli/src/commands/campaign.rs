@@ -43,7 +43,7 @@ pub async fn run(global: &GlobalArgs, args: CampaignArgs, out: &Output) -> Resul
     let mut shutdown = Shutdown::install()?;
     let jobs = JobControl::install()?;
     let backend = tokio::select! {
-        b = backend::connect(url, global.request_timeout) => b?,
+        b = backend::connect(url, Some(args.ttl), global.request_timeout) => b?,
         _ = shutdown.recv() => return Ok(Exit::Success),
     };
     tenure::check_ttl(args.ttl, backend.ttl_bounds())?;

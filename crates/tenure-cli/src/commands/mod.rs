@@ -33,7 +33,7 @@ pub async fn dispatch(cli: Cli, out: &Output) -> Result<Exit, CliError> {
 pub async fn read_election(global: &GlobalArgs, args: &ReadArgs) -> Result<Election, CliError> {
     let name = ElectionName::new(args.election.clone())?;
     let (url, _) = backend::check(global.backend.as_deref())?;
-    let backend = backend::connect(url, global.request_timeout).await?;
+    let backend = backend::connect(url, None, global.request_timeout).await?;
     let mut builder = Election::builder(backend, name.as_str())
         .strategy(args.strategy.into())
         .max_staleness(args.max_staleness);

@@ -314,3 +314,79 @@ where
     assert_eq!(lost["token"], elected["token"]);
     assert_eq!(t.wait().await.code(), Some(4), "stderr: {}", t.stderr());
 }
+
+/// `n` `tenure campaign` processes started at once: every one prints
+/// `campaigning` (none fails to connect or to open its session), all `n`
+/// are queued, exactly one prints `elected`; then the followers stop on
+/// SIGTERM (exit 0, never elected, the leader still holds) and the leader
+/// last. The queue is read by one backend connected in this process
+/// before the burst (a `tenure list` per poll would add connections of
+/// its own to the load under test).
+pub async fn burst(url: &str, n: usize) {
+    let election = super::unique("burst");
+    let e = election.as_str();
+    let name = tenure::ElectionName::new(e).unwrap();
+    let observer = tenure::connect(url).await.unwrap();
+    let queued = |want: usize| {
+        let (observer, name) = (observer.clone(), name.clone());
+        async move {
+            let deadline = tokio::time::Instant::now() + PATIENCE;
+            loop {
+                let snapshot = observer.candidates(&name).await;
+                if let Ok(s) = &snapshot {
+                    if s.entries.len() == want {
+                        return s.entries.clone();
+                    }
+                }
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "never {want} candidates: {snapshot:?}"
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        }
+    };
+    let started = tokio::time::Instant::now();
+    let mut all: Vec<Running> = (0..n)
+        .map(|i| {
+            let proposal = format!("c{i}");
+            start(url, &proposal, "campaign", e, &[&proposal, "--ttl", "10s"])
+        })
+        .collect();
+    for r in all.iter_mut() {
+        r.expect("campaigning").await;
+    }
+    let queue = queued(n).await;
+    println!("{n} candidates queued in {:?}", started.elapsed());
+    let head = String::from_utf8_lossy(&queue[0].value).into_owned();
+    let leader = all
+        .iter()
+        .position(|r| r.label == head)
+        .unwrap_or_else(|| panic!("the head {head} is none of ours"));
+    let mut leader = all.swap_remove(leader);
+    leader.expect("elected").await;
+    for f in &all {
+        f.signal(Signal::SIGTERM);
+    }
+    for f in all.iter_mut() {
+        let status = f.wait().await;
+        f.drain().await;
+        assert_eq!(
+            status.code(),
+            Some(0),
+            "{}: {:?}\n{}",
+            f.label,
+            f.names(),
+            f.stderr()
+        );
+        assert!(
+            !f.names().iter().any(|n| n == "elected"),
+            "{} was elected while {head} led: {:?}",
+            f.label,
+            f.names()
+        );
+    }
+    leader.signal(Signal::SIGTERM);
+    assert_eq!(leader.wait().await.code(), Some(0), "{}", leader.stderr());
+    queued(0).await;
+}
