@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use tenure::memory::MemoryBackend;
-use tenure::{DynBackend, Election, Error, Leadership};
+use tenure::{DynBackend, Election, Error, Leadership, Observation};
 use tenure_testkit::counting::Counting;
 use tenure_testkit::etcd_server::EtcdServer;
 use tenure_testkit::zk_server::ZkServer;
@@ -150,7 +150,12 @@ async fn scenario(target: &Target) -> tenure::Result<Row> {
     let log = observed.clone();
     let observer = tokio::spawn(async move {
         while let Some(leader) = leaders.next().await {
-            let name = leader.map_or("none".to_string(), |l| name_of(&l.value));
+            let name = match &leader {
+                Observation::Unknown { .. } => "unknown".to_string(),
+                other => other
+                    .leader()
+                    .map_or("none".to_string(), |l| name_of(&l.value)),
+            };
             log.lock().unwrap_or_else(|e| e.into_inner()).push(name);
         }
     });

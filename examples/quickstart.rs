@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use tenure::memory::MemoryBackend;
-use tenure::{DynBackend, Election, Leadership};
+use tenure::{DynBackend, Election, Leadership, Observation};
 
 const TTL: Duration = Duration::from_secs(2);
 
@@ -37,13 +37,14 @@ async fn main() -> tenure::Result<()> {
     tokio::spawn(async move {
         while let Some(leader) = leaders.next().await {
             match leader {
-                Some(l) => println!(
+                Observation::Leader(l) => println!(
                     "{} observer: leader is {} (token {})",
                     stamp(start),
                     String::from_utf8_lossy(&l.value),
                     l.token
                 ),
-                None => println!("{} observer: no leader", stamp(start)),
+                Observation::NoLeader => println!("{} observer: no leader", stamp(start)),
+                other => println!("{} observer: {other:?}", stamp(start)),
             }
         }
     });

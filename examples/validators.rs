@@ -128,7 +128,9 @@ async fn main() -> tenure::Result<()> {
     let (tx, mut changes) = tokio::sync::mpsc::unbounded_channel();
     tokio::spawn(async move {
         while let Some(leader) = signers.next().await {
-            let name = leader.map(|l| String::from_utf8_lossy(&l.value).into_owned());
+            let name = leader
+                .leader()
+                .map(|l| String::from_utf8_lossy(&l.value).into_owned());
             if tx.send((Instant::now(), name)).is_err() {
                 break;
             }

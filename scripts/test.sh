@@ -12,5 +12,5 @@ export PROPTEST_CASES="${PROPTEST_CASES:-256}"
 # Every backend compiled into the facade too (`--all-features`), so the
 # by-URL tests reach real etcd and ZooKeeper; then the facade alone on its
 # default features, as most users build it.
-cargo test --workspace --all-features "$@"
-cargo test -p tenure --lib "$@"
+cargo test --workspace --all-features --no-fail-fast "$@"
+cargo test -p tenure --lib --no-fail-fast "$@"

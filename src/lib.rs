@@ -30,7 +30,7 @@
 //! |-------------|------------------------------|---------|
 //! | `memory`    | in-process ([`memory`])      | yes     |
 //! | `etcd`      | etcd v3 (needs `protoc`)     | no      |
-//! | `zookeeper` | ZooKeeper 3.5+               | no      |
+//! | `zookeeper` | ZooKeeper 3.6 or newer       | no      |
 //! | `full`      | all of the above             | no      |
 
 #[doc(inline)]
@@ -50,4 +50,4 @@ pub use tenure_zookeeper as zookeeper;
 
 mod url;
 
-pub use url::{connect, Scheme};
+pub use url::{connect, connect_with, ConnectOptions, Scheme};

@@ -4,6 +4,8 @@
 //! its own URL (`EtcdOptions::from_url`, `ZkOptions::from_url`), so one
 //! grammar lives in one place.
 
+use std::time::Duration;
+
 use tenure_core::{DynBackend, Error, Result};
 
 /// The backend a URL names.
@@ -56,10 +58,73 @@ impl Scheme {
 /// backend's connection errors ([`Error::Unreachable`],
 /// [`Error::Unauthenticated`], ...).
 pub async fn connect(url: &str) -> Result<DynBackend> {
+    connect_with(url, &ConnectOptions::new()).await
+}
+
+/// What [`connect_with`] applies on top of a URL's own options, whatever
+/// the backend.
+///
+/// ```
+/// use std::time::Duration;
+/// let options = tenure::ConnectOptions::new()
+///     .ttl(Duration::from_secs(3))
+///     .timeout(Duration::from_secs(2));
+/// ```
+#[derive(Clone, Debug, Default)]
+#[non_exhaustive]
+pub struct ConnectOptions {
+    ttl: Option<Duration>,
+    timeout: Option<Duration>,
+}
+
+impl ConnectOptions {
+    /// No TTL, the URL's own timeouts.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The TTL the elections on this backend will use (what
+    /// `ElectionBuilder::ttl` gets): the backend sizes what it keeps for
+    /// itself to match, within the server's bounds. On ZooKeeper it is the
+    /// timeout of the shared session for reads and watches, unless the URL
+    /// sets `session_timeout=` (see `ZkOptions::default_session_timeout`);
+    /// etcd and the memory backend need nothing.
+    pub fn ttl(mut self, ttl: Duration) -> Self {
+        self.ttl = Some(ttl);
+        self
+    }
+
+    /// Bounds establishing the connection (retries included) and each
+    /// request the backend makes on its own (etcd and ZooKeeper), in place
+    /// of the URL's `connect_timeout=` and `request_timeout=`.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+}
+
+/// As [`connect`], with `options` applied on top of the URL's own.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> tenure::Result<()> {
+/// use std::time::Duration;
+/// use tenure::{ConnectOptions, Election};
+///
+/// let ttl = Duration::from_secs(3);
+/// let backend = tenure::connect_with("memory://", &ConnectOptions::new().ttl(ttl)).await?;
+/// let election = Election::builder(backend, "scheduler").ttl(ttl).build()?;
+/// # let _ = election;
+/// # Ok(()) }
+/// ```
+///
+/// # Errors
+/// As [`connect`].
+pub async fn connect_with(url: &str, options: &ConnectOptions) -> Result<DynBackend> {
     match Scheme::of(url)? {
         Scheme::Memory => memory(url),
-        Scheme::Etcd => etcd(url).await,
-        Scheme::ZooKeeper => zookeeper(url).await,
+        Scheme::Etcd => etcd(url, options).await,
+        Scheme::ZooKeeper => zookeeper(url, options).await,
     }
 }
 
@@ -101,28 +166,37 @@ fn memory(url: &str) -> Result<DynBackend> {
 }
 
 #[cfg(feature = "etcd")]
-async fn etcd(url: &str) -> Result<DynBackend> {
-    let options = tenure_etcd::EtcdOptions::from_url(url)?;
+async fn etcd(url: &str, with: &ConnectOptions) -> Result<DynBackend> {
+    let mut options = tenure_etcd::EtcdOptions::from_url(url)?;
+    if let Some(t) = with.timeout {
+        options = options.connect_timeout(t).request_timeout(t);
+    }
     Ok(std::sync::Arc::new(
         tenure_etcd::EtcdBackend::connect(options).await?,
     ))
 }
 
 #[cfg(not(feature = "etcd"))]
-async fn etcd(url: &str) -> Result<DynBackend> {
+async fn etcd(url: &str, _: &ConnectOptions) -> Result<DynBackend> {
     Err(missing(url, "etcd"))
 }
 
 #[cfg(feature = "zookeeper")]
-async fn zookeeper(url: &str) -> Result<DynBackend> {
-    let options = tenure_zookeeper::ZkOptions::from_url(url)?;
+async fn zookeeper(url: &str, with: &ConnectOptions) -> Result<DynBackend> {
+    let mut options = tenure_zookeeper::ZkOptions::from_url(url)?;
+    if let Some(t) = with.timeout {
+        options = options.connect_timeout(t).request_timeout(t);
+    }
+    if let Some(ttl) = with.ttl {
+        options = options.default_session_timeout(ttl);
+    }
     Ok(std::sync::Arc::new(
         tenure_zookeeper::ZkBackend::connect(options).await?,
     ))
 }
 
 #[cfg(not(feature = "zookeeper"))]
-async fn zookeeper(url: &str) -> Result<DynBackend> {
+async fn zookeeper(url: &str, _: &ConnectOptions) -> Result<DynBackend> {
     Err(missing(url, "zookeeper"))
 }
 

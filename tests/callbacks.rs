@@ -44,7 +44,9 @@ fn logging(log: &Log, who: &'static str) -> Callbacks {
         })
         .on_stopped_leading(move |reason| l2.push(format!("{who} stopped {}", reason.as_str())))
         .on_new_leader(move |leader| {
-            let v = leader.map(|l| String::from_utf8_lossy(&l.value).into_owned());
+            let v = leader
+                .into_leader()
+                .map(|l| String::from_utf8_lossy(&l.value).into_owned());
             l3.push(format!("{who} sees {}", v.as_deref().unwrap_or("none")));
         })
 }

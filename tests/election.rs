@@ -186,16 +186,20 @@ async fn observe_reports_every_leader_and_survives_lost_history() {
     let server = MemoryBackend::new();
     let (a, b, o) = (server.client(), server.client(), server.client());
     let mut leaders = election(&o, "e").observe();
-    assert_eq!(leaders.next().await.unwrap(), None, "nobody leads yet");
+    assert_eq!(
+        leaders.next().await.unwrap(),
+        tenure::Observation::NoLeader,
+        "nobody leads yet"
+    );
 
     let la = election(&a, "e").campaign("a").await.unwrap();
-    let seen = leaders.next().await.unwrap().unwrap();
+    let seen = leaders.next().await.unwrap().into_leader().unwrap();
     assert_eq!((&seen.value[..], seen.token), (&b"a"[..], la.token()));
 
     server.compact_all();
     server.drop_watches();
     la.proclaim("a2").await.unwrap();
-    let seen = leaders.next().await.unwrap().unwrap();
+    let seen = leaders.next().await.unwrap().into_leader().unwrap();
     assert_eq!(&seen.value[..], b"a2");
 
     let fb = tokio::spawn({
@@ -205,7 +209,7 @@ async fn observe_reports_every_leader_and_survives_lost_history() {
     tokio::time::sleep(Duration::from_millis(10)).await;
     la.resign().await;
     let lb = fb.await.unwrap().unwrap();
-    let seen = leaders.next().await.unwrap().unwrap();
+    let seen = leaders.next().await.unwrap().into_leader().unwrap();
     assert_eq!((&seen.value[..], seen.token), (&b"b"[..], lb.token()));
 }
 
@@ -340,4 +344,58 @@ async fn campaign_fails_when_the_lease_is_lost_while_waiting() {
     server.expire_lease(session.lease());
     let err = waiting.await.unwrap().unwrap_err();
     assert!(matches!(err, Error::LeaseExpired { .. }), "{err}");
+}
+
+/// An observer cut off from the backend says `Unknown` once the bound has
+/// passed without a confirmation (not before), then the leader again when
+/// the backend answers; a quiet but healthy backend never makes it
+/// unknown.
+#[tokio::test(start_paused = true)]
+async fn observer_says_unknown_past_the_bound_and_recovers() {
+    let server = MemoryBackend::new();
+    let (a, watcher) = (server.client(), server.client());
+    let leader = election(&a, "e").campaign("a").await.unwrap();
+    let mut leaders = Election::builder(dynb(&watcher), "e")
+        .ttl(TTL)
+        .max_staleness(Duration::from_secs(3))
+        .build()
+        .unwrap()
+        .observe();
+    let first = leaders.next().await.unwrap();
+    assert_eq!(first.leader().unwrap().token, leader.token());
+
+    // Healthy and quiet for many bounds: nothing new, and the observer
+    // kept confirming (its probes reached the backend).
+    let before = watcher.stats().requests;
+    let quiet = tokio::time::timeout(Duration::from_secs(20), leaders.next()).await;
+    assert!(quiet.is_err(), "quiet backend, but got {quiet:?}");
+    assert!(
+        watcher.stats().requests >= before + 6,
+        "the observer did not probe: {} -> {}",
+        before,
+        watcher.stats().requests
+    );
+
+    let cut_at = Instant::now();
+    watcher.set_unreachable(true);
+    match leaders.next().await.unwrap() {
+        tenure::Observation::Unknown { unconfirmed_for } => {
+            assert!(
+                unconfirmed_for >= Duration::from_secs(3),
+                "{unconfirmed_for:?}"
+            );
+            // The last confirmation came at most a probe interval before
+            // the cut; the report comes at the bound after it.
+            assert!(
+                cut_at.elapsed() <= Duration::from_secs(3),
+                "{:?}",
+                cut_at.elapsed()
+            );
+        }
+        other => panic!("expected Unknown, got {other:?}"),
+    }
+    watcher.set_unreachable(false);
+    let back = leaders.next().await.unwrap();
+    assert_eq!(back.leader().unwrap().token, leader.token(), "{back:?}");
+    leader.resign().await;
 }

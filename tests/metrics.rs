@@ -159,7 +159,7 @@ fn an_observer_counts_the_watches_it_had_to_reopen() {
         let server = MemoryBackend::new();
         let c = server.client();
         let mut leaders = election(&c).observe();
-        assert_eq!(leaders.next().await.unwrap(), None);
+        assert_eq!(leaders.next().await.unwrap(), tenure::Observation::NoLeader);
         tokio::time::sleep(Duration::from_millis(10)).await;
         let key = format!("{}{{election=sched,role=observer}}", m::WATCH_RECONNECTS);
         assert_eq!(Values::take(&snap).counter(&key), 0);

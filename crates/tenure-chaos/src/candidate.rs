@@ -2,6 +2,13 @@
 //! renews, writes under its fencing token while it leads, re-campaigns
 //! after each loss.
 //!
+//! With `gated`, a leader also runs a command the way `tenure campaign --
+//! CMD` does, through the same supervisor (`tenure_cli::child`): `sh`
+//! starting a grandchild ([`command_writer`]) that logs a
+//! `command_write` line with the term's token every 50 ms. The candidate
+//! handles signals as `tenure` does: `SIGHUP`, `SIGQUIT`, `SIGUSR1` like
+//! `SIGTERM`, `SIGTSTP` by stopping the command's tree, then itself.
+//!
 //! A hidden `--broken` mode makes it a deliberately unsafe leader for the
 //! checker's own test: once elected it ignores `lost()` and `valid_until`,
 //! keeps claiming a fresh deadline, and guards its writes with *an* entry
@@ -16,7 +23,8 @@ use bytes::Bytes;
 use futures::future::BoxFuture;
 use futures::FutureExt;
 use tenure::{DynBackend, Election, ElectionName, Entry, Error, Leadership, Slot};
-use tokio::signal::unix::{signal, SignalKind};
+use tenure_cli::child::{loss_kill_at, ChildSpec, Supervised};
+use tenure_cli::signals::{stop_self, JobControl, Shutdown};
 
 use crate::clock::{mono_ns, MonoAnchor};
 use crate::log::{Event, EventLog};
@@ -44,6 +52,8 @@ pub struct CandidateOptions {
     pub log: PathBuf,
     /// Deliberately unsafe (see the module docs).
     pub broken: bool,
+    /// Run a gated command while leader (see the module docs).
+    pub gated: bool,
 }
 
 /// Why a term's loop returned.
@@ -54,13 +64,19 @@ enum After {
     Stop,
 }
 
-/// Runs a candidate until `SIGTERM`.
+/// Runs a candidate until `SIGTERM` (or `SIGINT`, `SIGHUP`, `SIGQUIT`,
+/// `SIGUSR1`).
 ///
 /// # Errors
-/// The log cannot be opened or the signal handler installed.
+/// The log cannot be opened or the signal handlers installed.
 pub async fn run(opts: CandidateOptions) -> std::io::Result<()> {
     let log = Arc::new(EventLog::open(&opts.log, Some(opts.id))?);
-    let mut term = signal(SignalKind::terminate())?;
+    let mut term = Shutdown::install().map_err(|e| std::io::Error::other(e.to_string()))?;
+    let jobs = if opts.gated {
+        Some(JobControl::install().map_err(|e| std::io::Error::other(e.to_string()))?)
+    } else {
+        None
+    };
     log.log(Event::Start {
         pid: std::process::id(),
         broken: opts.broken,
@@ -117,6 +133,8 @@ pub async fn run(opts: CandidateOptions) -> std::io::Result<()> {
                 &mut term,
             )
             .await
+        } else if let Some(jobs) = &jobs {
+            lead_gated(&opts, &log, &anchor, &leadership, &mut term, jobs).await
         } else {
             lead(&opts, &log, &anchor, &leadership, &mut seq, &mut term).await
         };
@@ -148,7 +166,7 @@ async fn lead(
     anchor: &MonoAnchor,
     l: &Leadership,
     seq: &mut u64,
-    term: &mut tokio::signal::unix::Signal,
+    term: &mut Shutdown,
 ) -> After {
     let token = l.token();
     let mut logged = l.valid_until();
@@ -230,6 +248,137 @@ async fn lead(
     outcome
 }
 
+/// One term of a correct leader that runs a gated command, as `tenure
+/// campaign -- CMD` does: the supervisor learns every new deadline (plus
+/// the grace) and kills the command's tree by itself when it passes.
+async fn lead_gated(
+    opts: &CandidateOptions,
+    log: &EventLog,
+    anchor: &MonoAnchor,
+    l: &Leadership,
+    term: &mut Shutdown,
+    jobs: &JobControl,
+) -> After {
+    let token = l.token();
+    let mut logged = l.valid_until();
+    log.log(Event::Elected {
+        token,
+        valid_until_ns: anchor.to_ns(logged),
+    });
+    let grace = tenure_cli::grace::max_grace(opts.ttl);
+    let mut suspensions = jobs.delegate();
+    let spec = ChildSpec {
+        argv: command_argv(opts),
+        env: vec![("TENURE_TOKEN".into(), token.to_string())],
+        stdout_to_stderr: false,
+    };
+    let mut child = match Supervised::spawn(&spec, (logged + grace).into()).await {
+        Ok(c) => c,
+        Err(e) => {
+            log.log(Event::Error {
+                what: "start the gated command".into(),
+                message: e.to_string(),
+            });
+            log.log(Event::Lost {
+                reason: tenure::LossReason::Resigned.to_string(),
+            });
+            return After::Recampaign;
+        }
+    };
+    // The candidate logs the term itself; the CLI's events are not needed.
+    let quiet = |_: tenure_cli::output::Event| {};
+    let mut tick = tokio::time::interval(opts.poll);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            biased;
+            reason = l.lost() => {
+                log.log(Event::Lost { reason: reason.to_string() });
+                let kill_at = loss_kill_at(reason, l.valid_until().into(), grace);
+                child.stop(kill_at, term, None, &quiet).await;
+                return After::Recampaign;
+            }
+            _ = term.recv() => {
+                let now = tokio::time::Instant::now();
+                let (_, lost) = child.stop(now + grace, term, Some((l, grace)), &quiet).await;
+                if let Some(reason) = lost {
+                    log.log(Event::Lost { reason: reason.to_string() });
+                }
+                return After::Stop;
+            }
+            () = suspensions.recv() => {
+                child.freeze().await;
+                stop_self();
+                if l.is_leader() {
+                    child.thaw().await;
+                }
+            }
+            _ = child.wait(&quiet) => {
+                // The writer never ends by itself: something killed it.
+                let now = tokio::time::Instant::now();
+                child.stop(now + grace, term, None, &quiet).await;
+                log.log(Event::Lost { reason: tenure::LossReason::Resigned.to_string() });
+                return After::Recampaign;
+            }
+            _ = tick.tick() => {
+                let now = l.valid_until();
+                if now != logged {
+                    logged = now;
+                    log.log(Event::Renewed { valid_until_ns: anchor.to_ns(now) });
+                    child.set_deadline((now + grace).into()).await;
+                }
+            }
+        }
+    }
+}
+
+/// The gated command: `sh` starting the writer ([`command_writer`], this
+/// very binary under a hidden argument) in the background.
+fn command_argv(opts: &CandidateOptions) -> Vec<String> {
+    let me = std::env::current_exe()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|_| "/proc/self/exe".into());
+    vec![
+        "sh".into(),
+        "-c".into(),
+        format!("\"$0\" {COMMAND_WRITER} \"$1\" \"$2\" & wait"),
+        me,
+        opts.log.display().to_string(),
+        opts.id.to_string(),
+    ]
+}
+
+/// The hidden first argument that makes the candidate binary run as the
+/// gated command's writer: `<bin> __command-writer <log> <id>`.
+pub const COMMAND_WRITER: &str = "__command-writer";
+
+/// The writer: logs a `command_write` line with `TENURE_TOKEN` every
+/// 50 ms until killed. Returns only on bad arguments (exit code 2).
+pub fn command_writer(args: &[std::ffi::OsString]) -> i32 {
+    let token = std::env::var("TENURE_TOKEN")
+        .ok()
+        .and_then(|t| t.parse::<u64>().ok());
+    let (Some(token), [log, id]) = (token, args) else {
+        eprintln!("{COMMAND_WRITER}: needs TENURE_TOKEN, <log> and <id>");
+        return 2;
+    };
+    let Some(id) = id.to_str().and_then(|i| i.parse::<usize>().ok()) else {
+        eprintln!("{COMMAND_WRITER}: bad candidate id {id:?}");
+        return 2;
+    };
+    let log = match EventLog::open(std::path::Path::new(log), Some(id)) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("{COMMAND_WRITER}: cannot open the log: {e}");
+            return 2;
+        }
+    };
+    loop {
+        log.log(Event::CommandWrite { token });
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 fn write_event(token: u64, seq: u64, sent_ns: u64, r: Result<tenure::Revision, Error>) -> Event {
     let (accepted, answer) = match r {
         Ok(rev) => (true, format!("ok {rev}")),
@@ -253,7 +402,7 @@ async fn lead_broken(
     backend: &DynBackend,
     l: &Leadership,
     seq: &mut u64,
-    term: &mut tokio::signal::unix::Signal,
+    term: &mut Shutdown,
 ) -> After {
     let token = l.token();
     log.log(Event::Elected {

@@ -12,7 +12,10 @@
 //! - (d) after every episode of faults heals, a leader exists within
 //!   TTL + the stated bound ([`History::check_leader_within`]);
 //! - (e) no candidate acts as leader after its deadline, nor hears of its
-//!   loss much later ([`History::check_stale`]).
+//!   loss much later ([`History::check_stale`]);
+//! - (f) no line of a gated command's tree (`command_write`) carries the
+//!   token of a term older than one already elected
+//!   ([`check_command_writes`]).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -79,6 +82,10 @@ pub struct Recorded {
     pub answers: BTreeMap<(usize, u64, u64), Option<bool>>,
     /// What the fenced key held at the end, if the runner read it.
     pub final_value: Option<Option<String>>,
+    /// Every election: (candidate, token, when).
+    pub elections: Vec<(usize, u64, Instant)>,
+    /// Every line of a gated command: (candidate, token, when).
+    pub command_writes: Vec<(usize, u64, Instant)>,
 }
 
 fn reason(text: &str) -> LossReason {
@@ -137,6 +144,8 @@ pub fn merge(mut lines: Vec<Line>, torn_lines: usize) -> Recorded {
     let mut unknown_writes = 0;
     let mut answers = BTreeMap::new();
     let mut final_value = None;
+    let mut elections = Vec::new();
+    let mut command_writes = Vec::new();
     // Open term per candidate, to aim operator records at the right term.
     let mut open: BTreeMap<usize, u64> = BTreeMap::new();
     for l in &lines {
@@ -148,6 +157,7 @@ pub fn merge(mut lines: Vec<Line>, torn_lines: usize) -> Recorded {
                 valid_until_ns,
             } => {
                 open.insert(c, *token);
+                elections.push((c, *token, at));
                 Some(RecordKind::Elected {
                     token: *token,
                     valid_until: tl.instant(*valid_until_ns),
@@ -231,6 +241,10 @@ pub fn merge(mut lines: Vec<Line>, torn_lines: usize) -> Recorded {
                     value.as_deref().unwrap_or("nothing")
                 )))
             }
+            Event::CommandWrite { token } => {
+                command_writes.push((c, *token, at));
+                None
+            }
             Event::Campaign | Event::Spawned { .. } => None,
         };
         if let Some(k) = kind {
@@ -248,7 +262,37 @@ pub fn merge(mut lines: Vec<Line>, torn_lines: usize) -> Recorded {
         unknown_writes,
         answers,
         final_value,
+        elections,
+        command_writes,
     }
+}
+
+/// (f): a gated command's tree must be dead before the successor's
+/// election. Lines are merged in time order, so the first line of term
+/// `t` stamped after an election of a later term is the violation.
+pub fn check_command_writes(rec: &Recorded) -> Option<Found> {
+    let tl = &rec.timeline;
+    let (cand, token, at) = rec.command_writes.iter().copied().find(|&(_, token, at)| {
+        rec.elections
+            .iter()
+            .any(|&(_, later, elected)| later > token && elected <= at)
+    })?;
+    let (successor, later, elected) = rec
+        .elections
+        .iter()
+        .copied()
+        .filter(|&(_, later, elected)| later > token && elected <= at)
+        .min_by_key(|&(_, _, elected)| elected)?;
+    Some(Found {
+        invariant: "the gated command ends before the successor's election".into(),
+        message: format!(
+            "candidate {cand}'s command of term {token} wrote at {:.3} s, after candidate \
+             {successor} was elected with token {later} at {:.3} s",
+            tl.secs_of(at),
+            tl.secs_of(elected)
+        ),
+        context: Vec::new(),
+    })
 }
 
 /// Parses a fenced value, `cand=<i> token=<k> seq=<n>`.
@@ -520,6 +564,7 @@ pub fn check(rec: &Recorded, p: CheckParams) -> Report {
         violations.push(render(rec, &v));
     }
     violations.extend(check_final_value(rec));
+    violations.extend(check_command_writes(rec));
     // (d) after each quiet point.
     let bound = p.ttl + p.liveness_bound;
     let starts: Vec<Instant> = rec
@@ -719,6 +764,24 @@ mod tests {
         assert!((k.time_to_new_leader.p50 - 1.3).abs() < 1e-6);
         assert_eq!(r.liveness_checked, 1);
         assert_eq!(r.losses["keep-alive deadline exceeded"], 1);
+    }
+
+    #[test]
+    fn a_gated_command_writing_after_the_successor_is_caught() {
+        // Candidate 0's command (term 5) writes while candidate 0 is
+        // frozen, before candidate 1 is elected at 12 s: fine.
+        let mut lines = healthy();
+        lines.push(line(11 * S, Some(0), Event::CommandWrite { token: 5 }));
+        let r = check(&merge(lines.clone(), 0), params());
+        assert!(r.violations.is_empty(), "{:?}", r.violations);
+        // One more line of term 5 after term 9's election: caught.
+        lines.push(line(12 * S + 1, Some(0), Event::CommandWrite { token: 5 }));
+        let r = check(&merge(lines, 0), params());
+        assert_eq!(r.violations.len(), 1, "{:?}", r.violations);
+        let v = &r.violations[0];
+        assert!(v.invariant.contains("gated command"), "{v:?}");
+        assert!(v.message.contains("term 5"), "{v:?}");
+        assert!(v.message.contains("token 9"), "{v:?}");
     }
 
     #[test]

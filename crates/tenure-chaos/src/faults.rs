@@ -37,11 +37,18 @@ pub enum FaultKind {
     MemberKill,
     /// One cluster member is frozen for the hold.
     MemberPause,
+    /// A leader that runs a gated command (candidates run one only when
+    /// this kind is asked for) gets a signal: `SIGHUP`, `SIGQUIT` or
+    /// `SIGKILL` (respawned after the hold), or `SIGTSTP` (`SIGCONT` after
+    /// the hold, longer than the TTL). The command's grandchildren write
+    /// to the candidate's log; none of their lines may follow the
+    /// successor's election.
+    SignalGated,
 }
 
 impl FaultKind {
     /// Every kind, in report order.
-    pub const ALL: [FaultKind; 12] = [
+    pub const ALL: [FaultKind; 13] = [
         FaultKind::Sigkill,
         FaultKind::Sigstop,
         FaultKind::ProxyDrop,
@@ -54,6 +61,15 @@ impl FaultKind {
         FaultKind::BackendPause,
         FaultKind::MemberKill,
         FaultKind::MemberPause,
+        FaultKind::SignalGated,
+    ];
+
+    /// The signals [`FaultKind::SignalGated`] sends, by its `param`.
+    pub const GATED_SIGNALS: [nix::sys::signal::Signal; 4] = [
+        nix::sys::signal::Signal::SIGHUP,
+        nix::sys::signal::Signal::SIGQUIT,
+        nix::sys::signal::Signal::SIGKILL,
+        nix::sys::signal::Signal::SIGTSTP,
     ];
 
     /// The name in logs and reports.
@@ -71,6 +87,7 @@ impl FaultKind {
             FaultKind::BackendPause => "backend-pause",
             FaultKind::MemberKill => "member-kill",
             FaultKind::MemberPause => "member-pause",
+            FaultKind::SignalGated => "signal-gated",
         }
     }
 

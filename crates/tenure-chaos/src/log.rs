@@ -106,6 +106,12 @@ pub enum Event {
     },
     /// The campaign ends: candidates are stopped from here on.
     Stop,
+    /// A line written by a grandchild of a leader's gated command (see
+    /// `faults::FaultKind::SignalGated`), with the term's token.
+    CommandWrite {
+        /// `TENURE_TOKEN` of the term that started the command.
+        token: u64,
+    },
     /// What the fenced key holds at the end, read from the backend by the
     /// runner: the oracle for the guarded writes.
     FinalValue {

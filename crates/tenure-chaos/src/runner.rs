@@ -119,6 +119,9 @@ impl CandProc {
         if self.broken {
             cmd.arg("--broken");
         }
+        if cfg.only.contains(&FaultKind::SignalGated) {
+            cmd.arg("--gated");
+        }
         let child = cmd.spawn()?;
         let pid = child.id().unwrap_or(0);
         self.child = Some(child);
@@ -134,6 +137,19 @@ impl CandProc {
             Some(pid) => procs::send(pid, sig),
             None => Ok(()),
         }
+    }
+
+    /// Waits up to `bound` for the process to exit by itself (after a
+    /// shutdown signal), then kills it; true if a process was running.
+    async fn exit_within(&mut self, bound: Duration) -> bool {
+        let Some(child) = self.child.as_mut() else {
+            return false;
+        };
+        if tokio::time::timeout(bound, child.wait()).await.is_ok() {
+            self.child = None;
+            return true;
+        }
+        self.kill().await
     }
 
     /// `SIGKILL` and reap; true if a process was running.
@@ -378,6 +394,7 @@ impl Ctx {
                 | FaultKind::ProxyBlackhole
                 | FaultKind::ProxyDelay
                 | FaultKind::ProxySlow
+                | FaultKind::SignalGated
         ) || (f.kind == FaultKind::ExpireLease && self.cfg.backend.is_zk());
         if on_candidate {
             let c = self.claim(f.target);
@@ -401,6 +418,12 @@ impl Ctx {
         let target = match f.kind {
             FaultKind::ProxyDelay => format!("{target}, {} ms", f.param),
             FaultKind::ProxySlow => format!("{target}, {} B/s", f.param),
+            FaultKind::SignalGated => {
+                let sig = usize::try_from(f.param)
+                    .ok()
+                    .and_then(|i| FaultKind::GATED_SIGNALS.get(i));
+                format!("{target}, {}", sig.map_or("?", |s| s.as_str()))
+            }
             _ => target,
         };
         self.log.log_for(
@@ -442,6 +465,7 @@ impl Ctx {
                 }
                 self.log.log_for(Some(c), Event::Resumed);
             }
+            FaultKind::SignalGated => self.signal_gated(c, f).await,
             FaultKind::ProxyDrop | FaultKind::ProxyBlackhole => {
                 let mode = if f.kind == FaultKind::ProxyDrop {
                     Mode::Drop
@@ -478,6 +502,45 @@ impl Ctx {
                 self.set_proxies(c, Mode::Pass);
             }
             _ => {}
+        }
+    }
+
+    /// A signal to a candidate that runs a gated command: a shutdown
+    /// signal or `SIGKILL` (the process ends; respawned after the hold),
+    /// or `SIGTSTP` (`SIGCONT` after the hold).
+    async fn signal_gated(&self, c: usize, f: Fault) {
+        let sig = usize::try_from(f.param)
+            .ok()
+            .and_then(|i| FaultKind::GATED_SIGNALS.get(i).copied())
+            .unwrap_or(Signal::SIGKILL);
+        let mut p = self.cands[c].lock().await;
+        if sig == Signal::SIGTSTP {
+            self.log.log_for(Some(c), Event::Paused);
+            if let Err(e) = p.signal(sig) {
+                self.error(format!("send {sig} to candidate {c}"), e);
+            }
+            tokio::time::sleep(f.hold).await;
+            if let Err(e) = p.signal(Signal::SIGCONT) {
+                self.error(format!("continue candidate {c}"), e);
+            }
+            self.log.log_for(Some(c), Event::Resumed);
+            return;
+        }
+        if let Err(e) = p.signal(sig) {
+            self.error(format!("send {sig} to candidate {c}"), e);
+        }
+        // A shutdown signal: it stops its command, resigns and exits.
+        if p.exit_within(self.cfg.ttl * 5).await {
+            self.log.log_for(Some(c), Event::Killed);
+        }
+        self.live
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .forget(c);
+        tokio::time::sleep(f.hold).await;
+        match p.spawn(&self.cfg) {
+            Ok(pid) => self.log.log_for(Some(c), Event::Spawned { pid }),
+            Err(e) => self.error(format!("respawn candidate {c}"), e),
         }
     }
 

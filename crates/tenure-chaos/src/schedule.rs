@@ -33,6 +33,9 @@ impl Planner {
             (FaultKind::DeleteKey, 6),
             (FaultKind::ExpireLease, 6),
         ];
+        // Opt-in (weight 0 until asked for): it makes every candidate run
+        // a gated command, and keeps the plans of existing seeds as they were.
+        kinds.push((FaultKind::SignalGated, 0));
         if backend.is_cluster() {
             kinds.push((FaultKind::MemberKill, 6));
             kinds.push((FaultKind::MemberPause, 5));
@@ -58,6 +61,7 @@ impl Planner {
                 .iter()
                 .copied()
                 .filter(|(k, _)| only.contains(k))
+                .map(|(k, w)| (k, w.max(OPT_IN_WEIGHT)))
                 .collect();
             if !kept.is_empty() {
                 self.kinds = kept;
@@ -68,7 +72,11 @@ impl Planner {
 
     /// The kinds this planner draws from.
     pub fn kinds(&self) -> Vec<FaultKind> {
-        self.kinds.iter().map(|(k, _)| *k).collect()
+        self.kinds
+            .iter()
+            .filter(|(_, w)| *w > 0)
+            .map(|(k, _)| *k)
+            .collect()
     }
 
     /// A duration uniformly in `[lo, hi]` times the TTL.
@@ -92,7 +100,7 @@ impl Planner {
             .kinds
             .iter()
             .copied()
-            .filter(|(k, _)| !(backend_busy && k.hits_backend()))
+            .filter(|(k, w)| *w > 0 && !(backend_busy && k.hits_backend()))
             .collect();
         let total: u32 = choices.iter().map(|(_, w)| w).sum();
         let mut pick = self.rng.u32(..total.max(1));
@@ -141,6 +149,18 @@ impl Planner {
                 self.ttls(0.3, 3.0),
                 0,
             ),
+            FaultKind::SignalGated => {
+                let signals = FaultKind::GATED_SIGNALS.len();
+                let param = self.rng.usize(..signals);
+                let stop = FaultKind::GATED_SIGNALS[param] == nix::sys::signal::Signal::SIGTSTP;
+                // Stopped past the TTL, so that a successor is elected.
+                let hold = if stop {
+                    self.ttls(1.5, 3.0)
+                } else {
+                    self.ttls(0.1, 1.0)
+                };
+                (self.candidate_target(0.9), hold, param as u64)
+            }
         };
         Fault {
             kind,
@@ -161,6 +181,9 @@ impl Planner {
         self.ttls(0.1, 0.8)
     }
 }
+
+/// The weight of an opt-in kind once asked for.
+const OPT_IN_WEIGHT: u32 = 6;
 
 #[cfg(test)]
 mod tests {
@@ -201,6 +224,26 @@ mod tests {
         let all = Planner::new(5, BackendKind::Zk, 5, Duration::from_secs(1));
         let n = all.kinds().len();
         assert_eq!(all.restrict(&[FaultKind::MemberKill]).kinds().len(), n);
+    }
+
+    #[test]
+    fn signal_gated_is_opt_in() {
+        let all = Planner::new(5, BackendKind::Etcd, 5, Duration::from_secs(1));
+        assert!(!all.kinds().contains(&FaultKind::SignalGated));
+        let mut p = Planner::new(5, BackendKind::Etcd, 5, Duration::from_secs(1))
+            .restrict(&[FaultKind::SignalGated]);
+        assert_eq!(p.kinds(), vec![FaultKind::SignalGated]);
+        let mut seen = std::collections::BTreeSet::new();
+        for _ in 0..200 {
+            let f = p.next(false);
+            assert_eq!(f.kind, FaultKind::SignalGated);
+            let sig = FaultKind::GATED_SIGNALS[usize::try_from(f.param).unwrap()];
+            if sig == nix::sys::signal::Signal::SIGTSTP {
+                assert!(f.hold > Duration::from_secs(1));
+            }
+            seen.insert(f.param);
+        }
+        assert_eq!(seen.len(), FaultKind::GATED_SIGNALS.len());
     }
 
     #[test]

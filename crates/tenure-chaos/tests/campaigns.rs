@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use tenure_chaos::check::{self, CheckParams, Report};
 use tenure_chaos::cluster::BackendKind;
+use tenure_chaos::faults::FaultKind;
 use tenure_chaos::live::LiveView;
 use tenure_chaos::log::{Event, EventLog};
 use tenure_chaos::runner::{self, CampaignConfig};
@@ -208,4 +209,47 @@ async fn short_healthy_campaign_on_zookeeper_has_no_violation() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn short_healthy_campaign_on_etcd_has_no_violation() {
     healthy_campaign(BackendKind::Etcd, 21).await;
+}
+
+/// `signal-gated` on one etcd server: leaders running a gated command get
+/// SIGHUP, SIGQUIT, SIGKILL and SIGTSTP; the command's grandchildren keep
+/// writing `command_write` lines, and none of them follows a successor's
+/// election (invariant f). (With the supervisor's kill-on-exit removed,
+/// this seed reports a violation.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signal_gated_campaign_on_etcd_has_no_violation() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("temp dir: {e}"));
+    let cfg = CampaignConfig {
+        backend: BackendKind::Etcd,
+        seed: 1,
+        faults: 12,
+        duration: Some(Duration::from_secs(120)),
+        candidates: 3,
+        ttl: TTL,
+        dir: dir.path().to_owned(),
+        candidate_bin: env!("CARGO_BIN_EXE_chaos-candidate").into(),
+        broken: Vec::new(),
+        write_every: Duration::from_millis(100),
+        liveness_bound: params().liveness_bound,
+        only: vec![FaultKind::SignalGated],
+    };
+    let run = runner::run(cfg)
+        .await
+        .unwrap_or_else(|e| panic!("campaign: {e}"));
+    let rec = check::load(dir.path()).unwrap_or_else(|e| panic!("logs: {e}"));
+    let report = check::check(&rec, params());
+    assert!(report.violations.is_empty(), "{:#?}", report.violations);
+    assert!(run.faults >= 12, "{} faults", run.faults);
+    // The path ran: commands wrote in several terms, and every signal
+    // was sent.
+    let terms: std::collections::BTreeSet<u64> =
+        rec.command_writes.iter().map(|&(_, t, _)| t).collect();
+    assert!(terms.len() >= 3, "command lines of terms {terms:?}");
+    for sig in ["SIGHUP", "SIGQUIT", "SIGKILL", "SIGTSTP"] {
+        assert!(
+            rec.faults.iter().any(|f| f.target.contains(sig)),
+            "no {sig} in {:?}",
+            rec.faults.iter().map(|f| &f.target).collect::<Vec<_>>()
+        );
+    }
 }

@@ -8,10 +8,10 @@ const AFTER_HELP: &str = "\
 Backends (--backend or TENURE_BACKEND):
   memory://[name]                        in-process (one process only: demos, tests)
   etcd://host:port[,host:port][/prefix]  etcd v3; etcds:// for TLS
-  zk://host:port[,host:port][/root]      ZooKeeper 3.5+
+  zk://host:port[,host:port][/root]      ZooKeeper 3.6 or newer
 
 Exit codes:
-  0        success; clean shutdown on SIGINT/SIGTERM
+  0        success; clean shutdown on SIGINT/SIGTERM/SIGHUP/SIGQUIT/SIGUSR1
   1        `leader`: the election has no leader
   2        usage or invalid input (arguments, election name, TTL, URL, backend not compiled in)
   3        backend unreachable, credentials rejected, timeout, other backend error
@@ -20,22 +20,36 @@ Exit codes:
   other    `campaign --once -- CMD`: CMD ended by itself; its exit code (128 + signal if killed)";
 
 const CAMPAIGN_HELP: &str = "\
-Without a command, holds leadership until SIGINT/SIGTERM (then resigns and
-exits 0) or until it is lost (then campaigns again, or exits 4 with --once).
+Without a command, holds leadership until a shutdown signal (SIGINT, SIGTERM,
+SIGHUP, SIGQUIT or SIGUSR1: then resigns and exits 0) or until it is lost
+(then campaigns again, or exits 4 with --once).
 
-With `-- CMD ARGS...`, starts CMD in its own process group when elected, with
-TENURE_ELECTION, TENURE_PROPOSAL, TENURE_TOKEN (the fencing token) and
-TENURE_LEASE (hex) in its environment. The moment leadership is lost (at the
-local deadline, before the backend can elect anyone else) the group gets
-SIGTERM, then SIGKILL after --grace; then tenure campaigns again (or exits 4
-with --once). If CMD ends by itself, tenure resigns, then exits with CMD's
-status under --once or campaigns again after --recampaign-delay. On
-SIGINT/SIGTERM, tenure stops CMD first and resigns after, so a successor
-never overlaps it. --grace covers CMD's whole process group; processes CMD
-leaves behind when it ends get SIGTERM (then SIGKILL) before tenure resigns.
-If tenure itself is killed (kill -9), the kernel kills CMD (parent-death
-signal). With --output json, CMD's standard output goes to tenure's standard
-error, so that standard output carries only events.";
+With `-- CMD ARGS...`, starts CMD when elected, with TENURE_ELECTION,
+TENURE_PROPOSAL, TENURE_TOKEN (the fencing token) and TENURE_LEASE (hex) in
+its environment, under a supervisor process that every process CMD starts
+stays under (a child subreaper: even processes that call setsid or fork
+twice). \"CMD's tree\" below is all of them.
+
+The moment leadership is lost at the local deadline, CMD's tree gets SIGTERM,
+then SIGKILL when --grace has passed since the deadline; a loss the backend
+reports (lease expired, entry deleted) means a successor may already be
+elected: SIGKILL at once. Then tenure campaigns again (or exits 4 with
+--once). If CMD ends by itself, what it left running gets SIGTERM (SIGKILL
+after --grace), tenure resigns, then exits with CMD's status under --once or
+campaigns again after --recampaign-delay. On a shutdown signal, tenure stops
+CMD's tree first and resigns after, so a successor never overlaps it.
+
+--grace must fit in the safety margin: the leader steps down TTL/5 before
+the backend can elect a successor, and the grace may take half of that
+(TTL/10, also the default). A longer --grace is refused (exit 2).
+
+If tenure dies however it dies (kill -9 included), the supervisor kills
+CMD's tree at once. It also kills it by itself at the deadline plus the
+grace if tenure cannot (frozen by SIGSTOP, say). Ctrl-Z (SIGTSTP) stops CMD's
+tree, then tenure; on SIGCONT, tenure resumes CMD only if it still leads,
+and otherwise kills it without letting it run again. With --output json,
+CMD's standard output goes to tenure's standard error, so that standard
+output carries only events.";
 
 /// Leader election from the command line: campaign, run a command only
 /// while leader, watch who leads.
@@ -127,12 +141,11 @@ pub struct CampaignArgs {
     /// leadership is lost, the command's status when it ends by itself.
     #[arg(long)]
     pub once: bool,
-    /// How long the command (its whole process group) gets between SIGTERM
-    /// and SIGKILL. After a loss,
-    /// a successor can be elected about TTL / 5 after the SIGTERM: keep the
-    /// grace below that if the command must never overlap it.
-    #[arg(long, value_parser = parse_duration, default_value = "2s", value_name = "DURATION")]
-    pub grace: Duration,
+    /// How long the command (its whole tree) gets between SIGTERM and
+    /// SIGKILL [default: TTL/10, the most that fits in the safety margin;
+    /// a longer one is refused].
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    pub grace: Option<Duration>,
     /// Pause before campaigning again after a term ends (plus up to a
     /// quarter more of random jitter), so a crashing command does not spin.
     #[arg(long, value_parser = parse_duration, default_value = "1s", value_name = "DURATION")]
@@ -156,6 +169,12 @@ pub struct ReadArgs {
     /// election holds one at a time), whatever this says.
     #[arg(long, value_enum, default_value_t = StrategyArg::Queue)]
     pub strategy: StrategyArg,
+    /// `observe`: once the backend has not confirmed the leader for this
+    /// long (frozen, unreachable), print `unknown` instead of going on
+    /// showing the last leader as current. Set it to the candidates'
+    /// `--ttl`: past it, their leader may be gone.
+    #[arg(long, value_parser = parse_duration, default_value = "10s", value_name = "DURATION")]
+    pub max_staleness: Duration,
 }
 
 /// Parses `500ms`, `2s`, `1m`, `1m30s`.
@@ -213,7 +232,7 @@ mod tests {
         assert_eq!(c.proposal.as_deref(), Some("node-a"));
         assert_eq!(c.ttl, Duration::from_secs(2));
         assert!(c.once);
-        assert_eq!(c.grace, Duration::from_millis(500));
+        assert_eq!(c.grace, Some(Duration::from_millis(500)));
         assert_eq!(c.strategy, StrategyArg::SingleKey);
         assert_eq!(c.command, ["sh", "-c", "echo --ttl"]);
     }
@@ -227,7 +246,7 @@ mod tests {
         assert_eq!(c.proposal, None);
         assert_eq!(c.ttl, Duration::from_secs(10));
         assert!(!c.once);
-        assert_eq!(c.grace, Duration::from_secs(2));
+        assert_eq!(c.grace, None);
         assert_eq!(c.recampaign_delay, Duration::from_secs(1));
         assert_eq!(c.strategy, StrategyArg::Queue);
         assert!(c.command.is_empty());

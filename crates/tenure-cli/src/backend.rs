@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use tenure::{DynBackend, Scheme};
+use tenure::{ConnectOptions, DynBackend, Scheme};
 
 use crate::CliError;
 
@@ -23,32 +23,28 @@ pub fn check(url: Option<&str>) -> Result<(&str, Scheme), CliError> {
     Ok((url, scheme))
 }
 
-/// Connects to `url`. `timeout`, when given, bounds connecting and each
-/// request the backend makes on its own (etcd, ZooKeeper).
+/// Connects to `url` for elections with `ttl` (the backend sizes its
+/// own session to match, see [`tenure::ConnectOptions::ttl`]). `timeout`,
+/// when given, bounds connecting and each request the backend makes on its
+/// own (etcd, ZooKeeper).
 ///
 /// # Errors
 /// Usage errors for a bad URL or a backend not compiled in (the message
 /// names the cargo feature); backend errors (exit 3) when it cannot be
 /// reached.
-pub async fn connect(url: &str, timeout: Option<Duration>) -> Result<DynBackend, CliError> {
-    let scheme = Scheme::of(url)?;
-    let backend = match (scheme, timeout) {
-        #[cfg(feature = "etcd")]
-        (Scheme::Etcd, Some(t)) => {
-            let options = tenure::etcd::EtcdOptions::from_url(url)?
-                .connect_timeout(t)
-                .request_timeout(t);
-            std::sync::Arc::new(tenure::etcd::EtcdBackend::connect(options).await?) as DynBackend
-        }
-        #[cfg(feature = "zookeeper")]
-        (Scheme::ZooKeeper, Some(t)) => {
-            let options = tenure::zookeeper::ZkOptions::from_url(url)?
-                .connect_timeout(t)
-                .request_timeout(t);
-            std::sync::Arc::new(tenure::zookeeper::ZkBackend::connect(options).await?) as DynBackend
-        }
-        _ => tenure::connect(url).await?,
-    };
+pub async fn connect(
+    url: &str,
+    ttl: Option<Duration>,
+    timeout: Option<Duration>,
+) -> Result<DynBackend, CliError> {
+    let mut options = ConnectOptions::new();
+    if let Some(ttl) = ttl {
+        options = options.ttl(ttl);
+    }
+    if let Some(t) = timeout {
+        options = options.timeout(t);
+    }
+    let backend = tenure::connect_with(url, &options).await?;
     tracing::debug!(url, kind = backend.kind(), "connected");
     Ok(backend)
 }

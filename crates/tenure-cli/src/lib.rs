@@ -25,7 +25,7 @@
 //!
 //! | code | meaning |
 //! |---|---|
-//! | 0 | success; clean shutdown after `SIGINT`/`SIGTERM` (the child stopped, leadership resigned) |
+//! | 0 | success; clean shutdown after `SIGINT`, `SIGTERM`, `SIGHUP`, `SIGQUIT` or `SIGUSR1` (the child stopped, leadership resigned) |
 //! | 1 | `tenure leader`: the election has no leader |
 //! | 2 | usage or invalid input: bad arguments, election name, TTL out of range, unknown URL scheme, backend not compiled in |
 //! | 3 | backend unreachable, credentials rejected, timeout, or another backend error |
@@ -38,14 +38,21 @@
 //!
 //! # The command under `campaign`
 //!
-//! [`child`] starts it only once elected, in its own process group, with
-//! `TENURE_ELECTION`, `TENURE_PROPOSAL`, `TENURE_TOKEN` (the fencing token)
-//! and `TENURE_LEASE` in its environment, and signals the whole group
-//! (`SIGTERM`, `SIGKILL` after `--grace`) the instant leadership is lost,
-//! or before resigning on `SIGINT`/`SIGTERM`; processes it leaves behind
-//! when it ends are stopped the same way before the resign. It dies with
-//! `tenure` if `tenure` is killed. With `--output json` its standard
-//! output goes to standard error.
+//! [`child`] starts it only once elected, under a supervisor process (a
+//! child subreaper, so that nothing the command starts can leave its
+//! tree), with `TENURE_ELECTION`, `TENURE_PROPOSAL`, `TENURE_TOKEN` (the
+//! fencing token) and `TENURE_LEASE` in its environment. The whole tree
+//! gets `SIGTERM`, then `SIGKILL` at the local deadline plus `--grace`
+//! ([`grace`]: it fits in the safety margin), the instant leadership is
+//! lost at the deadline; `SIGKILL` at once when the backend took
+//! leadership away; `SIGTERM` (then `SIGKILL` after `--grace`) before
+//! resigning on a shutdown signal (`SIGINT`, `SIGTERM`, `SIGHUP`,
+//! `SIGQUIT`, `SIGUSR1`) or when the command ends and leaves processes
+//! behind. The supervisor kills the tree by itself when `tenure` dies,
+//! however it dies, and at the deadline plus the grace if `tenure` is
+//! frozen. `SIGTSTP` stops the tree, then `tenure`; once continued,
+//! `tenure` resumes the tree only if it still leads. With `--output json`
+//! the command's standard output goes to standard error.
 //!
 //! See [`exit`] for the mapping from tenure's errors.
 
@@ -55,9 +62,11 @@ pub mod child;
 pub mod clock;
 pub mod commands;
 pub mod exit;
+pub mod grace;
 pub mod logging;
 pub mod output;
 pub mod signals;
+pub mod stdout_gone;
 
 pub use exit::{CliError, Exit};
 

@@ -13,6 +13,13 @@ fn main() {
     {
         std::process::exit(tenure_cli::child::exec_helper(&raw[2..]));
     }
+    // The process that supervises the command's tree (same module).
+    if raw
+        .get(1)
+        .is_some_and(|a| a == tenure_cli::child::SUPERVISOR)
+    {
+        std::process::exit(tenure_cli::child::supervisor_main(&raw[2..]));
+    }
     // Usage errors exit 2 here, `--help` and `--version` exit 0.
     let cli = tenure_cli::args::Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()

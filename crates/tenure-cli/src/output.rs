@@ -82,6 +82,14 @@ pub enum Event {
         /// The leader's fencing token; `null` when nobody leads.
         token: Option<u64>,
     },
+    /// `unknown` (`observe`): the backend has not confirmed the leader for
+    /// longer than the staleness bound (`--max-staleness`); the leader
+    /// last printed may be gone. A `leader` line follows once the backend
+    /// answers again.
+    Unknown {
+        /// Time since the last confirmation, in milliseconds.
+        unconfirmed_for_ms: u64,
+    },
     /// `candidate`: one entry of the queue (`list`).
     Candidate {
         /// 0 for the leader, then queue order.
@@ -107,6 +115,7 @@ impl Event {
             Event::ChildSignalled { .. } => "child_signalled",
             Event::ChildExited { .. } => "child_exited",
             Event::Leader { .. } => "leader",
+            Event::Unknown { .. } => "unknown",
             Event::Candidate { .. } => "candidate",
         }
     }
@@ -173,6 +182,10 @@ impl Event {
                 token: Some(t),
             } => format!("leader {e} token={t} proposal={}", quote(p)),
             Event::Leader { .. } => format!("leader {e} none"),
+            Event::Unknown { unconfirmed_for_ms } => format!(
+                "unknown {e} unconfirmed_for={}",
+                millis(*unconfirmed_for_ms)
+            ),
             Event::Candidate {
                 position,
                 proposal,

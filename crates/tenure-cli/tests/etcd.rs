@@ -50,9 +50,9 @@ async fn gated_command_stops_when_the_key_is_deleted() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn stubborn_child_gets_sigkill_after_grace() {
+async fn child_gets_sigkill_at_once_when_the_entry_goes() {
     let (server, url) = server().await;
-    scenarios::stubborn_child_killed_after_grace(&url, etcdctl_delete(&server)).await;
+    scenarios::child_killed_at_once_when_the_entry_goes(&url, etcdctl_delete(&server)).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -280,4 +280,12 @@ async fn mixed_strategies_elect_one_leader() {
 async fn names_zookeeper_cannot_hold_exit_2() {
     let (_server, url) = server().await;
     scenarios::names_no_backend_can_hold_exit_2(&url).await;
+}
+
+/// Two hundred candidates started at once against one server: all queue,
+/// one leads.
+#[tokio::test(flavor = "multi_thread")]
+async fn two_hundred_candidates_at_once() {
+    let (_server, url) = server().await;
+    scenarios::burst(&url, 200).await;
 }

@@ -342,7 +342,10 @@ async fn sigint_stops_the_child_group_before_resigning() {
         g = grandchild.display(),
         m = marker.display()
     );
-    let mut t = campaign_json("gated", &["--grace", "20s", "--", "sh", "-c", &script]);
+    let mut t = campaign_json(
+        "gated",
+        &["--ttl", "60s", "--grace", "5s", "--", "sh", "-c", &script],
+    );
     t.expect("child_started").await;
     let grandchild_pid: i32 = common::wait_for_file(&grandchild)
         .await
@@ -379,7 +382,10 @@ async fn grandchildren_get_the_grace_too() {
         ready.display()
     );
     let script = format!("sh -c \"{inner}\" & wait");
-    let mut t = campaign_json("graceful", &["--grace", "20s", "--", "sh", "-c", &script]);
+    let mut t = campaign_json(
+        "graceful",
+        &["--ttl", "60s", "--grace", "5s", "--", "sh", "-c", &script],
+    );
     t.expect("child_started").await;
     common::wait_for_file(&ready).await;
     t.signal(Signal::SIGTERM);

@@ -146,7 +146,22 @@ pub enum Error {
         reason: String,
     },
 
+    /// The backend answered something that breaks the contract tenure
+    /// relies on (for example a create that returned another lease's
+    /// entry at our key). Retrying does not help: the backend, or
+    /// something writing into tenure's keys, has to be fixed.
+    #[error("the backend broke tenure's protocol during {operation}: {reason}")]
+    Protocol {
+        /// The operation that got the answer.
+        operation: &'static str,
+        /// What was wrong with the answer.
+        reason: String,
+    },
+
     /// Any other backend failure, with the backend's own error as source.
+    /// Treated as transient: the backends map every failure they know to
+    /// be permanent (credentials, permissions, invalid names or paths) to
+    /// its own variant.
     #[error("{backend} backend error during {operation}: {source}")]
     Backend {
         /// Backend kind.
@@ -172,8 +187,18 @@ pub fn check_ttl(ttl: Duration, (min, max): (Duration, Duration)) -> Result<()> 
 }
 
 impl Error {
-    /// Whether retrying the same operation later may succeed (network
-    /// trouble, timeouts) as opposed to errors that will not go away.
+    /// Whether retrying the same operation later may succeed: the backend
+    /// could not be reached, a request timed out, or the backend failed in
+    /// a way it did not call permanent ([`Error::Backend`]).
+    ///
+    /// Everything else is permanent and is returned at once by
+    /// [`Election::campaign`](crate::Election::campaign),
+    /// [`Election::run`](crate::Election::run) and the CLI, never retried:
+    /// [`Error::Unauthenticated`] (credentials, or a role or ACL without
+    /// permission on the election), invalid names, TTLs, configuration and
+    /// URLs, [`Error::Protocol`], and the outcomes of a campaign
+    /// ([`Error::LeaseExpired`], [`Error::NotOwner`], [`Error::NotLeader`],
+    /// [`Error::Cancelled`]), which the caller decides about.
     pub fn is_transient(&self) -> bool {
         matches!(
             self,

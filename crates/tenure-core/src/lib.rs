@@ -13,6 +13,8 @@
 //! - [`driver`]: runs the machines on tokio against a backend:
 //!   [`Session`], [`Election`], [`Leadership`], and client-go style
 //!   [`Callbacks`].
+//! - [`retry`]: establishing connections and sessions, retried with
+//!   jittered back-off within the connect timeout ([`ConnectRetry`]).
 //! - [`url_query`]: options in a backend URL's query string, shared by
 //!   the backends' URL parsers.
 //! - [`metrics`]: the names of the metrics the driver records through the
@@ -24,6 +26,7 @@ pub mod error;
 pub mod machine;
 pub mod metrics;
 pub mod name;
+pub mod retry;
 pub mod types;
 pub mod url_query;
 
@@ -35,7 +38,8 @@ pub use driver::{
 pub use error::{check_ttl, BoxError, Error, Result};
 pub use machine::{Backoff, Strategy};
 pub use name::{ElectionName, MAX_ELECTION_NAME_LEN};
+pub use retry::ConnectRetry;
 pub use types::{
-    CreateOutcome, Entry, FencingToken, LeaderInfo, LeaseGrant, LeaseId, LossReason, Revision,
-    Slot, Snapshot, WatchEvent, WatchScope, WatchStream,
+    CreateOutcome, Entry, FencingToken, LeaderInfo, LeaseGrant, LeaseId, LossReason, Observation,
+    Revision, Slot, Snapshot, WatchEvent, WatchScope, WatchStream,
 };

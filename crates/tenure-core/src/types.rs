@@ -176,6 +176,63 @@ impl From<&Entry> for LeaderInfo {
     }
 }
 
+/// What an observer knows of an election's leader: an item of
+/// [`Election::observe`](crate::Election::observe).
+///
+/// An observer never shows a leader as current when it cannot confirm
+/// it: once the backend has not answered for longer than the election's
+/// [staleness bound](crate::ElectionBuilder::max_staleness), it says
+/// [`Unknown`](Observation::Unknown), and then the leader again (or
+/// [`NoLeader`](Observation::NoLeader)) once the backend answers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Observation {
+    /// This candidate leads, as confirmed by the backend.
+    Leader(LeaderInfo),
+    /// Nobody leads, as confirmed by the backend.
+    NoLeader,
+    /// The backend has not confirmed anything for `unconfirmed_for`,
+    /// longer than the bound: the leader last seen may be gone (its lease
+    /// may have expired), and another may lead. Do not treat the last
+    /// leader seen as current.
+    Unknown {
+        /// Time since the last confirmation, when this was reported.
+        unconfirmed_for: Duration,
+    },
+}
+
+impl Observation {
+    /// The leader, when one is confirmed.
+    pub fn leader(&self) -> Option<&LeaderInfo> {
+        match self {
+            Observation::Leader(l) => Some(l),
+            _ => None,
+        }
+    }
+
+    /// The leader, when one is confirmed, by value.
+    pub fn into_leader(self) -> Option<LeaderInfo> {
+        match self {
+            Observation::Leader(l) => Some(l),
+            _ => None,
+        }
+    }
+
+    /// Whether this is [`Observation::Unknown`].
+    pub fn is_unknown(&self) -> bool {
+        matches!(self, Observation::Unknown { .. })
+    }
+}
+
+impl From<Option<LeaderInfo>> for Observation {
+    fn from(leader: Option<LeaderInfo>) -> Self {
+        match leader {
+            Some(l) => Observation::Leader(l),
+            None => Observation::NoLeader,
+        }
+    }
+}
+
 /// Why a leader stopped being leader. Every loss reaches the user as one
 /// of these.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -11,9 +11,10 @@ use etcd_client::{
     Client, Compare, CompareOp, ConnectOptions, GetOptions, KeyValue, LeaseKeepAliveStream,
     LeaseKeeper, PutOptions, ResponseHeader, SortOrder, SortTarget, Txn, TxnOp, TxnOpResponse,
 };
+use tenure_core::retry::AttemptError;
 use tenure_core::{
-    CoordinationBackend, CreateOutcome, ElectionName, Entry, Error, LeaseGrant, LeaseId, Result,
-    Revision, Slot, Snapshot, WatchScope, WatchStream,
+    ConnectRetry, CoordinationBackend, CreateOutcome, ElectionName, Entry, Error, LeaseGrant,
+    LeaseId, Result, Revision, Slot, Snapshot, WatchScope, WatchStream,
 };
 use tokio::sync::Mutex as AsyncMutex;
 use tracing::debug;
@@ -120,11 +121,16 @@ impl EtcdBackend {
     /// Connects to the cluster and checks that it answers (one status
     /// request), so that a wrong endpoint or password fails here.
     ///
+    /// A failed attempt (refused, dropped, no answer) is retried with
+    /// jittered back-off until the
+    /// [connect timeout](EtcdOptions::connect_timeout) runs out.
+    ///
     /// # Errors
     /// [`Error::InvalidConfig`] for bad options;
-    /// [`Error::Unreachable`] (naming the endpoints) when no endpoint
-    /// answers within the connect timeout; [`Error::Unauthenticated`] when
-    /// the credentials are refused.
+    /// [`Error::Unreachable`] naming the endpoints, the number of attempts
+    /// and the last cause when no attempt succeeded within the connect
+    /// timeout; [`Error::Unauthenticated`] when the credentials are
+    /// refused, at once.
     pub async fn connect(options: EtcdOptions) -> Result<EtcdBackend> {
         options.validate()?;
         let endpoints = options.normalized_endpoints();
@@ -151,37 +157,30 @@ impl EtcdBackend {
             }
             .into()
         };
-        let attempt = async {
-            let mut client = Client::connect(&endpoints, Some(connect))
-                .await
-                .map_err(|e| wrap("connect", e))?;
-            client.status().await.map_err(|e| wrap("connect", e))?;
-            Ok::<Client, Error>(client)
-        };
-        let client = match tokio::time::timeout(options.connect_timeout, attempt).await {
-            Ok(Ok(client)) => client,
-            Ok(Err(Error::Backend { source, .. })) => {
+        // Each attempt builds a fresh client (its channel connects lazily)
+        // and asks for the status; a refused or dropped connection and a
+        // busy server are retried until the connect timeout runs out.
+        let attempt = |_| async {
+            let ready = async {
+                let mut client = Client::connect(&endpoints, Some(connect.clone()))
+                    .await
+                    .map_err(|e| wrap("connect", e))?;
+                client.status().await.map_err(|e| wrap("connect", e))?;
+                Ok::<Client, Error>(client)
+            };
+            ready.await.map_err(|e| match e {
                 // Whatever else went wrong while connecting, the cluster
-                // is not usable from here.
-                return Err(Error::Unreachable {
-                    backend: KIND,
-                    endpoint,
-                    source,
-                });
-            }
-            Ok(Err(e)) => return Err(e),
-            Err(_) => {
-                return Err(Error::Unreachable {
-                    backend: KIND,
-                    source: format!(
-                        "no answer within the connect timeout of {:?}",
-                        options.connect_timeout
-                    )
-                    .into(),
-                    endpoint,
-                })
-            }
+                // is not usable from here yet.
+                Error::Unreachable { source, .. } | Error::Backend { source, .. } => {
+                    AttemptError::Transient(source)
+                }
+                e @ Error::Timeout { .. } => AttemptError::Transient(Box::new(e)),
+                e => AttemptError::Permanent(e),
+            })
         };
+        let client = ConnectRetry::new(KIND, endpoint.clone(), options.connect_timeout)
+            .run(attempt)
+            .await?;
         debug!(%endpoint, prefix = %options.prefix, "connected to etcd");
         Ok(EtcdBackend {
             inner: Arc::new(Inner {

@@ -139,8 +139,11 @@ impl EtcdOptions {
     }
 
     /// How long [`connect`](crate::EtcdBackend::connect) may take to reach
-    /// the cluster (default 5 s). It fails with
-    /// [`Error::Unreachable`] after that, never hangs.
+    /// the cluster (default 5 s). Failed attempts (refused, dropped, no
+    /// answer) are retried with jittered exponential back-off until this
+    /// runs out; then it fails with [`Error::Unreachable`] naming the
+    /// endpoints, the number of attempts and the last cause. It never
+    /// hangs.
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
         self

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures::StreamExt;
-use tenure_core::{DynBackend, Election, LossReason, Session};
+use tenure_core::{DynBackend, Election, LossReason, Observation, Session};
 use tenure_testkit::counting::Counting;
 use tenure_testkit::etcd_server::EtcdCluster;
 
@@ -272,7 +272,7 @@ async fn observer_misses_no_leader_change_across_compactions() {
         .unwrap();
     let observer = election(b.clone(), "observed");
     let mut stream = observer.observe();
-    assert_eq!(stream.next().await.unwrap(), None);
+    assert_eq!(stream.next().await.unwrap(), Observation::NoLeader);
     let mut last = None;
     for i in 0..5 {
         let l = election(b.clone(), "observed")
@@ -294,8 +294,11 @@ async fn observer_misses_no_leader_change_across_compactions() {
     let want = last.as_ref().unwrap().token();
     let ok = tokio::time::timeout(Duration::from_secs(5), async {
         while let Some(seen) = stream.next().await {
-            if seen.as_ref().map(|s| s.token) == Some(want) {
-                assert_eq!(seen.unwrap().value, Bytes::from_static(b"leader-4"));
+            if seen.leader().map(|s| s.token) == Some(want) {
+                assert_eq!(
+                    seen.into_leader().unwrap().value,
+                    Bytes::from_static(b"leader-4")
+                );
                 return true;
             }
         }
@@ -346,8 +349,13 @@ async fn hundred_candidates_one_connection_one_leader_and_no_herd() {
     assert_eq!(cands[0].key, leadership.entry().key);
     assert!(rx.try_recv().is_err(), "two leaders at once");
     let successor_key = cands[1].key.clone();
-    // Let every follower settle on its predecessor watch, then count.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Count from when every candidate has opened its watch (followers on
+    // their predecessor, the leader on its own entry).
+    let settled = common::eventually(Duration::from_secs(30), || async {
+        counters.iter().all(|c| c.counts().watches >= 1)
+    })
+    .await;
+    assert!(settled, "not every candidate opened its watch");
     let before: Vec<usize> = counters.iter().map(Counting::watch_events).collect();
 
     leadership.resign().await;

@@ -54,6 +54,57 @@ async fn unreachable_endpoint_fails_within_the_connect_timeout() {
     drop(silent);
 }
 
+/// Connections closed as soon as they are accepted (a server restarting,
+/// or refusing connections while busy) are retried within the connect
+/// timeout: once the endpoint answers again, `connect` succeeds. When it
+/// never does, the error names the endpoint, the attempts and the cause.
+#[tokio::test(flavor = "multi_thread")]
+async fn connect_retries_closed_connections_within_the_connect_timeout() {
+    use tenure_testkit::proxy::{Mode, Proxy};
+
+    let server = common::server().await;
+    let target = server.endpoint().trim_start_matches("http://").to_owned();
+    let proxy = Proxy::start(target.parse().unwrap()).await.unwrap();
+    proxy.set_mode(Mode::Drop);
+    let endpoint = format!("http://{}", proxy.local_addr());
+    let pending = {
+        let endpoint = endpoint.clone();
+        tokio::spawn(async move {
+            EtcdBackend::connect(
+                EtcdOptions::new([endpoint]).connect_timeout(Duration::from_secs(30)),
+            )
+            .await
+        })
+    };
+    // Proof that attempts were turned away before the endpoint answered.
+    assert!(
+        common::eventually(Duration::from_secs(20), || async {
+            proxy.accepted_connections() >= 2
+        })
+        .await,
+        "connect never retried"
+    );
+    assert!(
+        !pending.is_finished(),
+        "connected through a closed endpoint"
+    );
+    proxy.set_mode(Mode::Pass);
+    let backend = tokio::time::timeout(Duration::from_secs(30), pending)
+        .await
+        .expect("connect hangs after the endpoint answered")
+        .unwrap()
+        .unwrap();
+    backend.client().status().await.unwrap();
+
+    proxy.set_mode(Mode::Drop);
+    let err = EtcdBackend::connect(options(&endpoint)).await.unwrap_err();
+    assert!(matches!(err, Error::Unreachable { .. }), "{err:?}");
+    let text = err.to_string();
+    for part in [endpoint.as_str(), "attempts", "connect timeout of 1s"] {
+        assert!(text.contains(part), "{part:?} missing: {text}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn bad_options_are_invalid_config() {
     let none: [&str; 0] = [];

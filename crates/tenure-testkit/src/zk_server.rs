@@ -50,6 +50,11 @@ pub struct ZkServerConfig {
     pub min_session_timeout: Duration,
     /// `maxSessionTimeout` (default 20 s).
     pub max_session_timeout: Duration,
+    /// `maxClientCnxns`: connections one client host (all of loopback, so
+    /// every test process together) may hold; the server closes further
+    /// ones right after accepting them. Default 0, no limit: ZooKeeper's
+    /// own default of 60 is less than what a burst test opens.
+    pub max_client_cnxns: u32,
     /// Extra `zoo.cfg` lines (`key=value`).
     pub extra: Vec<(String, String)>,
 }
@@ -60,6 +65,7 @@ impl Default for ZkServerConfig {
             tick_time: Duration::from_millis(100),
             min_session_timeout: Duration::from_millis(200),
             max_session_timeout: Duration::from_secs(20),
+            max_client_cnxns: 0,
             extra: Vec::new(),
         }
     }
@@ -158,13 +164,14 @@ impl MemberConfig {
         let mut cfg = format!(
             "tickTime={}\ninitLimit=50\nsyncLimit=20\ndataDir={}\nclientPort={}\n\
              clientPortAddress=127.0.0.1\nminSessionTimeout={}\nmaxSessionTimeout={}\n\
-             admin.enableServer=false\n4lw.commands.whitelist=*\nmaxClientCnxns=0\n\
+             admin.enableServer=false\n4lw.commands.whitelist=*\nmaxClientCnxns={}\n\
              autopurge.purgeInterval=0\n",
             c.tick_time.as_millis(),
             self.data_dir().display(),
             self.ports.client,
             c.min_session_timeout.as_millis(),
             c.max_session_timeout.as_millis(),
+            c.max_client_cnxns,
         );
         for s in &self.servers {
             cfg.push_str(s);

@@ -6,9 +6,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use tenure_core::retry::{AttemptError, ConnectFailed};
 use tenure_core::{
-    CoordinationBackend, CreateOutcome, ElectionName, Entry, Error, LeaseGrant, LeaseId, Result,
-    Revision, Slot, Snapshot, WatchScope, WatchStream,
+    ConnectRetry, CoordinationBackend, CreateOutcome, ElectionName, Entry, Error, LeaseGrant,
+    LeaseId, Result, Revision, Slot, Snapshot, WatchScope, WatchStream,
 };
 use tracing::debug;
 use zookeeper_client as zk;
@@ -139,6 +140,9 @@ struct Inner {
     options: ZkOptions,
     /// The server's session-timeout bounds (or the configured ones).
     bounds: (Duration, Duration),
+    /// The shared session's timeout (explicit, or the default clamped
+    /// into `bounds`).
+    session_timeout: Duration,
     /// Shared session for reads, watches and guarded writes; replaced
     /// when it expires.
     reader: tokio::sync::Mutex<zk::Client>,
@@ -204,39 +208,63 @@ impl ZkBackend {
     /// [`ZkOptions::ttl_bounds`] gives them), opens the shared session and
     /// creates the root node if missing.
     ///
+    /// Learning the bounds and opening the session are retried with
+    /// jittered back-off (a refused connection, one the server closed
+    /// during the handshake, a handshake left unanswered) until the
+    /// [connect timeout](ZkOptions::connect_timeout) runs out.
+    ///
     /// # Errors
     /// [`Error::InvalidConfig`] for bad options (empty connect string,
-    /// invalid root path, a session timeout outside the server's bounds);
-    /// [`Error::Unreachable`] naming the connect string when no server
-    /// answers within the connect timeout; [`Error::Unauthenticated`] when
-    /// the root exists but our credentials may not use it.
+    /// invalid root path, a [`session_timeout`](ZkOptions::session_timeout)
+    /// set outside the server's bounds: the message says which URL option
+    /// and which server settings to change);
+    /// [`Error::Unreachable`] naming the connect string, the number of
+    /// attempts and the last cause when no session is established within
+    /// the connect timeout (a server refusing connections beyond its
+    /// `maxClientCnxns` is named as the likely cause when it closes them
+    /// during the handshake); [`Error::Unauthenticated`] when the root
+    /// exists but our credentials may not use it.
     pub async fn connect(options: ZkOptions) -> Result<ZkBackend> {
         options.validate()?;
-        let endpoint = options.connect.clone();
-        let bounds = match options.ttl_bounds {
-            Some(b) => b,
-            None => probe::session_bounds(&options.connect, options.connect_timeout)
-                .await
-                .map_err(|reason| Error::Unreachable {
-                    backend: KIND,
-                    endpoint: endpoint.clone(),
-                    source: reason.into(),
-                })?,
+        // Bounds learnt by an attempt stay learnt for the next ones.
+        let learnt = Mutex::new(options.ttl_bounds);
+        // A probe is two handshakes on raw connections: a slow answer is
+        // worth waiting for (a retry would only add to a busy server's
+        // work), but one silent host must leave time for the others.
+        let hosts = u32::try_from(probe::hosts(&options.connect).len().max(1)).unwrap_or(1);
+        let probe_timeout = options.connect_timeout / hosts;
+        let opened = connect_retry(&options)
+            .run(|_| async {
+                let known = learnt.lock().map(|b| *b).unwrap_or(None);
+                let bounds = match known {
+                    Some(b) => b,
+                    None => {
+                        let b = probe::session_bounds(&options.connect, probe_timeout)
+                            .await
+                            .map_err(|cause| AttemptError::Transient(cause.into()))?;
+                        if let Ok(mut l) = learnt.lock() {
+                            *l = Some(b);
+                        }
+                        b
+                    }
+                };
+                let timeout = options
+                    .shared_session_timeout(bounds)
+                    .map_err(AttemptError::Permanent)?;
+                let client = session_attempt(&options, timeout).await?;
+                Ok((client, bounds, timeout))
+            })
+            .await;
+        let (reader, bounds, session_timeout) = match opened {
+            Ok(o) => o,
+            Err(e) => return Err(diagnosed(e, &options.connect).await),
         };
-        if options.session_timeout < bounds.0 || options.session_timeout > bounds.1 {
-            return Err(Error::InvalidConfig {
-                field: "session_timeout",
-                reason: format!(
-                    "{:?} is outside the server's session timeout bounds {:?}..={:?}",
-                    options.session_timeout, bounds.0, bounds.1
-                ),
-            });
-        }
-        let reader = open_session(&options, options.session_timeout).await?;
+        debug!(?bounds, ?session_timeout, "shared ZooKeeper session opened");
         let backend = ZkBackend {
             inner: Arc::new(Inner {
                 options,
                 bounds,
+                session_timeout,
                 reader: tokio::sync::Mutex::new(reader.clone()),
                 leases: Mutex::new(HashMap::new()),
             }),
@@ -251,6 +279,14 @@ impl ZkBackend {
             }
         }
         Ok(backend)
+    }
+
+    /// The timeout of the shared session (reads and watches): the one set
+    /// with [`ZkOptions::session_timeout`], or the
+    /// [default](ZkOptions::default_session_timeout) clamped into the
+    /// server's bounds.
+    pub fn session_timeout(&self) -> Duration {
+        self.inner.session_timeout
     }
 
     /// The options the backend runs with.
@@ -278,6 +314,14 @@ impl ZkBackend {
     /// and closing it. `None` for unknown leases.
     pub fn lease_session(&self, lease: LeaseId) -> Option<zk::SessionInfo> {
         self.lease(lease).map(|l| l.client.session().clone())
+    }
+
+    /// A watcher of the connection state of `lease`'s session
+    /// (connected, disconnected while the client reconnects, expired,
+    /// closed), for tools and tests that follow it. `None` for unknown
+    /// leases.
+    pub fn lease_state(&self, lease: LeaseId) -> Option<zk::StateWatcher> {
+        self.lease(lease).map(|l| l.client.state_watcher())
     }
 
     /// Closes every lease session (their ephemeral nodes vanish) and
@@ -363,8 +407,7 @@ impl ZkBackend {
         let mut guard = self.inner.reader.lock().await;
         if guard.state().is_terminated() {
             debug!("shared ZooKeeper session ended; opening a new one");
-            let fresh =
-                open_session(&self.inner.options, self.inner.options.session_timeout).await?;
+            let fresh = open_session(&self.inner.options, self.inner.session_timeout).await?;
             *guard = fresh;
         }
         Ok(guard.clone())
@@ -389,8 +432,7 @@ impl ZkBackend {
                     let mut guard = self.inner.reader.lock().await;
                     if guard.session_id() == client.session_id() {
                         *guard =
-                            open_session(&self.inner.options, self.inner.options.session_timeout)
-                                .await?;
+                            open_session(&self.inner.options, self.inner.session_timeout).await?;
                     }
                 }
                 op(self.reader().await?).await
@@ -851,47 +893,119 @@ impl ZkBackend {
 /// accepted, never answered) stalled every read for 4 s after a server
 /// restart (found by the fault campaign). The client pings every 3/8 of
 /// this, so a live connection is never silent that long.
+///
+/// The same bound applies to each attempt at opening a session: a
+/// handshake left unanswered that long is given up and tried again (after
+/// a back-off) while the connect timeout lasts, so a server that is slow
+/// under a burst of new sessions delays them instead of failing them.
 const MAX_SILENCE: Duration = Duration::from_secs(1);
 
-/// Opens one session with `session_timeout`, bounded by the connect
-/// timeout.
+/// The retry loop of every session opened with `options`.
+fn connect_retry(options: &ZkOptions) -> ConnectRetry {
+    ConnectRetry::new(KIND, options.connect.clone(), options.connect_timeout)
+}
+
+/// Opens one session with `session_timeout`, retrying failed attempts
+/// with back-off until the connect timeout runs out.
+///
+/// # Errors
+/// [`Error::Unreachable`] (endpoint, attempts, last cause, and what a
+/// test handshake found) after the connect timeout; [`Error::InvalidConfig`]
+/// for a bad connect string, [`Error::Unauthenticated`] when the server
+/// rejects the credentials, at once.
 async fn open_session(options: &ZkOptions, session_timeout: Duration) -> Result<zk::Client> {
+    match connect_retry(options)
+        .run(|_| session_attempt(options, session_timeout))
+        .await
+    {
+        Ok(client) => Ok(client),
+        Err(e) => Err(diagnosed(e, &options.connect).await),
+    }
+}
+
+/// zookeeper-client's one word for "every host failed" (the real cause
+/// goes to its log only): the cause of an attempt that ended so.
+#[derive(Debug)]
+struct NoHostAvailable {
+    handshake_timeout: Duration,
+}
+
+impl std::fmt::Display for NoHostAvailable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "no available hosts (each refused the connection, closed it, or left the \
+             handshake unanswered for {:?})",
+            self.handshake_timeout
+        )
+    }
+}
+
+impl std::error::Error for NoHostAvailable {}
+
+/// One attempt at opening a session: every host of the connect string
+/// tried once (`with_fail_eagerly`), each handshake given up after
+/// [`MAX_SILENCE`] of silence.
+async fn session_attempt(
+    options: &ZkOptions,
+    session_timeout: Duration,
+) -> std::result::Result<zk::Client, AttemptError> {
+    let handshake_timeout = (session_timeout * 2 / 5).min(MAX_SILENCE);
     let mut connector = zk::Client::connector()
         .with_session_timeout(session_timeout)
-        .with_connection_timeout((session_timeout * 2 / 5).min(MAX_SILENCE))
+        .with_connection_timeout(handshake_timeout)
         .with_fail_eagerly();
     if let Some((user, password)) = &options.digest {
         connector = connector.with_auth("digest", format!("{user}:{password}").as_bytes());
     }
-    let endpoint = options.connect.clone();
     let ctx = Ctx {
         operation: "connect",
-        endpoint: &endpoint,
+        endpoint: &options.connect,
         lease: None,
     };
-    match tokio::time::timeout(options.connect_timeout, connector.connect(&options.connect)).await {
-        Ok(Ok(client)) => Ok(client),
-        Ok(Err(zk::Error::BadArguments(reason))) => Err(Error::InvalidConfig {
-            field: "connect",
-            reason: format!("bad connect string {endpoint:?}: {reason}"),
-        }),
-        Ok(Err(zk::Error::SessionExpired)) | Ok(Err(zk::Error::ClientClosed)) => {
-            Err(Error::Unreachable {
-                backend: KIND,
-                endpoint,
-                source: "no session could be established".into(),
-            })
+    match connector.connect(&options.connect).await {
+        Ok(client) => Ok(client),
+        Err(zk::Error::BadArguments(reason)) => {
+            Err(AttemptError::Permanent(Error::InvalidConfig {
+                field: "connect",
+                reason: format!("bad connect string {:?}: {reason}", options.connect),
+            }))
         }
-        Ok(Err(e)) => Err(ctx.error(e)),
-        Err(_) => Err(Error::Unreachable {
-            backend: KIND,
-            endpoint,
-            source: format!(
-                "no ZooKeeper session established within the connect timeout of {:?}",
-                options.connect_timeout
-            )
-            .into(),
-        }),
+        Err(e @ zk::Error::AuthFailed) => Err(AttemptError::Permanent(ctx.error(e))),
+        Err(zk::Error::NoHosts) => Err(AttemptError::Transient(Box::new(NoHostAvailable {
+            handshake_timeout,
+        }))),
+        // Connection loss, a handshake cut short, a session the server
+        // closed at once: the next attempt may well succeed.
+        Err(e) => Err(AttemptError::Transient(Box::new(e))),
+    }
+}
+
+/// Adds to an [`Error::Unreachable`] whose retries ended on "no available
+/// hosts" what one test handshake per host finds (a refused port, a
+/// server closing connections beyond `maxClientCnxns`, a frozen server).
+async fn diagnosed(e: Error, connect: &str) -> Error {
+    let Error::Unreachable {
+        backend,
+        endpoint,
+        source,
+    } = e
+    else {
+        return e;
+    };
+    let source = match source.downcast::<ConnectFailed>() {
+        Ok(mut failed) if failed.last.is::<NoHostAvailable>() => {
+            let found = probe::diagnose(connect, MAX_SILENCE).await;
+            failed.last = format!("{}; a test handshake found {found}", failed.last).into();
+            failed
+        }
+        Ok(failed) => failed,
+        Err(other) => other,
+    };
+    Error::Unreachable {
+        backend,
+        endpoint,
+        source,
     }
 }
 

@@ -6,6 +6,10 @@ use std::time::Duration;
 
 use tenure_core::{Error, Result};
 
+/// The shared session's timeout when none is set: 10 s, clamped into the
+/// server's bounds.
+const DEFAULT_SESSION_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// How queue candidates are named under an election's node, so that
 /// tenure shares elections with the JVM and Python ecosystems.
 ///
@@ -127,7 +131,12 @@ pub struct ZkOptions {
     pub(crate) connect: String,
     pub(crate) root: String,
     pub(crate) layout: Layout,
-    pub(crate) session_timeout: Duration,
+    /// Set with [`ZkOptions::session_timeout`]: used as it is, or an error
+    /// when outside the server's bounds.
+    pub(crate) session_timeout: Option<Duration>,
+    /// Used when `session_timeout` is not set, clamped into the server's
+    /// bounds.
+    pub(crate) default_session_timeout: Duration,
     pub(crate) connect_timeout: Duration,
     pub(crate) request_timeout: Duration,
     pub(crate) digest: Option<(String, String)>,
@@ -142,6 +151,7 @@ impl fmt::Debug for ZkOptions {
             .field("root", &self.root)
             .field("layout", &self.layout)
             .field("session_timeout", &self.session_timeout)
+            .field("default_session_timeout", &self.default_session_timeout)
             .field("connect_timeout", &self.connect_timeout)
             .field("request_timeout", &self.request_timeout)
             // Never print the password.
@@ -157,15 +167,18 @@ impl ZkOptions {
     /// `host:port[,host:port...][/chroot]` (the chroot, if any, must
     /// exist).
     ///
-    /// Defaults: root `/tenure`, [`Layout::Curator`], 10 s session for
-    /// reads and watches, 5 s connect timeout, 5 s request timeout, no
-    /// authentication, [`ZkAcl::Open`], TTL bounds probed from the server.
+    /// Defaults: root `/tenure`, [`Layout::Curator`], a 10 s session for
+    /// reads and watches (clamped into the server's session-timeout
+    /// bounds, see [`default_session_timeout`](Self::default_session_timeout)),
+    /// 5 s connect timeout, 5 s request timeout, no authentication,
+    /// [`ZkAcl::Open`], TTL bounds probed from the server.
     pub fn new(connect: impl Into<String>) -> Self {
         ZkOptions {
             connect: connect.into(),
             root: "/tenure".to_owned(),
             layout: Layout::Curator,
-            session_timeout: Duration::from_secs(10),
+            session_timeout: None,
+            default_session_timeout: DEFAULT_SESSION_TIMEOUT,
             connect_timeout: Duration::from_secs(5),
             request_timeout: Duration::from_secs(5),
             digest: None,
@@ -259,17 +272,67 @@ impl ZkOptions {
     }
 
     /// Session timeout of the backend's shared session, used for reads and
-    /// watches (default 10 s). Leases get sessions of their own, with the
-    /// lease's TTL.
+    /// watches (URL option `session_timeout=`). Leases get sessions of
+    /// their own, with the lease's TTL.
+    ///
+    /// A timeout set here is used as it is: [`connect`](crate::ZkBackend::connect)
+    /// fails with [`Error::InvalidConfig`] when it lies outside the
+    /// server's `minSessionTimeout`..`maxSessionTimeout`. Without it, the
+    /// [`default_session_timeout`](Self::default_session_timeout) is
+    /// clamped into those bounds instead.
     pub fn session_timeout(mut self, timeout: Duration) -> Self {
-        self.session_timeout = timeout;
+        self.session_timeout = Some(timeout);
         self
     }
 
+    /// The shared session's timeout when none was set with
+    /// [`session_timeout`](Self::session_timeout): clamped into the
+    /// server's session-timeout bounds, so that it fits any server
+    /// (default 10 s; a server with `tickTime=200` allows 400 ms..4 s and
+    /// gets 4 s). The facade's `tenure::connect_with` sets it to the
+    /// election's TTL, so that the shared session lives on the same time
+    /// scale as the leases.
+    pub fn default_session_timeout(mut self, timeout: Duration) -> Self {
+        self.default_session_timeout = timeout;
+        self
+    }
+
+    /// The shared session's timeout on a server with session-timeout
+    /// `bounds`: the one set explicitly, or the default clamped into the
+    /// bounds.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] when an explicit timeout lies outside the
+    /// bounds, saying which option and which server settings to change.
+    pub(crate) fn shared_session_timeout(
+        &self,
+        (min, max): (Duration, Duration),
+    ) -> Result<Duration> {
+        let Some(t) = self.session_timeout else {
+            return Ok(self.default_session_timeout.clamp(min, max.max(min)));
+        };
+        if t < min || t > max {
+            return Err(Error::InvalidConfig {
+                field: "session_timeout",
+                reason: format!(
+                    "{t:?} is outside the server's session timeout bounds {min:?}..={max:?}: \
+                     set the URL option `session_timeout=` (ZkOptions::session_timeout) within \
+                     them, or leave it out to get a timeout clamped into them, or change the \
+                     server's minSessionTimeout / maxSessionTimeout in zoo.cfg (by default 2 and \
+                     20 times its tickTime)"
+                ),
+            });
+        }
+        Ok(t)
+    }
+
     /// How long [`connect`](crate::ZkBackend::connect) and each new lease
-    /// session may take to establish a session (default 5 s). An
-    /// unreachable ensemble fails with
-    /// [`Error::Unreachable`] after at most this long.
+    /// session may take to establish a session (default 5 s). Attempts
+    /// that fail (refused, closed by the server during the handshake, no
+    /// answer within a second) are retried with jittered exponential
+    /// back-off until this runs out; then an unreachable ensemble fails
+    /// with [`Error::Unreachable`] naming the connect string, the number
+    /// of attempts and the last cause.
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
         self
@@ -323,7 +386,11 @@ impl ZkOptions {
             ));
         }
         for (field, d) in [
-            ("session_timeout", self.session_timeout),
+            (
+                "session_timeout",
+                self.session_timeout.unwrap_or(Duration::MAX),
+            ),
+            ("default_session_timeout", self.default_session_timeout),
             ("connect_timeout", self.connect_timeout),
             ("request_timeout", self.request_timeout),
         ] {
@@ -331,7 +398,10 @@ impl ZkOptions {
                 return Err(invalid(field, "must be positive".into()));
             }
         }
-        if self.session_timeout > Duration::from_millis(i32::MAX as u64) {
+        if self
+            .session_timeout
+            .is_some_and(|t| t > Duration::from_millis(i32::MAX as u64))
+        {
             return Err(invalid("session_timeout", "too large".into()));
         }
         if let Some((min, max)) = self.ttl_bounds {
@@ -438,7 +508,7 @@ mod tests {
         assert_eq!(o.root, "/svc");
         assert_eq!(o.layout, Layout::Kazoo);
         assert_eq!(o.digest, Some(("u".into(), "p&w".into())));
-        assert_eq!(o.session_timeout, Duration::from_secs(3));
+        assert_eq!(o.session_timeout, Some(Duration::from_secs(3)));
         assert_eq!(o.request_timeout, Duration::from_secs(1));
         for (url, expect) in [
             ("zk://a:1?layout=zk", "expected curator or kazoo"),
@@ -458,5 +528,52 @@ mod tests {
         assert!(ZkOptions::new("a:1").validate().is_ok());
         let dbg = format!("{:?}", ZkOptions::new("a:1").digest("u", "secret"));
         assert!(!dbg.contains("secret"), "{dbg}");
+    }
+
+    #[test]
+    fn the_default_session_timeout_is_clamped_an_explicit_one_checked() {
+        let ms = Duration::from_millis;
+        let tick200 = (ms(400), ms(4000));
+        let o = ZkOptions::new("a:1");
+        assert_eq!(o.shared_session_timeout(tick200).unwrap(), ms(4000));
+        assert_eq!(
+            o.shared_session_timeout((ms(200), ms(20_000))).unwrap(),
+            ms(10_000)
+        );
+        assert_eq!(
+            o.shared_session_timeout((ms(12_000), ms(60_000))).unwrap(),
+            ms(12_000)
+        );
+        let o = ZkOptions::new("a:1").default_session_timeout(ms(3000));
+        assert_eq!(o.shared_session_timeout(tick200).unwrap(), ms(3000));
+        let o = ZkOptions::from_url("zk://a:1?session_timeout=10s").unwrap();
+        let e = o.shared_session_timeout(tick200).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                Error::InvalidConfig {
+                    field: "session_timeout",
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        let text = e.to_string();
+        for hint in [
+            "session_timeout=",
+            "minSessionTimeout",
+            "maxSessionTimeout",
+            "tickTime",
+            "4s",
+        ] {
+            assert!(text.contains(hint), "{hint}: {text}");
+        }
+        assert_eq!(
+            ZkOptions::new("a:1")
+                .session_timeout(ms(4000))
+                .shared_session_timeout(tick200)
+                .unwrap(),
+            ms(4000)
+        );
     }
 }

@@ -88,12 +88,14 @@ async fn negotiate(host: &str, requested: Duration) -> std::io::Result<Duration>
 }
 
 /// The server's `(minSessionTimeout, maxSessionTimeout)`, from the first
-/// host of `connect` that answers within `timeout`.
+/// host of `connect` that answers within `timeout`: one attempt over the
+/// hosts. The error explains why each host failed (see [`explain`]); the
+/// caller retries.
 pub(crate) async fn session_bounds(
     connect: &str,
     timeout: Duration,
 ) -> Result<(Duration, Duration), String> {
-    let mut last = "no host in the connect string".to_owned();
+    let mut causes = Vec::new();
     for host in hosts(connect) {
         let probe = async {
             let min = negotiate(&host, Duration::from_millis(1)).await?;
@@ -102,11 +104,52 @@ pub(crate) async fn session_bounds(
         };
         match tokio::time::timeout(timeout, probe).await {
             Ok(Ok(bounds)) => return Ok(bounds),
-            Ok(Err(e)) => last = format!("{host}: {e}"),
-            Err(_) => last = format!("{host}: no answer within {timeout:?}"),
+            Ok(Err(e)) => causes.push(explain(&host, &e)),
+            Err(_) => causes.push(format!("{host}: no handshake answer within {timeout:?}")),
         }
     }
-    Err(last)
+    if causes.is_empty() {
+        causes.push("no host in the connect string".to_owned());
+    }
+    Err(causes.join("; "))
+}
+
+/// Why a handshake with `host` failed, in words an operator can act on.
+///
+/// A ZooKeeper server closes a connection right after accepting it when
+/// the client's host already holds `maxClientCnxns` connections (60 by
+/// default): the client then reads an unexpected end of file, or its write
+/// fails with a broken pipe or a reset. Those causes carry the hint.
+pub(crate) fn explain(host: &str, e: &std::io::Error) -> String {
+    use std::io::ErrorKind as K;
+    match e.kind() {
+        K::UnexpectedEof | K::BrokenPipe | K::ConnectionReset | K::ConnectionAborted => format!(
+            "{host}: the server closed the connection during the handshake ({e}); the server \
+             may be refusing connections beyond maxClientCnxns per host (60 by default: \
+             raise it in zoo.cfg, 0 means no limit, or open fewer sessions from this host)"
+        ),
+        K::ConnectionRefused => format!("{host}: connection refused ({e}): is ZooKeeper running?"),
+        _ => format!("{host}: {e}"),
+    }
+}
+
+/// One handshake with each host of `connect` (each bounded by `timeout`),
+/// to say why sessions cannot be opened when the client library only
+/// reports "no available hosts".
+pub(crate) async fn diagnose(connect: &str, timeout: Duration) -> String {
+    let mut found = Vec::new();
+    for host in hosts(connect) {
+        let handshake = negotiate(&host, Duration::from_millis(1));
+        found.push(match tokio::time::timeout(timeout, handshake).await {
+            Ok(Ok(_)) => format!(
+                "{host}: a test handshake just succeeded (the server was too busy to answer \
+                 in time: a longer connect_timeout may help)"
+            ),
+            Ok(Err(e)) => explain(&host, &e),
+            Err(_) => format!("{host}: a test handshake got no answer within {timeout:?}"),
+        });
+    }
+    found.join("; ")
 }
 
 #[cfg(test)]
@@ -120,5 +163,19 @@ mod tests {
             vec!["a:1".to_owned(), "b:2".to_owned(), "c:2181".to_owned()]
         );
         assert!(hosts(" , ").is_empty());
+    }
+
+    #[test]
+    fn a_closed_handshake_points_to_max_client_cnxns() {
+        for kind in [
+            std::io::ErrorKind::UnexpectedEof,
+            std::io::ErrorKind::BrokenPipe,
+        ] {
+            let text = explain("h:1", &std::io::Error::from(kind));
+            assert!(text.starts_with("h:1: "), "{text}");
+            assert!(text.contains("maxClientCnxns"), "{text}");
+        }
+        let refused = explain("h:1", &std::io::ErrorKind::ConnectionRefused.into());
+        assert!(!refused.contains("maxClientCnxns"), "{refused}");
     }
 }

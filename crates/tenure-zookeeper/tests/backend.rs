@@ -101,23 +101,47 @@ async fn protected_create_never_leaves_a_second_node() {
     ));
     assert!(backend.delete(a.entry()).await.unwrap());
 
-    // Lost reply: freeze the server, send the create, let the client give
-    // up on the connection, thaw the server (which still processes the
-    // request it had received), and let the backend reconnect and look
-    // for its protected name.
+    // A connection lost under a pending create: freeze the server, send
+    // the create, wait until the lease's client gives up on the
+    // connection (the server answers nothing), thaw the server (which
+    // still processes what it had received) and let the backend
+    // reconnect and look for its protected name before creating again.
+    let mut state = backend.lease_state(g.id).expect("the lease's session");
+    assert_eq!(state.peek_state(), zk::SessionState::SyncConnected);
     zk.pause().unwrap();
     let pending = {
         let backend = backend.clone();
         let e = e.clone();
         tokio::spawn(async move { backend.create(&e, Slot::Queue, g.id, "y".into()).await })
     };
-    tokio::time::sleep(Duration::from_millis(4500)).await;
+    // The event itself (the guard only avoids a hang): the client drops
+    // the silent connection after a second.
+    let dropped = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            match state.changed().await {
+                zk::SessionState::Disconnected => return,
+                s if s.is_terminated() => panic!("the lease's session ended: {s:?}"),
+                _ => {}
+            }
+        }
+    })
+    .await;
+    // The path ran: the create was still waiting when its connection went
+    // (checked before the thaw lets it finish).
+    let waiting = !pending.is_finished();
     zk.resume().unwrap();
+    dropped.expect("the lease's client never dropped the frozen connection");
+    assert!(waiting, "the create finished while the server was frozen");
     let outcome = tokio::time::timeout(Duration::from_secs(20), pending)
         .await
         .expect("create hangs after the server came back")
         .unwrap()
         .unwrap();
+    assert_eq!(
+        state.peek_state(),
+        zk::SessionState::SyncConnected,
+        "the same session, reconnected"
+    );
     let snap = backend.candidates(&e).await.unwrap();
     let ours: Vec<_> = snap.entries.iter().filter(|x| x.lease == g.id).collect();
     assert_eq!(

@@ -33,7 +33,7 @@ async fn backend(connect: &str, root: &str, layout: Layout) -> DynBackend {
 /// Whether a campaign error is the refusal of a candidate of another
 /// shape (typed at the backend; the campaign reports it as its cause).
 fn refused(e: &Error) -> bool {
-    matches!(e, Error::ShapeConflict { .. }) || e.to_string().contains("cannot join it")
+    matches!(e, Error::ShapeConflict { .. })
 }
 
 /// Single-key, Curator-layout and kazoo-layout candidates start at once on

@@ -39,11 +39,42 @@ struct Args {
     /// test).
     #[arg(long, hide = true)]
     broken: bool,
+    /// Run a gated command while leader, through `tenure campaign`'s
+    /// supervisor (for the `signal-gated` fault).
+    #[arg(long)]
+    gated: bool,
 }
 
-#[tokio::main(flavor = "current_thread")]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
+    // The gated command's helpers are this binary again, under hidden
+    // first arguments, and run before any async runtime exists.
+    let raw: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let helper: Option<fn(&[std::ffi::OsString]) -> i32> = match raw.get(1).and_then(|a| a.to_str())
+    {
+        Some(tenure_cli::child::SUPERVISOR) => Some(tenure_cli::child::supervisor_main),
+        Some(tenure_cli::child::EXEC_HELPER) => Some(tenure_cli::child::exec_helper),
+        Some(candidate::COMMAND_WRITER) => Some(candidate::command_writer),
+        _ => None,
+    };
+    if let Some(helper) = helper {
+        let code = helper(&raw[2..]);
+        return ExitCode::from(u8::try_from(code).unwrap_or(1));
+    }
     let a = Args::parse();
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("chaos-candidate: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(candidate_main(a))
+}
+
+async fn candidate_main(a: Args) -> ExitCode {
     if let Ok(filter) = std::env::var("TENURE_CHAOS_TRACE") {
         tracing_subscriber::fmt()
             .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
@@ -60,6 +91,7 @@ async fn main() -> ExitCode {
         write_every: Duration::from_millis(a.write_ms.max(1)),
         log: a.log,
         broken: a.broken,
+        gated: a.gated,
     };
     match candidate::run(opts).await {
         Ok(()) => ExitCode::SUCCESS,

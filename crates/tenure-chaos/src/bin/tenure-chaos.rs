@@ -72,7 +72,8 @@ struct Args {
     /// Only these fault kinds (comma-separated: sigkill, sigstop,
     /// proxy-drop, proxy-blackhole, proxy-delay, proxy-slow, delete-key,
     /// expire-lease, backend-restart, backend-pause, member-kill,
-    /// member-pause); all by default.
+    /// member-pause, signal-gated); all but signal-gated by default
+    /// (asking for signal-gated makes the candidates run a gated command).
     #[arg(long, value_delimiter = ',', value_parser = parse_kind)]
     kinds: Vec<FaultKind>,
     /// Candidates to run deliberately broken (the checker's own test).

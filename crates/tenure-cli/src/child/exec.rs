@@ -1,13 +1,12 @@
-//! Starting the command so that it dies with `tenure`.
+//! Starting the command so that its own process dies with its supervisor.
 //!
-//! If `tenure` itself dies without a chance to stop the command (`kill
-//! -9`, the OOM killer), the command must not go on acting as leader
-//! while the backend elects someone else. So the command is started
-//! through `tenure` itself ([`EXEC_HELPER`]): that first process asks the
-//! kernel for `SIGKILL` on its parent's death (`PR_SET_PDEATHSIG`, kept
-//! across `exec`), checks that its parent is still alive, then executes
-//! the command in place. All of it with safe APIs: the workspace forbids
-//! `unsafe`, and a `pre_exec` hook would need it.
+//! The [`supervisor`](super::supervisor) starts the command through
+//! `tenure` itself ([`EXEC_HELPER`]): that first process asks the kernel
+//! for `SIGKILL` on its parent's death (`PR_SET_PDEATHSIG`, kept across
+//! `exec`), checks that its parent is still alive, then executes the
+//! command in place. So even a supervisor killed with `SIGKILL` takes the
+//! command's own process along. All of it with safe APIs: the workspace
+//! forbids `unsafe`, and a `pre_exec` hook would need it.
 
 use std::ffi::OsString;
 use std::io;
@@ -24,7 +23,7 @@ use crate::exit::{Exit, CANNOT_EXECUTE, NOT_FOUND};
 pub const EXEC_HELPER: &str = "__tenure-exec-child";
 
 /// The exec helper: arm `SIGKILL` on the parent's death, make sure the
-/// parent (`tenure`, whose pid is `args[0]`) is still there, then replace
+/// parent (the supervisor, whose pid is `args[0]`) is still there, then replace
 /// this process with the command. Returns only on failure, with the exit
 /// code to end with (126/127, as a shell would).
 pub fn exec_helper(args: &[OsString]) -> i32 {
@@ -53,6 +52,20 @@ pub fn exec_helper(args: &[OsString]) -> i32 {
     let e = std::process::Command::new(program).args(&argv[1..]).exec();
     eprintln!("tenure: cannot run {}: {e}", Path::new(program).display());
     spawn_failure_exit(&e).code()
+}
+
+/// This very binary, to start again as the supervisor or the exec helper.
+/// `/proc/self/exe` still works if the file was replaced since we started.
+///
+/// # Errors
+/// When neither `/proc/self/exe` nor the recorded path is available.
+pub fn self_exe() -> io::Result<PathBuf> {
+    let me = Path::new("/proc/self/exe");
+    if me.exists() {
+        Ok(me.to_path_buf())
+    } else {
+        std::env::current_exe()
+    }
 }
 
 /// Checks before campaigning that `program` can be executed: a path that

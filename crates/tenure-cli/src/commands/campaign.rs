@@ -19,8 +19,8 @@ use crate::args::{CampaignArgs, GlobalArgs, OutputFormat};
 use crate::child::{self, ChildSpec, Supervised};
 use crate::clock;
 use crate::output::{reason_name, Event, Output};
-use crate::signals::Shutdown;
-use crate::{backend, CliError, Exit};
+use crate::signals::{JobControl, Shutdown};
+use crate::{backend, grace, CliError, Exit};
 
 /// Runs the command.
 ///
@@ -39,9 +39,11 @@ pub async fn run(global: &GlobalArgs, args: CampaignArgs, out: &Output) -> Resul
         child::resolve_program(program)
             .map_err(|e| CliError::new(child::spawn_failure_exit(&e), e.to_string()))?;
     }
+    grace::check(args.grace, args.ttl)?;
     let mut shutdown = Shutdown::install()?;
+    let jobs = JobControl::install()?;
     let backend = tokio::select! {
-        b = backend::connect(url, global.request_timeout) => b?,
+        b = backend::connect(url, Some(args.ttl), global.request_timeout) => b?,
         _ = shutdown.recv() => return Ok(Exit::Success),
     };
     tenure::check_ttl(args.ttl, backend.ttl_bounds())?;
@@ -60,6 +62,7 @@ pub async fn run(global: &GlobalArgs, args: CampaignArgs, out: &Output) -> Resul
         command,
         out,
         shutdown,
+        jobs,
         rng: fastrand::Rng::new(),
     };
     campaigner.run().await
@@ -95,6 +98,7 @@ struct Campaigner<'a> {
     command: Option<ChildSpec>,
     out: &'a Output,
     shutdown: Shutdown,
+    jobs: JobControl,
     rng: fastrand::Rng,
 }
 
@@ -147,7 +151,8 @@ impl Campaigner<'_> {
                 _ = self.shutdown.recv() => return Ok(TermEnd::Shutdown),
             }
         };
-        let end = self.campaign_and_lead(&session).await;
+        let grace = grace::for_granted_ttl(self.args.grace, session.ttl());
+        let end = self.campaign_and_lead(&session, grace).await;
         // Revoke the lease: whatever is left of our entry goes with it.
         session.close().await;
         end.map_err(|error| match error {
@@ -159,7 +164,11 @@ impl Campaigner<'_> {
         })
     }
 
-    async fn campaign_and_lead(&mut self, session: &Session) -> Result<TermEnd, Failure> {
+    async fn campaign_and_lead(
+        &mut self,
+        session: &Session,
+        grace: Duration,
+    ) -> Result<TermEnd, Failure> {
         let mut builder = Election::builder(self.backend.clone(), self.name.as_str())
             .strategy(self.args.strategy.into())
             .session(session.clone());
@@ -186,7 +195,7 @@ impl Campaigner<'_> {
         });
         match self.command.clone() {
             None => Ok(self.hold(leadership).await),
-            Some(spec) => self.supervise(leadership, spec).await,
+            Some(spec) => self.supervise(leadership, spec, grace).await,
         }
     }
 
@@ -210,6 +219,7 @@ impl Campaigner<'_> {
         &mut self,
         leadership: Leadership,
         mut spec: ChildSpec,
+        grace: Duration,
     ) -> Result<TermEnd, Failure> {
         let token = leadership.token();
         if !leadership.is_leader() {
@@ -228,7 +238,13 @@ impl Campaigner<'_> {
             ("TENURE_TOKEN".into(), token.to_string()),
             ("TENURE_LEASE".into(), leadership.entry().lease.to_string()),
         ];
-        let mut child = match Supervised::spawn(&spec) {
+        // From here on, SIGTSTP is ours to handle: the command stops first.
+        let mut suspensions = self.jobs.delegate();
+        // The supervisor kills the tree by itself at the deadline (plus
+        // the grace), which it learns again at every renewal: even a
+        // frozen tenure cannot leave the command running past it.
+        let mut sent_until = leadership.valid_until();
+        let mut child = match Supervised::spawn(&spec, (sent_until + grace).into()).await {
             Ok(c) => c,
             Err(e) => {
                 // A missing program does not appear by campaigning again.
@@ -245,24 +261,61 @@ impl Campaigner<'_> {
         enum Wake {
             Lost(tenure::LossReason),
             Signal,
-            Exited(std::io::Result<std::process::ExitStatus>),
+            Exited,
+            Suspend,
+            Renewal,
         }
-        let wake = tokio::select! {
-            biased;
-            reason = leadership.lost() => Wake::Lost(reason),
-            _ = self.shutdown.recv() => Wake::Signal,
-            r = child.wait() => Wake::Exited(r),
-        };
-        let grace = self.args.grace;
+        enum End {
+            Lost(tenure::LossReason),
+            Signal,
+            Exited,
+        }
         let (out, name) = (self.out, self.name.clone());
         let report = move |e: Event| out.emit_or_log(name.as_str(), &e);
-        match wake {
-            Wake::Lost(reason) => {
+        let mut renewals = tokio::time::interval(DEADLINE_POLL);
+        renewals.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let end = loop {
+            let wake = tokio::select! {
+                biased;
+                reason = leadership.lost() => Wake::Lost(reason),
+                _ = self.shutdown.recv() => Wake::Signal,
+                () = suspensions.recv() => Wake::Suspend,
+                _ = child.wait(&report) => Wake::Exited,
+                _ = renewals.tick() => Wake::Renewal,
+            };
+            match wake {
+                Wake::Renewal => {
+                    let until = leadership.valid_until();
+                    if until > sent_until {
+                        child.set_deadline((until + grace).into()).await;
+                        sent_until = until;
+                    }
+                }
+                Wake::Suspend => {
+                    // Ctrl-Z: the command's tree stops, then we do.
+                    child.freeze().await;
+                    crate::signals::stop_self();
+                    // Continued. The command runs again only if we still
+                    // lead; otherwise the loss (certain: the deadline has
+                    // passed) kills it while it is still stopped.
+                    if leadership.is_leader() {
+                        child.thaw().await;
+                    }
+                }
+                Wake::Lost(reason) => break End::Lost(reason),
+                Wake::Signal => break End::Signal,
+                Wake::Exited => break End::Exited,
+            }
+        };
+        drop(suspensions);
+        match end {
+            End::Lost(reason) => {
                 self.emit(&Event::Lost {
                     reason: reason_name(reason),
                     token,
                 });
-                child.stop(grace, &mut self.shutdown, &report).await;
+                let kill_at = child::loss_kill_at(reason, leadership.valid_until().into(), grace);
+                child.stop(kill_at, &mut self.shutdown, None, &report).await;
                 drop(leadership);
                 Ok(if self.shutdown.requested() {
                     TermEnd::Shutdown
@@ -270,26 +323,45 @@ impl Campaigner<'_> {
                     TermEnd::Lost
                 })
             }
-            Wake::Signal => {
+            End::Signal => {
                 // The command first, then the entry: no overlap with the
                 // successor. We still lead while it stops, unless the term
-                // ends meanwhile (reported the moment it does).
-                let stop = child.stop(grace, &mut self.shutdown, &report);
-                let (_, lost) = watching_loss(&leadership, &report, stop).await;
-                if !lost {
+                // ends meanwhile (reported the moment it does, and the
+                // command is then killed in time).
+                let kill_at = tokio::time::Instant::now() + grace;
+                let (_, lost) = child
+                    .stop(
+                        kill_at,
+                        &mut self.shutdown,
+                        Some((&leadership, grace)),
+                        &report,
+                    )
+                    .await;
+                if lost.is_none() {
                     self.resign(leadership).await;
                 }
                 Ok(TermEnd::Shutdown)
             }
-            Wake::Exited(result) => {
-                // Whatever it left in its group stops before we resign.
-                let stop = child.exited(result, grace, &mut self.shutdown, &report);
-                let (end, lost) = watching_loss(&leadership, &report, stop).await;
-                if !lost {
+            End::Exited => {
+                // Whatever it left behind stops before we resign.
+                let kill_at = tokio::time::Instant::now() + grace;
+                let (end, lost) = child
+                    .stop(
+                        kill_at,
+                        &mut self.shutdown,
+                        Some((&leadership, grace)),
+                        &report,
+                    )
+                    .await;
+                if lost.is_none() {
                     self.resign(leadership).await;
                 }
                 Ok(if self.shutdown.requested() {
                     TermEnd::Shutdown
+                } else if lost.is_some() {
+                    // It ended because the term did (its supervisor's
+                    // deadline): a loss, as `--once` reports it.
+                    TermEnd::Lost
                 } else {
                     TermEnd::ChildExited(end.exit())
                 })
@@ -348,24 +420,10 @@ impl Campaigner<'_> {
     }
 }
 
-/// Runs `work` (stopping the command) while watching the term: if
-/// leadership is lost meanwhile, `lost` is reported the moment it is, not
-/// after the work. Returns the work's output and whether the term was lost.
-async fn watching_loss<T>(
-    leadership: &Leadership,
-    report: &dyn Fn(Event),
-    work: impl std::future::Future<Output = T>,
-) -> (T, bool) {
-    tokio::pin!(work);
-    tokio::select! {
-        biased;
-        reason = leadership.lost() => {
-            report(Event::Lost { reason: reason_name(reason), token: leadership.token() });
-            (work.await, true)
-        }
-        out = &mut work => (out, false),
-    }
-}
+/// How often the supervisor learns the term's new deadline (each
+/// keep-alive moves it by TTL / 3; a deadline learnt late only makes the
+/// supervisor's own kill come earlier, never later).
+const DEADLINE_POLL: Duration = Duration::from_millis(50);
 
 fn jitter(rng: &mut fastrand::Rng, max: Duration) -> Duration {
     let max = u64::try_from(max.as_nanos()).unwrap_or(u64::MAX);

@@ -33,12 +33,24 @@ pub async fn dispatch(cli: Cli, out: &Output) -> Result<Exit, CliError> {
 pub async fn read_election(global: &GlobalArgs, args: &ReadArgs) -> Result<Election, CliError> {
     let name = ElectionName::new(args.election.clone())?;
     let (url, _) = backend::check(global.backend.as_deref())?;
-    let backend = backend::connect(url, global.request_timeout).await?;
-    let mut builder = Election::builder(backend, name.as_str()).strategy(args.strategy.into());
+    let backend = backend::connect(url, None, global.request_timeout).await?;
+    let mut builder = Election::builder(backend, name.as_str())
+        .strategy(args.strategy.into())
+        .max_staleness(args.max_staleness);
     if let Some(t) = global.request_timeout {
         builder = builder.request_timeout(t);
     }
     Ok(builder.build()?)
+}
+
+/// The event for what `observe` knows: `leader`, or `unknown`.
+pub fn observation_event(observation: &tenure::Observation) -> Event {
+    match observation {
+        tenure::Observation::Unknown { unconfirmed_for } => Event::Unknown {
+            unconfirmed_for_ms: u64::try_from(unconfirmed_for.as_millis()).unwrap_or(u64::MAX),
+        },
+        other => leader_event(other.leader()),
+    }
 }
 
 /// The `leader` event for what `observe` or `leader` read.

@@ -1,5 +1,7 @@
 //! `tenure observe <election>`: one line per leader change (including "no
-//! leader"), the current leader first, until `SIGINT`/`SIGTERM`.
+//! leader"), the current leader first, and an `unknown` line when the
+//! backend has not confirmed the leader within `--max-staleness`, until
+//! `SIGINT`/`SIGTERM` or until nobody reads standard output any more.
 
 use futures::StreamExt;
 
@@ -21,11 +23,13 @@ pub async fn run(global: &GlobalArgs, args: &ReadArgs, out: &Output) -> Result<E
     };
     let name = election.name().as_str();
     let mut leaders = election.observe();
+    let reader_gone = crate::stdout_gone::closed();
+    tokio::pin!(reader_gone);
     loop {
         tokio::select! {
             next = leaders.next() => match next {
-                Some(leader) => {
-                    if let Err(e) = out.emit(name, &super::leader_event(leader.as_ref())) {
+                Some(observation) => {
+                    if let Err(e) = out.emit(name, &super::observation_event(&observation)) {
                         // Nobody reads any more (`tenure observe | head -1`).
                         tracing::debug!(error = %e, "stdout closed; stopping");
                         return Ok(Exit::Success);
@@ -36,6 +40,10 @@ pub async fn run(global: &GlobalArgs, args: &ReadArgs, out: &Output) -> Result<E
                 }
             },
             _ = shutdown.recv() => return Ok(Exit::Success),
+            () = &mut reader_gone => {
+                tracing::debug!("stdout closed; stopping");
+                return Ok(Exit::Success);
+            }
         }
     }
 }

@@ -19,11 +19,11 @@ use tracing::{debug, warn};
 
 use super::election::Election;
 use super::leadership::Leadership;
-use crate::{Error, FencingToken, LeaderInfo, LossReason, Result};
+use crate::{Error, FencingToken, LossReason, Observation, Result};
 
 type StartedFn = Box<dyn FnMut(LeaderContext) -> BoxFuture<'static, ()> + Send>;
 type StoppedFn = Box<dyn FnMut(LossReason) + Send>;
-type NewLeaderFn = Box<dyn FnMut(Option<LeaderInfo>) + Send + 'static>;
+type NewLeaderFn = Box<dyn FnMut(Observation) + Send + 'static>;
 
 /// What `on_started_leading` gets: the term's [`Leadership`] and a signal
 /// to stop.
@@ -128,9 +128,12 @@ impl Callbacks {
         self
     }
 
-    /// Runs with the current leader first (`None` when nobody leads), then
-    /// on every change, whoever the leader is.
-    pub fn on_new_leader(mut self, f: impl FnMut(Option<LeaderInfo>) + Send + 'static) -> Self {
+    /// Runs with the current leader first
+    /// ([`Observation::NoLeader`] when nobody leads), then on every change,
+    /// whoever the leader is, and with [`Observation::Unknown`] when the
+    /// backend has not confirmed the leader within the election's
+    /// staleness bound (see [`Election::observe`]).
+    pub fn on_new_leader(mut self, f: impl FnMut(Observation) + Send + 'static) -> Self {
         self.new_leader = Some(Box::new(f));
         self
     }
@@ -159,13 +162,21 @@ impl Election {
     /// On shutdown while leading, the work is told to stop and awaited,
     /// then the term is resigned so the successor takes over at once. If
     /// the work returns by itself, the term is resigned and `run` returns.
-    /// Transient errors (unreachable backend, timeouts, a lease lost before
-    /// winning) are retried with the election's back-off.
+    /// On shutdown while following, the candidacy is withdrawn. Either way
+    /// `run` returns only once the entry is deleted (or the delete has
+    /// failed and the lease is revoked or left to expire): a process may
+    /// exit right after without leaving its entry ahead of the others.
+    /// Transient errors ([`Error::is_transient`]: unreachable backend,
+    /// timeouts, a lease lost before winning) are retried with the
+    /// election's back-off.
     ///
     /// # Errors
-    /// Errors that retrying cannot fix: bad configuration (a TTL out of
-    /// range), bad credentials, a shared [`Session`](super::Session) whose
-    /// lease has ended ([`Error::LeaseExpired`]).
+    /// Errors that retrying cannot fix, at once and typed: bad
+    /// configuration (a TTL out of range), [`Error::Unauthenticated`]
+    /// (credentials, or a role or ACL without permission on the
+    /// election), [`Error::Protocol`], a shared
+    /// [`Session`](super::Session) whose lease has ended
+    /// ([`Error::LeaseExpired`]).
     pub async fn run(
         &self,
         value: impl Into<Bytes>,
@@ -184,12 +195,11 @@ impl Election {
         let mut rng = fastrand::Rng::new();
         let mut failures = 0u32;
         loop {
-            let leadership = tokio::select! {
-                r = self.campaign(value.clone()) => r,
-                () = shutdown.cancelled() => return Ok(()),
-            };
-            let leadership = match leadership {
-                Ok(l) => Arc::new(l),
+            // Waits for the withdrawal when shutdown comes first: `run`
+            // returns only once the entry is gone.
+            let leadership = match self.campaign_until(value.clone(), &shutdown).await {
+                Ok(Some(l)) => Arc::new(l),
+                Ok(None) => return Ok(()),
                 // A campaign on its own session starts a fresh lease each
                 // time; a lost shared session never comes back.
                 Err(e)
@@ -236,10 +246,13 @@ impl Election {
                 TermEnd::Lost(reason) => reason,
                 TermEnd::Shutdown | TermEnd::WorkReturned => {
                     debug!(election = %self.name(), "resigning");
-                    leadership.release().await;
                     LossReason::Resigned
                 }
             };
+            // Resigns, or after a loss waits for the term's cleanup (the
+            // entry's delete, the lease's revoke): nothing of this term is
+            // left behind when `run` returns or campaigns again.
+            leadership.release().await;
             if let Some(f) = callbacks.stopped.as_mut() {
                 f(reason);
             }

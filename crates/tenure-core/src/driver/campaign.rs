@@ -7,6 +7,7 @@ use futures::stream::{BoxStream, FuturesUnordered};
 use futures::{FutureExt, StreamExt};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_stream::StreamMap;
+use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use crate::metrics::{self, WatchRole};
@@ -53,6 +54,8 @@ pub(crate) struct CampaignTask {
     pub(crate) give_up_when_following: bool,
     pub(crate) outcome: Option<oneshot::Sender<Result<Outcome>>>,
     pub(crate) control: mpsc::UnboundedReceiver<Control>,
+    /// Cancelled when the election is closed: withdraw or resign.
+    pub(crate) closing: CancellationToken,
     /// Told the instant a term ends (for the anti-flap delay).
     pub(crate) on_loss: Box<dyn FnOnce(Instant) + Send>,
 }
@@ -169,11 +172,16 @@ impl CampaignTask {
                                 FailReason::LeaseLost(_) => Err(Error::LeaseExpired {
                                     lease: self.session.lease(),
                                 }),
-                                FailReason::Backend(msg) => Err(Error::Backend {
+                                // The machine's events are not cloned on
+                                // the way here, so the error is ours alone.
+                                FailReason::Backend(error) => Err(std::sync::Arc::try_unwrap(
+                                    error,
+                                )
+                                .unwrap_or_else(|shared| Error::Backend {
                                     backend: kind,
                                     operation: "campaign",
-                                    source: msg.into(),
-                                }),
+                                    source: Box::new(shared),
+                                })),
                             });
                         }
                     }
@@ -265,6 +273,10 @@ impl CampaignTask {
                     }
                 },
                 () = outcome_closed => {}
+                () = self.closing.cancelled(), if control_open => {
+                    control_open = false;
+                    self.machine.resign(clock::now());
+                }
             }
         }
         if self.owns_session {

@@ -5,9 +5,11 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
-use super::campaign::{CampaignTask, Outcome};
+use super::campaign::{CampaignTask, Control, Outcome};
 use super::clock;
 use super::leadership::Leadership;
 use super::observe::{self, LeaderStream};
@@ -26,6 +28,7 @@ pub struct ElectionBuilder {
     retry: Backoff,
     recampaign_delay: Duration,
     request_timeout: Option<Duration>,
+    max_staleness: Option<Duration>,
 }
 
 impl ElectionBuilder {
@@ -73,6 +76,15 @@ impl ElectionBuilder {
         self
     }
 
+    /// How long an observer ([`Election::observe`]) may go without a
+    /// confirmation from the backend before it reports the leader as
+    /// [`Observation::Unknown`](crate::Observation::Unknown) (default: the
+    /// TTL, or the shared session's). Must be positive.
+    pub fn max_staleness(mut self, bound: Duration) -> Self {
+        self.max_staleness = Some(bound);
+        self
+    }
+
     /// Validates the settings.
     ///
     /// # Errors
@@ -82,6 +94,12 @@ impl ElectionBuilder {
         let name = self.name?;
         if self.session.is_none() {
             check_ttl(self.ttl, self.backend.ttl_bounds())?;
+        }
+        if self.max_staleness.is_some_and(|b| b.is_zero()) {
+            return Err(Error::InvalidConfig {
+                field: "max_staleness",
+                reason: "must be positive".into(),
+            });
         }
         if self.retry.initial > self.retry.max {
             return Err(Error::InvalidConfig {
@@ -102,7 +120,10 @@ impl ElectionBuilder {
                 retry: self.retry,
                 recampaign_delay: self.recampaign_delay,
                 request_timeout: self.request_timeout,
+                max_staleness: self.max_staleness,
                 last_loss: Mutex::new(None),
+                tasks: TaskTracker::new(),
+                closing: CancellationToken::new(),
             }),
         })
     }
@@ -139,7 +160,13 @@ struct Inner {
     retry: Backoff,
     recampaign_delay: Duration,
     request_timeout: Option<Duration>,
+    max_staleness: Option<Duration>,
     last_loss: Mutex<Option<Instant>>,
+    /// Every campaign task started on this handle, so that
+    /// [`Election::close`] can wait until their entries are withdrawn.
+    tasks: TaskTracker,
+    /// Cancelled by [`Election::close`]: every campaign withdraws.
+    closing: CancellationToken,
 }
 
 impl Election {
@@ -155,6 +182,7 @@ impl Election {
             retry: ElectionConfig::default().retry,
             recampaign_delay: Duration::ZERO,
             request_timeout: None,
+            max_staleness: None,
         }
     }
 
@@ -171,18 +199,57 @@ impl Election {
     /// Campaigns with proposal `value` and resolves once elected.
     ///
     /// Waits as long as others lead. Dropping the future withdraws the
-    /// candidacy (our entry is deleted).
+    /// candidacy: the entry is deleted by a background task, which a
+    /// runtime that shuts down (the end of `main`) may never run. To stop
+    /// waiting and know that the entry is gone, use
+    /// [`campaign_until`](Self::campaign_until) or [`close`](Self::close).
     ///
     /// # Errors
+    /// Permanent errors come back at once, typed as the backend reported
+    /// them ([`Error::is_transient`] is false): [`Error::Unauthenticated`]
+    /// for credentials or a role/ACL without permission on the election,
+    /// invalid names or configuration, [`Error::Protocol`].
     /// [`Error::LeaseExpired`] if the lease ends before we win (a shared
     /// session that was lost, or a backend unreachable past the deadline);
-    /// errors starting the session; [`Error::Backend`] for requests the
-    /// backend rejects for good.
+    /// errors starting the session ([`Error::Unreachable`],
+    /// [`Error::Timeout`]); [`Error::Cancelled`] once the election is
+    /// [closed](Self::close).
     pub async fn campaign(&self, value: impl Into<Bytes>) -> Result<Leadership> {
-        match self.start(value.into(), false).await? {
+        match self.start(value.into(), false, None).await? {
             Some(l) => Ok(l),
             None => Err(Error::Cancelled("campaign withdrawn")),
         }
+    }
+
+    /// Campaigns like [`campaign`](Self::campaign) until `stop` is
+    /// cancelled. If `stop` fires first, withdraws the candidacy and
+    /// returns `Ok(None)` only once the entry is deleted (or the request
+    /// to delete it has failed or timed out, and, on a session of its own,
+    /// the lease has been revoked): a process may exit right after.
+    ///
+    /// # Errors
+    /// As [`campaign`](Self::campaign).
+    pub async fn campaign_until(
+        &self,
+        value: impl Into<Bytes>,
+        stop: &CancellationToken,
+    ) -> Result<Option<Leadership>> {
+        self.start(value.into(), false, Some(stop)).await
+    }
+
+    /// Withdraws every campaign started on this handle (or its clones)
+    /// and resigns every term they won, then waits until each has deleted
+    /// its entry (or given up on the request, bounded by the request
+    /// timeout) and closed the session it started. Campaigns started after
+    /// this fail with [`Error::Cancelled`].
+    ///
+    /// This is the call to await before a process exits: a dropped
+    /// [`Leadership`] or campaign future only starts the release in the
+    /// background.
+    pub async fn close(&self) {
+        self.inner.closing.cancel();
+        self.inner.tasks.close();
+        self.inner.tasks.wait().await;
     }
 
     /// Campaigns once without waiting: returns the leadership if we are
@@ -192,7 +259,7 @@ impl Election {
     /// # Errors
     /// As [`campaign`](Self::campaign).
     pub async fn try_campaign(&self, value: impl Into<Bytes>) -> Result<Option<Leadership>> {
-        self.start(value.into(), true).await
+        self.start(value.into(), true, None).await
     }
 
     /// The current leader, read from the backend now.
@@ -216,17 +283,39 @@ impl Election {
         Ok(reading.snapshot.entries)
     }
 
-    /// A stream of leader changes: the current leader first (`None` when
-    /// nobody leads), then every change. A slow reader may skip
-    /// intermediate leaders but always sees the latest. The stream
-    /// survives broken watches and lost history by re-reading.
+    /// A stream of leader changes: the current leader first
+    /// ([`Observation::NoLeader`](crate::Observation::NoLeader) when nobody
+    /// leads), then every change. A slow reader may skip intermediate
+    /// leaders but always sees the latest. The stream survives broken
+    /// watches and lost history by re-reading.
+    ///
+    /// It never shows a stale leader as current: when the backend has not
+    /// confirmed the leader for longer than the
+    /// [staleness bound](ElectionBuilder::max_staleness) (the TTL by
+    /// default) — a frozen or unreachable backend, a watch that cannot be
+    /// re-established — it yields
+    /// [`Observation::Unknown`](crate::Observation::Unknown), then the
+    /// leader (or no leader) again once the backend answers. While the
+    /// watch is quiet the observer confirms with a read of one key every
+    /// third of the bound.
     pub fn observe(&self) -> LeaderStream {
-        observe::spawn(
-            self.inner.backend.clone(),
-            self.inner.name.clone(),
-            self.inner.retry,
-            self.request_timeout(),
-        )
+        let config = observe::ObserveConfig {
+            retry: self.inner.retry,
+            timeout: self.request_timeout(),
+            max_staleness: self.max_staleness(),
+        };
+        observe::spawn(self.inner.backend.clone(), self.inner.name.clone(), config)
+    }
+
+    /// How long an observer shows a leader it cannot confirm: the
+    /// configured bound, else the TTL (the shared session's, if any).
+    fn max_staleness(&self) -> Duration {
+        self.inner
+            .max_staleness
+            .unwrap_or_else(|| match &self.inner.session {
+                Some(s) => s.ttl(),
+                None => self.inner.ttl,
+            })
     }
 
     /// Whether campaigns share a session given to the builder.
@@ -248,8 +337,16 @@ impl Election {
             })
     }
 
-    async fn start(&self, value: Bytes, try_only: bool) -> Result<Option<Leadership>> {
+    async fn start(
+        &self,
+        value: Bytes,
+        try_only: bool,
+        stop: Option<&CancellationToken>,
+    ) -> Result<Option<Leadership>> {
         let inner = &self.inner;
+        if inner.closing.is_cancelled() {
+            return Err(Error::Cancelled("election closed"));
+        }
         let (session, owns_session) = match &inner.session {
             Some(s) => (s.clone(), false),
             None => {
@@ -295,6 +392,7 @@ impl Election {
             give_up_when_following: try_only,
             outcome: Some(out_tx),
             control: ctl_rx,
+            closing: inner.closing.clone(),
             on_loss: Box::new(move |at| {
                 if let Some(inner) = me.upgrade() {
                     *inner.last_loss.lock().unwrap_or_else(|e| e.into_inner()) = Some(at);
@@ -302,8 +400,24 @@ impl Election {
             }),
         };
         let span = tracing::info_span!("campaign", election = %inner.name, lease = %lease);
-        tokio::spawn(task.run().instrument(span));
-        match out_rx.await {
+        inner.tasks.spawn(task.run().instrument(span));
+        let outcome = match stop {
+            None => out_rx.await,
+            Some(stop) => tokio::select! {
+                biased;
+                o = out_rx => o,
+                () = stop.cancelled() => {
+                    // Withdraw and wait until the task has deleted the
+                    // entry (or won meanwhile: then the term is resigned).
+                    let (ack_tx, ack_rx) = oneshot::channel();
+                    if ctl_tx.send(Control::Resign(ack_tx)).is_ok() {
+                        let _ = ack_rx.await;
+                    }
+                    return Ok(None);
+                }
+            },
+        };
+        match outcome {
             Ok(Ok(Outcome::Elected { entry, term })) => Ok(Some(Leadership::new(
                 inner.name.clone(),
                 entry,

@@ -20,8 +20,18 @@ use crate::{DynBackend, ElectionName, Entry, Error, FencingToken, LossReason, Re
 /// [`guarded_put`](Self::guarded_put), which the backend rejects once our
 /// entry is gone, whatever our local view.
 ///
-/// Dropping the handle resigns in the background; call
-/// [`resign`](Self::resign) to wait until the successor can take over.
+/// # Ending a term
+///
+/// [`resign`](Self::resign) (or [`release`](Self::release) through a
+/// shared reference, e.g. an `Arc<Leadership>`) stops acting as leader at
+/// once, deletes the entry and returns when that is done: the successor
+/// takes over in one round trip. Dropping the handle only *starts* the
+/// same resignation on a background task. A process that drops it and
+/// then exits (the end of `main`, a runtime shut down) may end that task
+/// before the delete is sent: the entry then stays until the lease
+/// expires, one TTL, and observers see the dead process as leader
+/// meanwhile. Await `resign()` or
+/// [`Election::close`](super::Election::close) before exiting.
 pub struct Leadership {
     election: ElectionName,
     entry: Entry,
@@ -131,8 +141,13 @@ impl Leadership {
         self.release().await;
     }
 
-    /// [`resign`](Self::resign) through a shared handle.
-    pub(crate) async fn release(&self) {
+    /// [`resign`](Self::resign) through a shared reference: stops acting
+    /// as leader at once, deletes the entry, and returns once the delete
+    /// was answered (or failed or timed out: the lease then expires it)
+    /// and, on a session of the campaign's own, the lease was revoked.
+    /// Later calls, and calls after the term was lost, return once the
+    /// campaign's cleanup is over.
+    pub async fn release(&self) {
         let (tx, rx) = oneshot::channel();
         if self.control.send(Control::Resign(tx)).is_ok() {
             let _ = rx.await;

@@ -1,6 +1,7 @@
 //! One candidacy in one election, as a sans-IO state machine.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -165,15 +166,35 @@ pub enum Event {
 }
 
 /// Why a campaign ended before it won.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub enum FailReason {
     /// The candidate withdrew (resign before winning).
     Withdrawn,
     /// The lease ended (expired, deadline passed, released).
     LeaseLost(LossReason),
-    /// The backend rejected a request for good.
-    Backend(String),
+    /// The backend rejected a request for good: the error as the backend
+    /// reported it ([`Error::is_transient`] is false), shared so that the
+    /// event stays cheap to clone. The driver hands it to the caller
+    /// unchanged, so callers match on its variant.
+    Backend(Arc<Error>),
 }
+
+impl PartialEq for FailReason {
+    /// Errors compare by identity, or failing that by message (errors hold
+    /// sources that cannot be compared).
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (FailReason::Withdrawn, FailReason::Withdrawn) => true,
+            (FailReason::LeaseLost(a), FailReason::LeaseLost(b)) => a == b,
+            (FailReason::Backend(a), FailReason::Backend(b)) => {
+                Arc::ptr_eq(a, b) || a.to_string() == b.to_string()
+            }
+            _ => false,
+        }
+    }
+}
+
+impl Eq for FailReason {}
 
 /// Coarse phase of the machine, for introspection and tests.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -589,11 +610,15 @@ impl ElectionMachine {
             (Strategy::Queue, false) => {
                 // The backend put someone else's entry at our key: it broke
                 // its contract; do not pretend we hold a place.
+                let error = Error::Protocol {
+                    operation: "create",
+                    reason: format!(
+                        "create returned an entry of lease {} at {:?} for lease {}",
+                        entry.lease, entry.key, self.lease
+                    ),
+                };
                 self.events
-                    .push_back(Event::Failed(FailReason::Backend(format!(
-                        "create returned an entry of lease {} for lease {}",
-                        entry.lease, self.lease
-                    ))));
+                    .push_back(Event::Failed(FailReason::Backend(Arc::new(error))));
                 self.finish()
             }
             (Strategy::SingleKey, true) => {
@@ -759,7 +784,7 @@ impl ElectionMachine {
             }
             e => {
                 self.events
-                    .push_back(Event::Failed(FailReason::Backend(e.to_string())));
+                    .push_back(Event::Failed(FailReason::Backend(Arc::new(e))));
                 self.finish()
             }
         }

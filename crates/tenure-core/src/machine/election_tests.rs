@@ -521,3 +521,55 @@ fn release_gives_up_at_the_deadline() {
         "the lease keeper revokes from here on"
     );
 }
+
+#[test]
+fn permanent_errors_end_the_campaign_typed_and_transient_ones_back_off() {
+    let t0 = Instant::now();
+    // Transient: backs off and asks again.
+    let mut m = machine(Strategy::Queue, t0);
+    let (id, _) = request(&mut m);
+    m.handle_reply(
+        t0,
+        id,
+        Reply::Create(Err(Error::Timeout {
+            backend: "test",
+            operation: "create",
+            after: Duration::from_millis(100),
+        })),
+    );
+    assert_eq!(m.phase(), Phase::Backoff);
+    assert_eq!(m.poll_event(), None);
+
+    // Permanent: the backend's own error comes out, unchanged in kind.
+    let mut m = machine(Strategy::Queue, t0);
+    let (id, _) = request(&mut m);
+    m.handle_reply(
+        t0,
+        id,
+        Reply::Create(Err(Error::Unauthenticated {
+            backend: "test",
+            endpoint: "here".into(),
+            reason: "permission denied".into(),
+        })),
+    );
+    match m.poll_event() {
+        Some(Event::Failed(FailReason::Backend(e))) => {
+            assert!(matches!(*e, Error::Unauthenticated { .. }), "{e:?}")
+        }
+        other => panic!("expected a typed failure, got {other:?}"),
+    }
+    assert_eq!(m.poll_event(), Some(Event::Finished));
+
+    // A backend that breaks the contract: a protocol error, permanent.
+    let mut m = machine(Strategy::Queue, t0);
+    let (id, _) = request(&mut m);
+    let foreign = entry("e/a", 0xb, 5);
+    m.handle_reply(t0, id, Reply::Create(Ok(CreateOutcome::Exists(foreign))));
+    match m.poll_event() {
+        Some(Event::Failed(FailReason::Backend(e))) => {
+            assert!(matches!(*e, Error::Protocol { .. }), "{e:?}");
+            assert!(!e.is_transient());
+        }
+        other => panic!("expected a protocol failure, got {other:?}"),
+    }
+}
