@@ -21,25 +21,10 @@ fn etcd_url(server: &EtcdServer) -> String {
 #[tokio::test(flavor = "multi_thread")]
 async fn campaign_without_permission_exits_3_at_once() {
     let server = EtcdServer::start().await.unwrap();
-    for args in [
-        &["user", "add", "root:rootpw", "--interactive=false"][..],
-        &["role", "add", "root"],
-        &["user", "grant-role", "root", "root"],
-        &["user", "add", "app:apppw", "--interactive=false"],
-        &["role", "add", "app-role"],
-        &[
-            "role",
-            "grant-permission",
-            "app-role",
-            "readwrite",
-            "allowed/",
-            "--prefix=true",
-        ],
-        &["user", "grant-role", "app", "app-role"],
-        &["auth", "enable"],
-    ] {
-        server.etcdctl(args).await.unwrap();
-    }
+    server
+        .enable_auth_with_prefix_user("app", "apppw", "allowed/")
+        .await
+        .unwrap();
     let host = server.endpoint().trim_start_matches("http://").to_owned();
     let forbidden = format!("etcd://{host}/forbidden/?user=app&password=apppw");
     let r = common::run(&[

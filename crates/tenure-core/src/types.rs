@@ -54,6 +54,17 @@ pub enum Slot {
     Leader,
 }
 
+impl Slot {
+    /// The strategy this slot belongs to, as errors name it (`"queue"`,
+    /// `"single-key"`).
+    pub fn strategy_name(self) -> &'static str {
+        match self {
+            Slot::Queue => "queue",
+            Slot::Leader => "single-key",
+        }
+    }
+}
+
 /// One stored entry: a candidate (or the single leader key).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Entry {

@@ -514,10 +514,7 @@ impl CoordinationBackend for EtcdBackend {
         let conflict = |existing| Error::ShapeConflict {
             election: election.to_string(),
             existing,
-            requested: match slot {
-                Slot::Queue => "queue",
-                Slot::Leader => "single-key",
-            },
+            requested: slot.strategy_name(),
         };
         match (slot, found.as_slice()) {
             // Our key is taken: the entry there, as etcd's Campaign finds

@@ -22,28 +22,10 @@ const GUARD: Duration = Duration::from_secs(30);
 /// `allowed/` only.
 async fn server_with_roles() -> EtcdServer {
     let server = common::server().await;
-    for args in [
-        &["user", "add", "root:rootpw", "--interactive=false"][..],
-        &["role", "add", "root"],
-        &["user", "grant-role", "root", "root"],
-        &["user", "add", "app:apppw", "--interactive=false"],
-        &["role", "add", "app-role"],
-        &[
-            "role",
-            "grant-permission",
-            "app-role",
-            "readwrite",
-            "allowed/",
-            "--prefix=true",
-        ],
-        &["user", "grant-role", "app", "app-role"],
-        &["auth", "enable"],
-    ] {
-        server
-            .etcdctl(args)
-            .await
-            .unwrap_or_else(|e| panic!("etcdctl {args:?}: {e}"));
-    }
+    server
+        .enable_auth_with_prefix_user("app", "apppw", "allowed/")
+        .await
+        .unwrap();
     server
 }
 

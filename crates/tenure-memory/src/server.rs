@@ -268,10 +268,7 @@ impl State {
         let conflict = |existing| Error::ShapeConflict {
             election: election.to_string(),
             existing,
-            requested: match slot {
-                Slot::Queue => "queue",
-                Slot::Leader => "single-key",
-            },
+            requested: slot.strategy_name(),
         };
         if let Some(existing) = self.kv.get(&key) {
             if existing.lease == NO_LEASE {

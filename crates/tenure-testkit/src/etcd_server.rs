@@ -466,6 +466,43 @@ impl EtcdServer {
     pub fn etcdctl_command(&self) -> Command {
         etcdctl_command(&self.endpoint())
     }
+
+    /// Turns authentication on with a `root` user (password `rootpw`) and
+    /// a user `user` (password `password`) whose only role may read and
+    /// write keys under `prefix`: the least-privilege setup that
+    /// permission tests run against.
+    ///
+    /// # Errors
+    /// [`HarnessError::Command`] when an `etcdctl` step fails.
+    pub async fn enable_auth_with_prefix_user(
+        &self,
+        user: &str,
+        password: &str,
+        prefix: &str,
+    ) -> Result<(), HarnessError> {
+        let user_pw = format!("{user}:{password}");
+        let role = format!("{user}-role");
+        for args in [
+            &["user", "add", "root:rootpw", "--interactive=false"][..],
+            &["role", "add", "root"],
+            &["user", "grant-role", "root", "root"],
+            &["user", "add", &user_pw, "--interactive=false"],
+            &["role", "add", &role],
+            &[
+                "role",
+                "grant-permission",
+                &role,
+                "readwrite",
+                prefix,
+                "--prefix=true",
+            ],
+            &["user", "grant-role", user, &role],
+            &["auth", "enable"],
+        ] {
+            self.etcdctl(args).await?;
+        }
+        Ok(())
+    }
 }
 
 /// An etcd cluster of several members on loopback, for member-loss tests.

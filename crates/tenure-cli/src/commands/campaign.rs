@@ -328,34 +328,15 @@ impl Campaigner<'_> {
                 // successor. We still lead while it stops, unless the term
                 // ends meanwhile (reported the moment it does, and the
                 // command is then killed in time).
-                let kill_at = tokio::time::Instant::now() + grace;
-                let (_, lost) = child
-                    .stop(
-                        kill_at,
-                        &mut self.shutdown,
-                        Some((&leadership, grace)),
-                        &report,
-                    )
+                self.stop_then_resign(&mut child, leadership, grace, &report)
                     .await;
-                if lost.is_none() {
-                    self.resign(leadership).await;
-                }
                 Ok(TermEnd::Shutdown)
             }
             End::Exited => {
                 // Whatever it left behind stops before we resign.
-                let kill_at = tokio::time::Instant::now() + grace;
-                let (end, lost) = child
-                    .stop(
-                        kill_at,
-                        &mut self.shutdown,
-                        Some((&leadership, grace)),
-                        &report,
-                    )
+                let (end, lost) = self
+                    .stop_then_resign(&mut child, leadership, grace, &report)
                     .await;
-                if lost.is_none() {
-                    self.resign(leadership).await;
-                }
                 Ok(if self.shutdown.requested() {
                     TermEnd::Shutdown
                 } else if lost.is_some() {
@@ -367,6 +348,32 @@ impl Campaigner<'_> {
                 })
             }
         }
+    }
+
+    /// Stops the command's tree (SIGTERM, SIGKILL after `grace`), then
+    /// resigns unless the term ended meanwhile (the loss is reported the
+    /// moment it comes, and the tree is then killed in time). Returns how
+    /// the command ended and the loss, if any.
+    async fn stop_then_resign(
+        &mut self,
+        child: &mut Supervised,
+        leadership: Leadership,
+        grace: Duration,
+        report: &dyn Fn(Event),
+    ) -> (child::ChildEnd, Option<tenure::LossReason>) {
+        let kill_at = tokio::time::Instant::now() + grace;
+        let (end, lost) = child
+            .stop(
+                kill_at,
+                &mut self.shutdown,
+                Some((&leadership, grace)),
+                report,
+            )
+            .await;
+        if lost.is_none() {
+            self.resign(leadership).await;
+        }
+        (end, lost)
     }
 
     /// Ends the term by our choice. The event comes first: we stop acting
