@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 const TTL: Duration = Duration::from_secs(2);
 const PERIOD: Duration = Duration::from_millis(500);
-const REPORT_KEY: &str = "jobs/compact/last-report";
+const REPORT_KEY: &str = "jobs/compact-reports/last";
 
 /// One run of the job: "compacts" and writes a fenced report. The write
 /// runs as its own task, like a request already on the wire: stopping the
