@@ -270,6 +270,7 @@ async fn follow(
         };
         let mut probe: Option<BoxFuture<'static, Result<()>>> = None;
         let mut probed = fresh.confirmed;
+        let mut resync = false;
         loop {
             let next_probe = fresh.confirmed.max(probed) + probe_every;
             tokio::select! {
@@ -288,6 +289,13 @@ async fn follow(
                     probe = None;
                     probed = Instant::now();
                     match r {
+                        // Back after an outage: what the watch delivered
+                        // may lag behind; read afresh before saying who
+                        // leads.
+                        Ok(()) if fresh.is_unknown() => {
+                            resync = true;
+                            break;
+                        }
                         Ok(()) => fresh.touch(tracker.leader()),
                         Err(e) => {
                             debug!(%election, error = %e, "observe: backend did not confirm");
@@ -303,6 +311,9 @@ async fn follow(
                 }
                 () = tokio::time::sleep_until(fresh.stale_at()), if !fresh.is_unknown() => fresh.check(),
             }
+        }
+        if resync {
+            continue;
         }
         metrics::watch_reconnect(election, WatchRole::Observer);
         // The watch ended, failed or lost history. Back off before reading
