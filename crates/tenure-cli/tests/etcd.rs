@@ -289,3 +289,10 @@ async fn two_hundred_candidates_at_once() {
     let (_server, url) = server().await;
     scenarios::burst(&url, 200).await;
 }
+
+/// Stopped followers and leaders leave no entry behind (rolling restart).
+#[tokio::test(flavor = "multi_thread")]
+async fn stopped_processes_leave_no_entry() {
+    let (_server, url) = server().await;
+    scenarios::stopped_processes_leave_no_entry(&url).await;
+}

@@ -157,3 +157,9 @@ async fn max_client_cnxns_reached_is_named_as_the_likely_cause() {
     }
     drop(held);
 }
+
+/// Stopped followers and leaders leave no entry behind (rolling restart).
+#[tokio::test(flavor = "multi_thread")]
+async fn stopped_processes_leave_no_entry() {
+    scenarios::stopped_processes_leave_no_entry(&url().await).await;
+}

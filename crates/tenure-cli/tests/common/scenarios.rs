@@ -479,3 +479,38 @@ pub async fn burst(url: &str, n: usize) {
     assert_eq!(leader.wait().await.code(), Some(0), "{}", leader.stderr());
     queued(0).await;
 }
+
+/// A rolling restart at process level: follower B, then leader A, get
+/// SIGTERM; each has deleted its entry by the time it has exited (one
+/// `tenure list` right after the exit shows it gone, no waiting), and C,
+/// started last, leads at once.
+pub async fn stopped_processes_leave_no_entry(url: &str) {
+    let election = super::unique("rolling");
+    let e = election.as_str();
+    let proposals = |events: Vec<Value>| -> Vec<String> {
+        events
+            .iter()
+            .map(|v| v["proposal"].as_str().unwrap_or("?").to_owned())
+            .collect()
+    };
+    let mut a = start(url, "A", "campaign", e, &["A", "--ttl", "2s"]);
+    a.expect("elected").await;
+    let mut b = start(url, "B", "campaign", e, &["B", "--ttl", "2s"]);
+    b.expect("campaigning").await;
+    wait_candidates(url, e, 2).await;
+
+    b.signal(Signal::SIGTERM);
+    assert_eq!(b.wait().await.code(), Some(0), "{}", b.stderr());
+    let list = run(&["--backend", url, "--output", "json", "list", e]).await;
+    assert_eq!(proposals(list.events()), ["A"], "B's entry outlived B");
+
+    a.signal(Signal::SIGTERM);
+    assert_eq!(a.wait().await.code(), Some(0), "{}", a.stderr());
+    let list = run(&["--backend", url, "--output", "json", "list", e]).await;
+    assert!(list.events().is_empty(), "A's entry outlived A: {list:?}");
+
+    let mut c = start(url, "C", "campaign", e, &["C", "--ttl", "2s"]);
+    c.expect("elected").await;
+    c.signal(Signal::SIGTERM);
+    assert_eq!(c.wait().await.code(), Some(0), "{}", c.stderr());
+}
