@@ -436,6 +436,20 @@ impl Ctx {
         );
     }
 
+    /// After candidate `c`'s process has ended: forgets what it believed,
+    /// waits `hold`, and starts it again.
+    async fn respawn_after(&self, c: usize, p: &mut CandProc, hold: Duration) {
+        self.live
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .forget(c);
+        tokio::time::sleep(hold).await;
+        match p.spawn(&self.cfg) {
+            Ok(pid) => self.log.log_for(Some(c), Event::Spawned { pid }),
+            Err(e) => self.error(format!("respawn candidate {c}"), e),
+        }
+    }
+
     async fn candidate_fault(&self, c: usize, f: Fault) {
         match f.kind {
             FaultKind::Sigkill => {
@@ -443,15 +457,7 @@ impl Ctx {
                 if p.kill().await {
                     self.log.log_for(Some(c), Event::Killed);
                 }
-                self.live
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .forget(c);
-                tokio::time::sleep(f.hold).await;
-                match p.spawn(&self.cfg) {
-                    Ok(pid) => self.log.log_for(Some(c), Event::Spawned { pid }),
-                    Err(e) => self.error(format!("respawn candidate {c}"), e),
-                }
+                self.respawn_after(c, &mut p, f.hold).await;
             }
             FaultKind::Sigstop => {
                 let p = self.cands[c].lock().await;
@@ -533,15 +539,7 @@ impl Ctx {
         if p.exit_within(self.cfg.ttl * 5).await {
             self.log.log_for(Some(c), Event::Killed);
         }
-        self.live
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .forget(c);
-        tokio::time::sleep(f.hold).await;
-        match p.spawn(&self.cfg) {
-            Ok(pid) => self.log.log_for(Some(c), Event::Spawned { pid }),
-            Err(e) => self.error(format!("respawn candidate {c}"), e),
-        }
+        self.respawn_after(c, &mut p, f.hold).await;
     }
 
     /// An operator acts on the leader's entry: deletes it, or revokes its
