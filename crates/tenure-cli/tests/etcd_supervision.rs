@@ -88,6 +88,41 @@ fn assert_no_overlap(log: &Path, old: u64, new: u64) {
     );
 }
 
+/// Candidate A (through `a_url`) leads with `a_script` writing to `log`;
+/// B (through `url`) queues behind it with the plain writer. Returns both
+/// once A's command has written and B is in the queue, with A's
+/// `elected`.
+async fn a_leads_b_queues(
+    url: &str,
+    a_url: &str,
+    log: &Path,
+    a_script: &str,
+    name: &str,
+) -> (common::Running, common::Running, Value) {
+    let election = common::unique(name);
+    let e = election.as_str();
+    let mut a = scenarios::start(
+        a_url,
+        "a",
+        "campaign",
+        e,
+        &["A", "--ttl", "2s", "--", "sh", "-c", a_script],
+    );
+    let elected_a = a.expect("elected").await;
+    a.expect("child_started").await;
+    wait_lines(log, token(&elected_a), 3).await;
+    let mut b = scenarios::start(
+        url,
+        "b",
+        "campaign",
+        e,
+        &["B", "--ttl", "2s", "--", "sh", "-c", &writer(log, false)],
+    );
+    b.expect("campaigning").await;
+    scenarios::wait_candidates(url, e, 2).await;
+    (a, b, elected_a)
+}
+
 /// Candidate A leads with the writer running; B queues behind it; `signal`
 /// goes to A's `tenure`. Returns A, B, the log, A's and B's `elected`
 /// events, once B's writer has written a few lines.
@@ -103,29 +138,8 @@ struct TwoCandidates {
 async fn signal_leader(url: &str, a_url: &str, signal: Signal) -> TwoCandidates {
     let (dir, path) = common::temp();
     let log = path.join("log");
-    let script = writer(&log, false);
-    let election = common::unique("signal");
-    let e = election.as_str();
-    let mut a = scenarios::start(
-        a_url,
-        "a",
-        "campaign",
-        e,
-        &["A", "--ttl", "2s", "--", "sh", "-c", &script],
-    );
-    let elected_a = a.expect("elected").await;
-    a.expect("child_started").await;
-    wait_lines(&log, token(&elected_a), 3).await;
-    let mut b = scenarios::start(
-        url,
-        "b",
-        "campaign",
-        e,
-        &["B", "--ttl", "2s", "--", "sh", "-c", &script],
-    );
-    b.expect("campaigning").await;
-    scenarios::wait_candidates(url, e, 2).await;
-
+    let (a, mut b, elected_a) =
+        a_leads_b_queues(url, a_url, &log, &writer(&log, false), "signal").await;
     a.signal(signal);
     let elected_b = b.expect("elected").await;
     assert!(token(&elected_b) > token(&elected_a));
@@ -199,26 +213,7 @@ async fn sigkill_takes_a_setsid_grandchild_along() {
     );
     // Not a group leader, so `setsid` needs no fork: `wait` waits for it.
     let script = format!("setsid sh -c '{loop_script}' & wait");
-    let election = common::unique("setsid");
-    let e = election.as_str();
-    let mut a = scenarios::start(
-        &url,
-        "a",
-        "campaign",
-        e,
-        &["A", "--ttl", "2s", "--", "sh", "-c", &script],
-    );
-    let elected_a = a.expect("elected").await;
-    wait_lines(&log, token(&elected_a), 3).await;
-    let mut b = scenarios::start(
-        &url,
-        "b",
-        "campaign",
-        e,
-        &["B", "--ttl", "2s", "--", "sh", "-c", &writer(&log, false)],
-    );
-    b.expect("campaigning").await;
-    scenarios::wait_candidates(&url, e, 2).await;
+    let (a, mut b, elected_a) = a_leads_b_queues(&url, &url, &log, &script, "setsid").await;
     a.signal(Signal::SIGKILL);
     let elected_b = b.expect("elected").await;
     wait_lines(&log, token(&elected_b), 6).await;
@@ -306,27 +301,8 @@ async fn stubborn_command_is_killed_before_the_successor_is_elected() {
     let a_url = format!("etcd://{}", proxy.local_addr());
     let (_dir, path) = common::temp();
     let log = path.join("log");
-    let script = writer(&log, true);
-    let election = common::unique("stubborn");
-    let e = election.as_str();
-    let mut a = scenarios::start(
-        &a_url,
-        "a",
-        "campaign",
-        e,
-        &["A", "--ttl", "2s", "--", "sh", "-c", &script],
-    );
-    let elected_a = a.expect("elected").await;
-    wait_lines(&log, token(&elected_a), 3).await;
-    let mut b = scenarios::start(
-        &url,
-        "b",
-        "campaign",
-        e,
-        &["B", "--ttl", "2s", "--", "sh", "-c", &writer(&log, false)],
-    );
-    b.expect("campaigning").await;
-    scenarios::wait_candidates(&url, e, 2).await;
+    let (mut a, mut b, elected_a) =
+        a_leads_b_queues(&url, &a_url, &log, &writer(&log, true), "stubborn").await;
 
     proxy.set_mode(Mode::Blackhole);
     let lost = a.expect("lost").await;

@@ -42,6 +42,14 @@ async fn app_backend(server: &EtcdServer, prefix: &str) -> Counting {
     Counting::new(Arc::new(b))
 }
 
+/// The election every test here campaigns in.
+fn jobs(backend: DynBackend) -> Election {
+    Election::builder(backend, "jobs")
+        .ttl(Duration::from_secs(2))
+        .build()
+        .unwrap()
+}
+
 fn expect_permission_denied(err: &Error, endpoint: &str) {
     assert!(
         matches!(
@@ -61,11 +69,7 @@ fn expect_permission_denied(err: &Error, endpoint: &str) {
 async fn campaign_outside_the_role_is_refused_once_typed() {
     let server = server_with_roles().await;
     let counting = app_backend(&server, "forbidden/").await;
-    let backend: DynBackend = Arc::new(counting.clone());
-    let election = Election::builder(backend, "jobs")
-        .ttl(Duration::from_secs(2))
-        .build()
-        .unwrap();
+    let election = jobs(Arc::new(counting.clone()));
     let err = tokio::time::timeout(GUARD, election.campaign("a"))
         .await
         .expect("campaign hung")
@@ -76,11 +80,7 @@ async fn campaign_outside_the_role_is_refused_once_typed() {
 
     // The same role inside its prefix campaigns fine (the refusal was
     // about the prefix, not the credentials).
-    let allowed: DynBackend = Arc::new(app_backend(&server, "allowed/").await);
-    let ok = Election::builder(allowed, "jobs")
-        .ttl(Duration::from_secs(2))
-        .build()
-        .unwrap();
+    let ok = jobs(Arc::new(app_backend(&server, "allowed/").await));
     let l = tokio::time::timeout(GUARD, ok.campaign("a"))
         .await
         .expect("campaign hung")
@@ -93,11 +93,7 @@ async fn campaign_outside_the_role_is_refused_once_typed() {
 async fn run_returns_a_permission_error_at_once() {
     let server = server_with_roles().await;
     let counting = app_backend(&server, "forbidden/").await;
-    let backend: DynBackend = Arc::new(counting.clone());
-    let election = Election::builder(backend, "jobs")
-        .ttl(Duration::from_secs(2))
-        .build()
-        .unwrap();
+    let election = jobs(Arc::new(counting.clone()));
     let shutdown = CancellationToken::new();
     let err = tokio::time::timeout(GUARD, election.run("a", Callbacks::new(), shutdown))
         .await
