@@ -148,7 +148,10 @@ pub enum WatchEvent {
     Delete {
         /// The deleted key.
         key: String,
-        /// Revision of the deletion.
+        /// Revision of the deletion. A backend whose notifications do not
+        /// carry it (ZooKeeper before 3.9) reports a revision after every
+        /// earlier event of the stream and no later than the first read
+        /// showing the key absent.
         revision: Revision,
     },
     /// The backend can no longer say what happened since the watch's start

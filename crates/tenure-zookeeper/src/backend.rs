@@ -66,7 +66,7 @@ impl Shape {
 /// How often an operation is retried when ZooKeeper says it raced with
 /// another change (bad version, node created or deleted under us) or the
 /// connection dropped.
-const RETRIES: usize = 20;
+pub(crate) const RETRIES: usize = 20;
 
 static CREATOR_ALL_WORLD_READ: [zk::Acl; 2] = [
     zk::Acl::new_const(zk::Permission::ALL, "auth", ""),
@@ -814,6 +814,75 @@ impl ZkBackend {
         last.ok_or_else(|| ctx.error(zk::Error::ConnectionLoss))
     }
 
+    /// [`queue_around`](CoordinationBackend::queue_around) in one atomic
+    /// multi-read: the election's children (names only), the election
+    /// node and `own`'s node. When no candidate name sorts before ours,
+    /// we lead and that one round trip is the whole read (the hand-over's
+    /// critical path); otherwise the full read finds the nearest live
+    /// predecessor (skipping nodes no session owns).
+    async fn read_around(&self, client: &zk::Client, dir: &str, own: &Entry) -> Result<Snapshot> {
+        let ctx = self.ctx("read candidates", None);
+        let layout = self.layout();
+        let own_path = self.resolve(&own.key)?;
+        let own_name = own_path.rsplit('/').next().unwrap_or_default();
+        let Some(own_seq) = layout.sequence(own_name) else {
+            return Ok(self.read_candidates(client, dir).await?.around(own));
+        };
+        for attempt in 0..RETRIES {
+            let mut reader = client.new_multi_reader();
+            reader.add_get_children(dir).map_err(|e| ctx.error(e))?;
+            reader.add_get_data(dir).map_err(|e| ctx.error(e))?;
+            reader.add_get_data(&own_path).map_err(|e| ctx.error(e))?;
+            let results = match reader.commit().await {
+                Ok(r) => r,
+                Err(zk::Error::ConnectionLoss | zk::Error::Custom(_)) => {
+                    pause(attempt).await;
+                    continue;
+                }
+                Err(e) => return Err(ctx.error(e)),
+            };
+            let mut it = results.into_iter();
+            let (
+                Some(zk::MultiReadResult::Children { children }),
+                Some(zk::MultiReadResult::Data { stat: parent, .. }),
+            ) = (it.next(), it.next())
+            else {
+                // The election node is gone (or the answer is unexpected):
+                // the full read says what there is.
+                break;
+            };
+            let revision = zxid(parent.pzxid).max(zxid(parent.mzxid));
+            let mine = match it.next() {
+                Some(zk::MultiReadResult::Data { data, stat }) if stat.ephemeral_owner != 0 => {
+                    entry(own.key.clone(), data, &stat)
+                }
+                Some(zk::MultiReadResult::Error {
+                    err: zk::Error::NoNode,
+                }) => {
+                    return Ok(Snapshot {
+                        entries: Vec::new(),
+                        revision,
+                    })
+                }
+                _ => break,
+            };
+            let ahead = children.iter().any(|c| {
+                layout
+                    .sequence(c)
+                    .is_some_and(|seq| (seq, c.as_str()) < (own_seq, own_name))
+            });
+            if ahead {
+                break;
+            }
+            let revision = revision.max(mine.modified);
+            return Ok(Snapshot {
+                entries: vec![mine],
+                revision,
+            });
+        }
+        Ok(self.read_candidates(client, dir).await?.around(own))
+    }
+
     /// One node and the revision of the read.
     pub(crate) async fn read_key(
         &self,
@@ -861,6 +930,40 @@ impl ZkBackend {
                 Some(zk::MultiReadResult::Error { err }) => Err(ctx.error(err)),
                 _ => Err(error::protocol("get", "unexpected multi-read answer")),
             };
+        }
+        Err(ctx.error(zk::Error::ConnectionLoss))
+    }
+
+    /// Whether `path` names a queue entry (an ephemeral-sequential node of
+    /// our layout).
+    fn is_sequential(&self, path: &str) -> bool {
+        let name = path.rsplit('/').next().unwrap_or_default();
+        self.layout().sequence(name).is_some()
+    }
+
+    /// Deletes a queue entry by its path, in one round trip.
+    ///
+    /// A sequential node's name is never given twice under one election
+    /// node (ZooKeeper's counter only grows), and ours carries the lease's
+    /// UUID: while a node of that name exists it is the entry we created,
+    /// so no check of its czxid is needed first. (An election node is
+    /// deleted only once empty; a node of the same name could then only
+    /// come back under a new election node from the same lease, which
+    /// creates again only after this delete has returned.)
+    async fn delete_sequential(
+        &self,
+        client: &zk::Client,
+        path: &str,
+        ctx: Ctx<'_>,
+    ) -> Result<bool> {
+        for attempt in 0..RETRIES {
+            match client.delete(path, None).await {
+                Ok(()) => return Ok(true),
+                Err(zk::Error::NoNode) => return Ok(false),
+                // A lost reply: the next round finds out whether it went.
+                Err(zk::Error::ConnectionLoss | zk::Error::Custom(_)) => pause(attempt).await,
+                Err(e) => return Err(ctx.error(e)),
+            }
         }
         Err(ctx.error(zk::Error::ConnectionLoss))
     }
@@ -1012,7 +1115,7 @@ async fn diagnosed(e: Error, connect: &str) -> Error {
 /// A pause before retry `attempt` after a connection loss or a race:
 /// 20 ms doubling up to 500 ms, so that the retries of one operation span
 /// a reconnection (about 8 s in all).
-async fn pause(attempt: usize) {
+pub(crate) async fn pause(attempt: usize) {
     let ms = 20u64 << attempt.min(5);
     tokio::time::sleep(Duration::from_millis(ms.min(500))).await;
 }
@@ -1212,6 +1315,15 @@ impl CoordinationBackend for ZkBackend {
         .await
     }
 
+    async fn queue_around(&self, election: &ElectionName, own: &Entry) -> Result<Snapshot> {
+        let dir = self.election_path(election)?;
+        self.on_reader(|client| {
+            let dir = dir.clone();
+            async move { self.read_around(&client, &dir, own).await }
+        })
+        .await
+    }
+
     async fn get(&self, key: &str) -> Result<(Option<Entry>, Revision)> {
         let path = self.resolve(key)?;
         self.on_reader(|client| {
@@ -1255,6 +1367,9 @@ impl CoordinationBackend for ZkBackend {
         let ctx = self.ctx("delete", None);
         let client = self.reader().await?;
         let path = self.resolve(&entry.key)?;
+        if self.is_sequential(&path) {
+            return self.delete_sequential(&client, &path, ctx).await;
+        }
         for attempt in 0..RETRIES {
             let Some(stat) = self.owned_stat(&client, entry, ctx).await? else {
                 return Ok(false);

@@ -32,8 +32,15 @@
 //!   (ZOOKEEPER-4698), so any disconnection, like session expiry, ends
 //!   the stream with [`WatchEvent::HistoryLost`].
 //!
-//! Deletions carry the `pzxid` of the parent read right after the event:
-//! at least the deletion's zxid.
+//! A key watch reports a notified deletion at once, before any read (a
+//! successor waiting on its predecessor acts on the notification itself),
+//! at the zxid the server sent with it (ZooKeeper ≥ 3.9) or else at the
+//! first revision the stream has not reported yet: a lower bound of the
+//! deletion's zxid. A node found absent when (re-)arming is reported at
+//! the `pzxid` of its parent, read in the same atomic multi-read: at least
+//! the deletion's zxid, and older than any later re-creation. Either way
+//! the revision lies after every earlier event of the stream and no later
+//! than the first read that shows the node absent.
 
 use std::collections::HashMap;
 
@@ -42,7 +49,7 @@ use tenure_core::{Entry, Result, Revision, WatchEvent, WatchStream};
 use tokio::sync::mpsc;
 use zookeeper_client as zk;
 
-use crate::backend::{ancestor_revision, entry, parent_of, zxid, ZkBackend};
+use crate::backend::{ancestor_revision, entry, parent_of, pause, zxid, ZkBackend, RETRIES};
 
 type Tx = mpsc::Sender<Result<WatchEvent>>;
 
@@ -65,7 +72,7 @@ async fn send(tx: &Tx, event: Result<WatchEvent>) -> bool {
 /// How a wait for a one-shot watch ended.
 enum Woken {
     /// The node changed: look again.
-    Changed,
+    Changed(zk::WatchedEvent),
     /// The session ended: the watch is gone for good.
     SessionLost,
     /// The reader dropped the stream.
@@ -78,7 +85,7 @@ async fn wait(tx: &Tx, watcher: zk::OneshotWatcher) -> Woken {
             if ev.event_type == zk::EventType::Session && ev.session_state.is_terminated() {
                 Woken::SessionLost
             } else {
-                Woken::Changed
+                Woken::Changed(ev)
             }
         }
         () = tx.closed() => Woken::Closed,
@@ -110,15 +117,18 @@ pub(crate) async fn key(
                 Armed::Watching(w) => w,
                 Armed::Done => return,
             };
-            match wait(&tx, watcher).await {
-                Woken::Changed => {}
+            let rearmed = match wait(&tx, watcher).await {
+                Woken::Changed(ev) if ev.event_type == zk::EventType::NodeDeleted => {
+                    state.on_deleted(&backend, &client, &tx, ev.zxid).await
+                }
+                Woken::Changed(_) => state.arm(&backend, &client, &tx).await,
                 Woken::SessionLost => {
                     let _ = send(&tx, Ok(WatchEvent::HistoryLost)).await;
                     return;
                 }
                 Woken::Closed => return,
-            }
-            armed = match state.arm(&backend, &client, &tx).await {
+            };
+            armed = match rearmed {
                 Ok(a) => a,
                 Err(e) => {
                     let _ = tx.send(Err(e)).await;
@@ -181,38 +191,19 @@ impl KeyWatch {
                     self.known = Some((stat.czxid, stat.mzxid));
                     return Ok(Armed::Watching(watcher));
                 }
-                Err(zk::Error::NoNode) => {
-                    let (stat, watcher) = match client.check_and_watch_stat(&self.path).await {
-                        Ok(r) => r,
-                        Err(zk::Error::ConnectionLoss | zk::Error::Custom(_)) => {
-                            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-                            continue;
-                        }
-                        Err(zk::Error::SessionExpired | zk::Error::ClientClosed) => {
-                            let _ = send(tx, Ok(WatchEvent::HistoryLost)).await;
+                Err(zk::Error::NoNode) => match self.absent_since(backend, client).await? {
+                    // Created in between: read it with a data watch.
+                    None => continue,
+                    Some(revision) => {
+                        if !self.report_absent(tx, revision).await {
                             return Ok(Armed::Done);
                         }
-                        Err(e) => return Err(ctx.error(e)),
-                    };
-                    if stat.is_some() {
-                        // Created in between: read it with a data watch.
-                        continue;
-                    }
-                    let revision = ancestor_revision(client, &self.path, ctx).await?;
-                    if self.known.is_some() || revision >= self.next {
-                        let revision = revision.max(self.next);
-                        let deleted = WatchEvent::Delete {
-                            key: self.key.clone(),
-                            revision,
-                        };
-                        if !send(tx, Ok(deleted)).await {
-                            return Ok(Armed::Done);
+                        match self.watch_absent(backend, client, tx).await? {
+                            Some(armed) => return Ok(armed),
+                            None => continue,
                         }
-                        self.next = revision + 1;
                     }
-                    self.known = None;
-                    return Ok(Armed::Watching(watcher));
-                }
+                },
                 Err(zk::Error::ConnectionLoss | zk::Error::Custom(_)) => {
                     tokio::time::sleep(std::time::Duration::from_millis(20)).await;
                 }
@@ -223,6 +214,114 @@ impl KeyWatch {
                 Err(e) => return Err(ctx.error(e)),
             }
         }
+    }
+
+    /// The watched node's deletion was notified (`event_zxid`: the
+    /// deletion's zxid, or [`zk::WatchedEvent::NO_ZXID`] before ZooKeeper
+    /// 3.9): reports it at once, before any read, then re-arms.
+    ///
+    /// Without the zxid, the deletion is reported at the first revision
+    /// not yet reported: a lower bound of its zxid (it came after every
+    /// state this watch has seen). A reader that resumes from there sees
+    /// some changes twice, never misses one; a re-creation has a later
+    /// zxid and is reported as a put.
+    async fn on_deleted(
+        &mut self,
+        backend: &ZkBackend,
+        client: &zk::Client,
+        tx: &Tx,
+        event_zxid: i64,
+    ) -> Result<Armed> {
+        let revision = if event_zxid > 0 {
+            zxid(event_zxid)
+        } else {
+            self.next
+        };
+        if !self.report_absent(tx, revision).await {
+            return Ok(Armed::Done);
+        }
+        match self.watch_absent(backend, client, tx).await? {
+            Some(armed) => Ok(armed),
+            None => self.arm(backend, client, tx).await,
+        }
+    }
+
+    /// Reads the node and its parent in one atomic multi-read: `None` if
+    /// the node exists, otherwise a revision at which it was absent (the
+    /// parent's `pzxid`: at least the zxid of its deletion, and older than
+    /// any creation after the read).
+    async fn absent_since(
+        &self,
+        backend: &ZkBackend,
+        client: &zk::Client,
+    ) -> Result<Option<Revision>> {
+        let ctx = backend.ctx("watch", None);
+        for attempt in 0..RETRIES {
+            let mut reader = client.new_multi_reader();
+            reader.add_get_data(&self.path).map_err(|e| ctx.error(e))?;
+            reader
+                .add_get_data(parent_of(&self.path))
+                .map_err(|e| ctx.error(e))?;
+            let results = match reader.commit().await {
+                Ok(r) => r,
+                Err(zk::Error::ConnectionLoss | zk::Error::Custom(_)) => {
+                    pause(attempt).await;
+                    continue;
+                }
+                Err(e) => return Err(ctx.error(e)),
+            };
+            let mut it = results.into_iter();
+            return match (it.next(), it.next()) {
+                (Some(zk::MultiReadResult::Data { .. }), _) => Ok(None),
+                (_, Some(zk::MultiReadResult::Data { stat, .. })) => Ok(Some(zxid(stat.pzxid))),
+                // No parent either: the deepest ancestor's pzxid (any
+                // re-creation must first create the parent, after it).
+                _ => Ok(Some(ancestor_revision(client, &self.path, ctx).await?)),
+            };
+        }
+        Err(ctx.error(zk::Error::ConnectionLoss))
+    }
+
+    /// Reports that the node is absent as of `revision`, if that is news.
+    /// Returns `false` when the reader has gone.
+    async fn report_absent(&mut self, tx: &Tx, revision: Revision) -> bool {
+        if self.known.is_some() || revision >= self.next {
+            let revision = revision.max(self.next);
+            let deleted = WatchEvent::Delete {
+                key: self.key.clone(),
+                revision,
+            };
+            if !send(tx, Ok(deleted)).await {
+                return false;
+            }
+            self.next = revision + 1;
+        }
+        self.known = None;
+        true
+    }
+
+    /// Arms an existence watch on the absent node. `None` when the node
+    /// has been created since it was found absent (read it again).
+    async fn watch_absent(
+        &mut self,
+        backend: &ZkBackend,
+        client: &zk::Client,
+        tx: &Tx,
+    ) -> Result<Option<Armed>> {
+        let ctx = backend.ctx("watch", None);
+        for attempt in 0..RETRIES {
+            match client.check_and_watch_stat(&self.path).await {
+                Ok((Some(_), _)) => return Ok(None),
+                Ok((None, watcher)) => return Ok(Some(Armed::Watching(watcher))),
+                Err(zk::Error::ConnectionLoss | zk::Error::Custom(_)) => pause(attempt).await,
+                Err(zk::Error::SessionExpired | zk::Error::ClientClosed) => {
+                    let _ = send(tx, Ok(WatchEvent::HistoryLost)).await;
+                    return Ok(Some(Armed::Done));
+                }
+                Err(e) => return Err(ctx.error(e)),
+            }
+        }
+        Err(ctx.error(zk::Error::ConnectionLoss))
     }
 }
 

@@ -64,6 +64,7 @@ pub async fn run(global: &GlobalArgs, args: CampaignArgs, out: &Output) -> Resul
         shutdown,
         jobs,
         rng: fastrand::Rng::new(),
+        session: None,
     };
     campaigner.run().await
 }
@@ -100,6 +101,8 @@ struct Campaigner<'a> {
     shutdown: Shutdown,
     jobs: JobControl,
     rng: fastrand::Rng,
+    /// The current term's session (a lease of its own), while it lasts.
+    session: Option<Session>,
 }
 
 impl Campaigner<'_> {
@@ -152,7 +155,9 @@ impl Campaigner<'_> {
             }
         };
         let grace = grace::for_granted_ttl(self.args.grace, session.ttl());
+        self.session = Some(session.clone());
         let end = self.campaign_and_lead(&session, grace).await;
+        self.session = None;
         // Revoke the lease: whatever is left of our entry goes with it.
         session.close().await;
         end.map_err(|error| match error {
@@ -387,7 +392,15 @@ impl Campaigner<'_> {
         let token = leadership.token();
         if leadership.is_leader() {
             self.emit(&Event::Resigned { token });
-            leadership.resign().await;
+            match &self.session {
+                // The term's lease is ours alone and bound to nothing but
+                // our entry: revoking it deletes the entry and ends the
+                // session in one write, where a delete and then a revoke
+                // took two (and the second one slowed the successor's
+                // first read).
+                Some(session) => session.close().await,
+                None => leadership.resign().await,
+            }
         } else {
             let reason = leadership.lost().await;
             self.emit(&Event::Lost {
