@@ -108,6 +108,19 @@ impl From<EtcdError> for Error {
     }
 }
 
+/// Whether a read pinned at a revision was refused because that revision
+/// is not available on the member that answered: not applied there yet
+/// (a lagging member) or compacted away. Both come as `OutOfRange`.
+pub(crate) fn is_revision_unavailable(e: &Error) -> bool {
+    let Error::Backend { source, .. } = e else {
+        return false;
+    };
+    matches!(
+        source.downcast_ref::<etcd_client::Error>(),
+        Some(etcd_client::Error::GRpcStatus(status)) if status.code() == Code::OutOfRange
+    )
+}
+
 /// A request that got no answer within its deadline.
 pub(crate) fn timeout(operation: &'static str, after: Duration) -> Error {
     Error::Timeout {

@@ -78,12 +78,17 @@ pub enum Request {
         /// Our proposal.
         value: Bytes,
     },
-    /// [`CoordinationBackend::queue_around`](crate::CoordinationBackend::queue_around).
+    /// [`CoordinationBackend::queue_around`](crate::CoordinationBackend::queue_around),
+    /// or [`queue_around_at`](crate::CoordinationBackend::queue_around_at)
+    /// when `at` is given.
     Candidates {
         /// Election.
         election: ElectionName,
         /// Our entry, whose neighbourhood is read.
         own: Entry,
+        /// The revision of the predecessor's deletion that prompted the
+        /// read: the queue as of then is enough.
+        at: Option<Revision>,
     },
     /// [`CoordinationBackend::get`](crate::CoordinationBackend::get).
     Get {
@@ -493,8 +498,12 @@ impl ElectionMachine {
                 // Deleted, history lost or watch broken: look again.
                 _ => {
                     self.unwatch(Some(watch));
+                    let at = match &event {
+                        Some(WatchEvent::Delete { revision, .. }) => Some(*revision),
+                        _ => None,
+                    };
                     match (self.config.strategy, entry) {
-                        (Strategy::Queue, Some(entry)) => self.read(entry),
+                        (Strategy::Queue, Some(entry)) => self.read_at(entry, at),
                         _ if matches!(event, Some(WatchEvent::Delete { .. })) => {
                             // Single key freed: race for it after jitter.
                             let delay = self.next_delay();
@@ -807,9 +816,16 @@ impl ElectionMachine {
     }
 
     fn read(&mut self, entry: Entry) {
+        self.read_at(entry, None);
+    }
+
+    /// Reads where we stand; `at`: as of that revision (see
+    /// [`Request::Candidates`]).
+    fn read_at(&mut self, entry: Entry, at: Option<Revision>) {
         let req = self.request(Request::Candidates {
             election: self.election.clone(),
             own: entry.clone(),
+            at,
         });
         self.state = State::Reading { req, entry };
     }
