@@ -33,5 +33,6 @@ pub mod report;
 pub mod scale;
 pub mod sections;
 pub mod servers;
+pub mod startup;
 pub mod stats;
 pub mod transitions;

@@ -34,6 +34,9 @@ struct Args {
     /// Run only these sections (repeatable).
     #[arg(long, value_enum)]
     only: Vec<Which>,
+    /// An earlier report whose Targets are shown beside this run's.
+    #[arg(long, default_value = "crates/tenure-bench/results/report.md")]
+    baseline: PathBuf,
     #[command(subcommand)]
     command: Option<Cmd>,
 }
@@ -42,6 +45,7 @@ struct Args {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum Which {
     Handover,
+    Startup,
     Failover,
     Scale,
     Footprint,
@@ -119,6 +123,7 @@ async fn bench(args: Args) -> Result<()> {
     let wants = |w: Which| args.only.is_empty() || args.only.contains(&w);
     let needs_servers = [
         Which::Handover,
+        Which::Startup,
         Which::Failover,
         Which::Scale,
         Which::Footprint,
@@ -153,6 +158,9 @@ async fn bench(args: Args) -> Result<()> {
                         .into(),
             }
         ),
+        committed: std::fs::read_to_string(&args.baseline)
+            .map(|md| tenure_bench::report::committed_targets(&md))
+            .unwrap_or_default(),
         ..Report::default()
     };
     let ctx = Ctx {
@@ -166,6 +174,7 @@ async fn bench(args: Args) -> Result<()> {
     for which in [
         Which::Machine,
         Which::Handover,
+        Which::Startup,
         Which::Failover,
         Which::Scale,
         Which::Footprint,
@@ -177,6 +186,7 @@ async fn bench(args: Args) -> Result<()> {
         eprintln!("bench: section {which:?}");
         let section: Result<Section> = match which {
             Which::Handover => sections::handover(&ctx, &mut report).await,
+            Which::Startup => tenure_bench::startup::startup(&ctx, &mut report).await,
             Which::Failover => sections::failover(&ctx, &mut report).await,
             Which::Scale => sections::scale(&ctx, &mut report).await,
             Which::Footprint => sections::footprint(&ctx, &mut report).await,

@@ -126,6 +126,14 @@ impl Tool {
         }
     }
 
+    /// Asks the candidate `p` to resign and exit (its resign signal).
+    ///
+    /// # Errors
+    /// When the process is gone.
+    pub fn resign(&self, p: &Proc) -> Result<()> {
+        p.signal(self.resign_signal())
+    }
+
     /// Starts a candidate.
     ///
     /// # Errors

@@ -187,6 +187,35 @@ pub struct Report {
     pub failures: Vec<(String, String)>,
     /// Total run time in seconds.
     pub seconds: f64,
+    /// What the committed report reached, by figure (see
+    /// [`committed_targets`]), shown beside this run's figures.
+    pub committed: Vec<(String, String)>,
+}
+
+/// The "figure → reached" pairs of a report's Targets table, read from a
+/// report this program wrote earlier (the committed one), so that a run
+/// shows each target beside the committed figure and a regression stands
+/// out. Rows it cannot read are skipped.
+pub fn committed_targets(markdown: &str) -> Vec<(String, String)> {
+    let mut in_targets = false;
+    let mut out = Vec::new();
+    for line in markdown.lines() {
+        if line.starts_with("## ") {
+            in_targets = line.trim() == "## Targets";
+            continue;
+        }
+        if !in_targets || !line.starts_with('|') || line.starts_with("|---") {
+            continue;
+        }
+        let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+        // `| figure | target | reached | … |`: the header names "figure".
+        if let (Some(&what), Some(&reached)) = (cells.get(1), cells.get(3)) {
+            if what != "figure" {
+                out.push((what.to_owned(), reached.to_owned()));
+            }
+        }
+    }
+    out
 }
 
 impl Report {
@@ -229,12 +258,18 @@ impl Report {
         }
         if !self.targets.is_empty() {
             s.push_str("## Targets\n\n");
-            let mut t = Table::new(&["figure", "target", "reached", "met"]);
+            let mut t = Table::new(&["figure", "target", "reached", "committed report", "met"]);
             for g in &self.targets {
+                let before = self
+                    .committed
+                    .iter()
+                    .find(|(what, _)| *what == g.what)
+                    .map_or_else(|| "–".to_owned(), |(_, r)| r.clone());
                 t.row(vec![
                     g.what.clone(),
                     g.target.clone(),
                     g.reached.clone(),
+                    before,
                     match g.met {
                         Some(true) => "yes".into(),
                         Some(false) => "**no**".into(),
@@ -255,5 +290,24 @@ impl Report {
             }
         }
         s
+    }
+}
+
+#[cfg(test)]
+mod committed_tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_targets_table_of_an_earlier_report() {
+        let md = "# r\n\n## Targets\n\n| figure | target | reached | met |\n|---|---|---|---|\n\
+                  | handover median, a / b | ≤ 0.5× | 0.71× | **no** |\n\
+                  | idle | 0 / s | 0 / s other | yes |\n\n## 5. Other\n\n| x | y | z | w |\n";
+        assert_eq!(
+            committed_targets(md),
+            vec![
+                ("handover median, a / b".to_owned(), "0.71×".to_owned()),
+                ("idle".to_owned(), "0 / s other".to_owned()),
+            ]
+        );
     }
 }

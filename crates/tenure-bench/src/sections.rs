@@ -32,7 +32,7 @@ pub struct Ctx {
 }
 
 impl Ctx {
-    fn servers(&self) -> Result<&Servers> {
+    pub(crate) fn servers(&self) -> Result<&Servers> {
         self.servers
             .as_ref()
             .ok_or_else(|| fail("the servers are not running"))
@@ -40,7 +40,7 @@ impl Ctx {
 
     /// The tenure candidate process: the CLI if built, else this binary's
     /// `child` command (the library in a process of its own).
-    fn tenure_tool(&self, url: String, ttl: Duration) -> Result<Tool> {
+    pub(crate) fn tenure_tool(&self, url: String, ttl: Duration) -> Result<Tool> {
         Ok(match &self.tenure_cli {
             Some(bin) => Tool::TenureCli {
                 bin: bin.clone(),
