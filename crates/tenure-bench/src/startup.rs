@@ -75,7 +75,7 @@ pub async fn startup(ctx: &Ctx, report: &mut Report) -> Result<Section> {
                     Distribution::of_millis(&theirs),
                 );
                 t.dist_row(&[backend.into(), label.into()], a.as_ref());
-                t.dist_row(&[backend.into(), format!("{peer}")], b.as_ref());
+                t.dist_row(&[backend.into(), peer.to_string()], b.as_ref());
                 let med = |d: &Option<Distribution>| d.as_ref().map(|d| d.median);
                 let p99 = |d: &Option<Distribution>| d.as_ref().map(|d| d.p99);
                 r.row(vec![
