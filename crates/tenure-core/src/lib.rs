@@ -17,16 +17,23 @@
 //!   jittered back-off within the connect timeout ([`ConnectRetry`]).
 //! - [`url_query`]: options in a backend URL's query string, shared by
 //!   the backends' URL parsers.
+//! - [`credentials`]: password files and PEM files (CA, client
+//!   certificate and key), read once and checked before any connection.
+//! - `tls_error` (feature `tls`): TLS failures that retrying cannot fix,
+//!   found in the backends' client errors.
 //! - [`metrics`]: the names of the metrics the driver records through the
 //!   `metrics` facade.
 
 pub mod backend;
+pub mod credentials;
 pub mod driver;
 pub mod error;
 pub mod machine;
 pub mod metrics;
 pub mod name;
 pub mod retry;
+#[cfg(feature = "tls")]
+pub mod tls_error;
 pub mod types;
 pub mod url_query;
 

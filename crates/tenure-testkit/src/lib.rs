@@ -6,11 +6,13 @@
 //! - [`proxy`]: a fault-injecting TCP proxy on loopback.
 //! - [`sim`]: a deterministic simulator of candidates with faults.
 //! - [`etcd_server`], [`zk_server`]: real servers on loopback for tests.
+//! - [`pki`]: certificate authorities and certificates for TLS tests.
 
 pub mod conformance;
 pub mod counting;
 pub mod etcd_server;
 pub mod harness;
+pub mod pki;
 pub mod history;
 pub mod proxy;
 pub mod sim;
