@@ -19,8 +19,8 @@
 //!   the backends' URL parsers.
 //! - [`credentials`]: password files and PEM files (CA, client
 //!   certificate and key), read once and checked before any connection.
-//! - `tls_error` (feature `tls`): TLS failures that retrying cannot fix,
-//!   found in the backends' client errors.
+//! - `tls` (feature `tls`): the rustls client configuration from PEM
+//!   files, and TLS failures that retrying cannot fix, named.
 //! - [`metrics`]: the names of the metrics the driver records through the
 //!   `metrics` facade.
 
@@ -33,7 +33,7 @@ pub mod metrics;
 pub mod name;
 pub mod retry;
 #[cfg(feature = "tls")]
-pub mod tls_error;
+pub mod tls;
 pub mod types;
 pub mod url_query;
 

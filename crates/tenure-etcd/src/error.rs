@@ -52,7 +52,7 @@ fn is_auth_message(msg: &str) -> bool {
 fn classify(e: &etcd_client::Error) -> Class {
     use etcd_client::Error as E;
     #[cfg(feature = "tls")]
-    if let Some(reason) = tenure_core::tls_error::explain(e) {
+    if let Some(reason) = tenure_core::tls::explain(e) {
         return Class::Tls(reason);
     }
     match e {

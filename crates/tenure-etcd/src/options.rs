@@ -379,6 +379,35 @@ impl TlsConfig {
         self
     }
 
+    /// Whether TLS is why connections to `endpoints` fail, and how: one
+    /// diagnostic handshake per endpoint with these settings (see
+    /// [`tenure_core::tls::diagnose`]).
+    pub(crate) async fn diagnose(&self, endpoints: &[String], wait: Duration) -> Option<String> {
+        let pem = tenure_core::credentials::TlsPem {
+            ca: self.ca_pem.clone(),
+            identity: self.identity.clone(),
+        };
+        let config = match tenure_core::tls::client_config(&pem) {
+            Ok(config) => config,
+            Err(reason) => return Some(reason),
+        };
+        for endpoint in endpoints {
+            let addr = endpoint
+                .trim_start_matches("https://")
+                .trim_end_matches('/');
+            let name = match &self.domain {
+                Some(domain) => domain.as_str(),
+                None => tenure_core::tls::host_of(addr),
+            };
+            if let Some(reason) =
+                tenure_core::tls::diagnose(addr, name, config.clone(), wait).await
+            {
+                return Some(reason);
+            }
+        }
+        None
+    }
+
     pub(crate) fn to_client(&self) -> etcd_client::TlsOptions {
         let mut tls = etcd_client::TlsOptions::new();
         match &self.ca_pem {
