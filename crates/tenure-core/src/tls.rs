@@ -25,6 +25,8 @@ use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 
+pub use rustls::ClientConfig as RustlsClientConfig;
+
 use crate::credentials::TlsPem;
 
 /// A rustls client configuration trusting the CA of `pem` (or, without
@@ -73,6 +75,23 @@ pub fn client_config(pem: &TlsPem) -> Result<Arc<ClientConfig>, String> {
         None => builder.with_no_client_auth(),
     };
     Ok(Arc::new(config))
+}
+
+/// Makes rustls's ring provider the process default, unless one is
+/// installed already. Client libraries that build their TLS settings
+/// from the process default (zookeeper-client does) cannot choose on
+/// their own when more than one provider is compiled in.
+pub fn ensure_default_provider() {
+    if rustls::crypto::CryptoProvider::get_default().is_none() {
+        // Losing a race to another installer is fine: one is installed.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    }
+}
+
+/// Whether `host` is a name or address a server certificate can be
+/// checked against.
+pub fn is_valid_server_name(host: &str) -> bool {
+    ServerName::try_from(host.to_owned()).is_ok()
 }
 
 /// The host part of `host:port` (`[v6]:port` too), for checking the

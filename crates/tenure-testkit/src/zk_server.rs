@@ -37,6 +37,10 @@ const START_ATTEMPTS: usize = 5;
 /// Default classpath: Debian's ZooKeeper jar (its manifest names its
 /// dependencies) plus a logger that writes to stderr.
 const DEFAULT_CLASSPATH: &str = "/usr/share/java/zookeeper.jar:/usr/share/java/slf4j-simple.jar";
+/// What the Netty connection factory of a TLS server needs beyond the
+/// jars Debian's ZooKeeper manifest names (its TLS handler's decoder and
+/// Netty's resolver), from Debian's `libnetty-java`.
+const TLS_CLASSPATH: &str = "/usr/share/java/netty-codec.jar:/usr/share/java/netty-resolver.jar";
 
 /// The errors of the ZooKeeper servers: the harness's one error type.
 pub type ZkHarnessError = HarnessError;
@@ -104,18 +108,22 @@ fn java_binary() -> String {
     std::env::var("TENURE_JAVA").unwrap_or_else(|_| "java".to_owned())
 }
 
-fn classpath() -> Result<String, ZkHarnessError> {
+fn classpath(tls: bool) -> Result<String, ZkHarnessError> {
     if let Ok(cp) = std::env::var("TENURE_ZK_CLASSPATH") {
         return Ok(cp);
     }
-    for jar in DEFAULT_CLASSPATH.split(':') {
+    let mut cp = DEFAULT_CLASSPATH.to_owned();
+    if tls {
+        cp = format!("{cp}:{TLS_CLASSPATH}");
+    }
+    for jar in cp.split(':') {
         if !Path::new(jar).exists() {
             return Err(HarnessError::MissingBinary {
                 what: format!("ZooKeeper jar {jar}"),
             });
         }
     }
-    Ok(DEFAULT_CLASSPATH.to_owned())
+    Ok(cp)
 }
 
 /// Ports of one member.
@@ -240,7 +248,7 @@ impl Member {
 
     fn spawn(&mut self) -> Result<(), ZkHarnessError> {
         self.config.write_files()?;
-        let cp = classpath()?;
+        let cp = classpath(self.config.tls.is_some())?;
         let log_path = self.config.log_path();
         let log = std::fs::OpenOptions::new()
             .create(true)
