@@ -212,14 +212,17 @@ mod tests {
         assert_eq!(read_password_file(&p).unwrap(), "with space ");
         let p = file(&dir, "c", "\n");
         let e = read_password_file(&p).unwrap_err();
-        assert!(matches!(e, Error::CredentialFile { what: "password", .. }));
+        assert!(matches!(
+            e,
+            Error::CredentialFile {
+                what: "password",
+                ..
+            }
+        ));
         assert!(e.to_string().contains("is empty"), "{e}");
         let missing = dir.join("missing");
         let e = read_password_file(&missing).unwrap_err().to_string();
-        assert!(
-            e.contains("missing") && e.contains("cannot be read"),
-            "{e}"
-        );
+        assert!(e.contains("missing") && e.contains("cannot be read"), "{e}");
         std::fs::remove_dir_all(dir).unwrap();
     }
 
@@ -280,7 +283,10 @@ mod tests {
         }
         .load()
         .unwrap_err();
-        assert!(matches!(e, Error::InvalidConfig { field: "cert", .. }), "{e}");
+        assert!(
+            matches!(e, Error::InvalidConfig { field: "cert", .. }),
+            "{e}"
+        );
         std::fs::remove_dir_all(dir).unwrap();
     }
 }

@@ -80,9 +80,7 @@ impl UrlQuery {
         match (user, password) {
             (Some(user), Some(password)) => Ok(Some((user, password))),
             (None, None) => Ok(None),
-            _ => Err(self.bad(
-                "`user` and `password` (or `password_file`) go together".into(),
-            )),
+            _ => Err(self.bad("`user` and `password` (or `password_file`) go together".into())),
         }
     }
 

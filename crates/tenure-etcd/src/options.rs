@@ -399,8 +399,7 @@ impl TlsConfig {
                 Some(domain) => domain.as_str(),
                 None => tenure_core::tls::host_of(addr),
             };
-            if let Some(reason) =
-                tenure_core::tls::diagnose(addr, name, config.clone(), wait).await
+            if let Some(reason) = tenure_core::tls::diagnose(addr, name, config.clone(), wait).await
             {
                 return Some(reason);
             }

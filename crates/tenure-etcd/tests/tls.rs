@@ -185,7 +185,13 @@ async fn refused_certificates_are_typed_errors_within_the_connect_timeout() {
             .unwrap_err();
         let took = t0.elapsed();
         assert!(
-            matches!(err, Error::Tls { backend: "etcd", .. }),
+            matches!(
+                err,
+                Error::Tls {
+                    backend: "etcd",
+                    ..
+                }
+            ),
             "{what}: expected Error::Tls, got {err:?}"
         );
         let text = err.to_string();
@@ -227,14 +233,19 @@ async fn unreadable_files_are_named_in_typed_errors() {
             "client key",
         ),
         (
-            format!("etcd://127.0.0.1:1?user=app&password_file={}", enc(&missing)),
+            format!(
+                "etcd://127.0.0.1:1?user=app&password_file={}",
+                enc(&missing)
+            ),
             &missing,
             "password",
         ),
     ] {
         let err = EtcdOptions::from_url(&url).unwrap_err();
         match &err {
-            Error::CredentialFile { what: w, path: p, .. } => {
+            Error::CredentialFile {
+                what: w, path: p, ..
+            } => {
                 assert_eq!(w, &what, "{err}");
                 assert_eq!(p, path, "{err}");
             }
@@ -289,7 +300,13 @@ async fn a_certificate_identity_gets_its_role_and_nothing_more() {
         .expect("campaign hung")
         .unwrap_err();
     assert!(
-        matches!(err, Error::Unauthenticated { backend: "etcd", .. }),
+        matches!(
+            err,
+            Error::Unauthenticated {
+                backend: "etcd",
+                ..
+            }
+        ),
         "{err:?}"
     );
     assert!(!err.is_transient());

@@ -79,7 +79,9 @@ impl MemberConfig {
 
     /// The port answering `GET /health` over plain HTTP.
     fn health_port(&self) -> u16 {
-        self.tls.as_ref().map_or(self.client_port, |t| t.health_port)
+        self.tls
+            .as_ref()
+            .map_or(self.client_port, |t| t.health_port)
     }
 
     /// The flags that make the member serve TLS with client certificates
@@ -469,8 +471,7 @@ impl EtcdServer {
     pub async fn start_tls(pki: &TestPki) -> Result<EtcdServer, HarnessError> {
         let dir = temp_dir()?;
         let admin = pki.client("root")?;
-        let mut members =
-            start_members(dir.path(), 1, "tenure", &[], Some((pki, &admin))).await?;
+        let mut members = start_members(dir.path(), 1, "tenure", &[], Some((pki, &admin))).await?;
         let member = members.pop().ok_or_else(|| HarnessError::NotHealthy {
             member: "tenure".into(),
             reason: "no member started".into(),

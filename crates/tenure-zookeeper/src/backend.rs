@@ -240,9 +240,12 @@ impl ZkBackend {
                 let bounds = match known {
                     Some(b) => b,
                     None => {
-                        let probed =
-                            probe::session_bounds(&options.connect, probe_timeout, probe_tls.as_ref())
-                                .await;
+                        let probed = probe::session_bounds(
+                            &options.connect,
+                            probe_timeout,
+                            probe_tls.as_ref(),
+                        )
+                        .await;
                         let b = match probed {
                             Ok(b) => b,
                             Err(cause) => return Err(attempt_failed(&options, cause.into()).await),
@@ -998,7 +1001,10 @@ async fn session_attempt(
     let connected = match &options.tls {
         Some(pem) => {
             let tls = crate::tls::client_options(pem).map_err(AttemptError::Permanent)?;
-            connector.with_tls(tls).secure_connect(&options.connect).await
+            connector
+                .with_tls(tls)
+                .secure_connect(&options.connect)
+                .await
         }
         None => connector.connect(&options.connect).await,
     };
@@ -1013,11 +1019,9 @@ async fn session_attempt(
             }))
         }
         Err(e @ zk::Error::AuthFailed) => Err(AttemptError::Permanent(ctx.error(e))),
-        Err(zk::Error::NoHosts) => Err(attempt_failed(
-            options,
-            Box::new(NoHostAvailable { handshake_timeout }),
-        )
-        .await),
+        Err(zk::Error::NoHosts) => {
+            Err(attempt_failed(options, Box::new(NoHostAvailable { handshake_timeout })).await)
+        }
         // Connection loss, a handshake cut short, a session the server
         // closed at once: the next attempt may well succeed (unless TLS
         // is why).

@@ -70,7 +70,8 @@ async fn negotiate(
 async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(
     s: &mut S,
     requested: Duration,
-) -> std::io::Result<Duration> {    // ConnectRequest: protocolVersion, lastZxidSeen, timeOut, sessionId,
+) -> std::io::Result<Duration> {
+    // ConnectRequest: protocolVersion, lastZxidSeen, timeOut, sessionId,
     // passwd (16 zero bytes), readOnly.
     let ms = requested.as_millis().min(i32::MAX as u128) as i32;
     let mut body = Vec::with_capacity(45);

@@ -58,7 +58,12 @@ async fn mtls_campaign_observe_and_guarded_write() {
     let server = tls_server(&pki).await;
     let client = pki.client("tenure").unwrap();
     let root = common::unique_root("tls");
-    let url = url(&server.secure_connect_string(), &root, &pki.ca(), Some(&client));
+    let url = url(
+        &server.secure_connect_string(),
+        &root,
+        &pki.ca(),
+        Some(&client),
+    );
     let backend: DynBackend = Arc::new(connect_url(&url).await.unwrap());
     let election = Election::builder(backend.clone(), "jobs")
         .ttl(Duration::from_secs(2))
@@ -93,7 +98,12 @@ async fn conformance_suite_over_mtls() {
     let server = tls_server(&pki).await;
     let client = pki.client("tenure").unwrap();
     let root = common::unique_root("tls-conf");
-    let url = url(&server.secure_connect_string(), &root, &pki.ca(), Some(&client));
+    let url = url(
+        &server.secure_connect_string(),
+        &root,
+        &pki.ca(),
+        Some(&client),
+    );
     let backend: DynBackend = Arc::new(connect_url(&url).await.unwrap());
     let caps = Capabilities::for_backend(&*backend).without_history();
     suite::run_all(backend, caps).await;
@@ -175,7 +185,10 @@ async fn bad_tls_options_are_typed_errors() {
         "{err:?}"
     );
     for (url, expect) in [
-        (format!("zk://127.0.0.1:1?ca={}", enc(&pki.ca())), "need zks://"),
+        (
+            format!("zk://127.0.0.1:1?ca={}", enc(&pki.ca())),
+            "need zks://",
+        ),
         ("zks://127.0.0.1:1".to_owned(), "needs `ca=`"),
     ] {
         let err = ZkOptions::from_url(&url).unwrap_err();
