@@ -112,7 +112,9 @@ pub enum Error {
     },
 
     /// The backend refused our credentials or permissions.
-    #[error("{backend} backend at {endpoint} rejected the credentials: {reason}")]
+    #[error(
+        "{backend} backend at {endpoint} refused the credentials or their permissions: {reason}"
+    )]
     Unauthenticated {
         /// Backend kind.
         backend: &'static str,

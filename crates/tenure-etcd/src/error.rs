@@ -27,6 +27,7 @@ pub(crate) struct EtcdError {
 enum Class {
     Unreachable,
     /// A TLS failure retrying cannot fix, in words.
+    #[cfg_attr(not(feature = "tls"), allow(dead_code))]
     Tls(String),
     Unauthenticated(String),
     LeaseGone,

@@ -203,6 +203,8 @@ impl ZkOptions {
     ///
     /// Options:
     /// - `layout` (`curator` or `kazoo`);
+    /// - `acl` (`open`, `creator` or `creator_world_read`, see
+    ///   [`ZkAcl`]; the creator ACLs need credentials);
     /// - `user` with `password` (digest credentials, percent-encoded) or
     ///   `password_file` (a file holding the password, read now, so it
     ///   never shows in `ps`);
@@ -224,8 +226,9 @@ impl ZkOptions {
     /// PEM file that cannot be read or does not hold what it should;
     /// [`Error::InvalidConfig`] for `cert` without `key` or the reverse.
     pub fn from_url(url: &str) -> Result<Self> {
-        const KNOWN: [&str; 10] = [
+        const KNOWN: [&str; 11] = [
             "layout",
+            "acl",
             "user",
             "password",
             "password_file",
@@ -273,6 +276,16 @@ impl ZkOptions {
             Some(other) => {
                 return Err(bad(&format!(
                     "option `layout={other}`: expected curator or kazoo"
+                )))
+            }
+        }
+        match query.take("acl").as_deref() {
+            None | Some("open") => {}
+            Some("creator") => options = options.acl(ZkAcl::CreatorAll),
+            Some("creator_world_read") => options = options.acl(ZkAcl::CreatorAllWorldRead),
+            Some(other) => {
+                return Err(bad(&format!(
+                    "option `acl={other}`: expected open, creator or creator_world_read"
                 )))
             }
         }
@@ -610,7 +623,10 @@ mod tests {
         assert_eq!(o.digest, Some(("u".into(), "p&w".into())));
         assert_eq!(o.session_timeout, Some(Duration::from_secs(3)));
         assert_eq!(o.request_timeout, Duration::from_secs(1));
+        let o = ZkOptions::from_url("zk://a:1?acl=creator_world_read&user=u&password=p").unwrap();
+        assert_eq!(o.acl, ZkAcl::CreatorAllWorldRead);
         for (url, expect) in [
+            ("zk://a:1?acl=closed", "expected open, creator"),
             ("zk://a:1?layout=zk", "expected curator or kazoo"),
             ("zk://a:1?password=x", "go together"),
             ("zk://a:1?chroot=/x", "unknown option `chroot`"),
