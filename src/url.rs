@@ -218,6 +218,13 @@ mod tests {
     }
 
     #[test]
+    fn errors_never_show_a_password() {
+        let e = Scheme::of("redis://h:1?user=u&password=hunter2").unwrap_err();
+        assert!(!e.to_string().contains("hunter2"), "{e}");
+        assert!(e.to_string().contains("password=***"), "{e}");
+    }
+
+    #[test]
     fn rejects_bad_urls_with_reason() {
         for (url, why) in [
             ("localhost:2379", "<scheme>://"),

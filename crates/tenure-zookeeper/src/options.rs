@@ -644,6 +644,39 @@ mod tests {
         assert!(ZkOptions::new("a:1").validate().is_ok());
         let dbg = format!("{:?}", ZkOptions::new("a:1").digest("u", "secret"));
         assert!(!dbg.contains("secret"), "{dbg}");
+        #[cfg(feature = "tls")]
+        {
+            let pem = tenure_core::credentials::TlsPem {
+                ca: Some(b"-----BEGIN CERTIFICATE-----".to_vec()),
+                identity: Some((b"cert".to_vec(), b"secret key".to_vec())),
+            };
+            let o = ZkOptions::new("a:1").tls(pem.clone());
+            assert!(o.validate().is_ok());
+            let dbg = format!("{o:?}");
+            assert!(
+                !dbg.contains("secret key") && !dbg.contains("BEGIN"),
+                "{dbg}"
+            );
+            // zookeeper-client checks certificates against the host: one
+            // that no certificate can name is refused before connecting.
+            let e = ZkOptions::new("bad host!:1").tls(pem.clone()).validate();
+            assert!(
+                matches!(
+                    e,
+                    Err(Error::InvalidConfig {
+                        field: "connect",
+                        ..
+                    })
+                ),
+                "{e:?}"
+            );
+            let no_ca = tenure_core::credentials::TlsPem { ca: None, ..pem };
+            let e = ZkOptions::new("a:1").tls(no_ca).validate();
+            assert!(
+                matches!(e, Err(Error::InvalidConfig { field: "tls", .. })),
+                "{e:?}"
+            );
+        }
     }
 
     #[test]
