@@ -16,6 +16,10 @@ command -v etcd >/dev/null 2>&1 || need+=(etcd-server)
 command -v etcdctl >/dev/null 2>&1 || need+=(etcd-client)
 [ -x /usr/share/zookeeper/bin/zkServer.sh ] || need+=(zookeeper)
 command -v java >/dev/null 2>&1 || need+=(default-jre-headless)
+# ZooKeeper's TLS port (the Netty connection factory) needs Netty's codec
+# and resolver jars, which its manifest does not name (tenure-testkit's
+# TLS servers).
+[ -f /usr/share/java/netty-codec.jar ] || need+=(libnetty-java)
 # Curator LeaderLatch (tests/interop.rs of tenure-zookeeper); the
 # packages pull in curator-client, zookeeper, guava and slf4j jars.
 [ -f /usr/share/java/curator-recipes.jar ] || need+=(libcurator-recipes-java)

@@ -1,4 +1,5 @@
-//! Choosing a backend by URL: `memory://`, `etcd://…`, `etcds://…`, `zk://…`.
+//! Choosing a backend by URL: `memory://`, `etcd://…`, `etcds://…`, `zk://…`,
+//! `zks://…`.
 //!
 //! The facade only recognises the scheme; each backend parses the rest of
 //! its own URL (`EtcdOptions::from_url`, `ZkOptions::from_url`), so one
@@ -17,7 +18,7 @@ pub enum Scheme {
     Memory,
     /// `etcd://host:port[,host:port…][/prefix]`, `etcds://…` for TLS.
     Etcd,
-    /// `zk://host:port[,host:port…][/root]`.
+    /// `zk://host:port[,host:port…][/root]`, `zks://…` for TLS.
     ZooKeeper,
 }
 
@@ -29,7 +30,7 @@ impl Scheme {
     /// unknown scheme.
     pub fn of(url: &str) -> Result<Scheme> {
         let bad = |reason: &str| Error::UnsupportedUrl {
-            url: url.to_string(),
+            url: tenure_core::url_query::redact(url),
             reason: reason.to_string(),
         };
         let (scheme, _) = url.split_once("://").ok_or_else(|| {
@@ -38,9 +39,9 @@ impl Scheme {
         match scheme {
             "memory" => Ok(Scheme::Memory),
             "etcd" | "etcds" => Ok(Scheme::Etcd),
-            "zk" | "zookeeper" => Ok(Scheme::ZooKeeper),
+            "zk" | "zks" | "zookeeper" => Ok(Scheme::ZooKeeper),
             _ => Err(bad(
-                "unknown scheme: use memory://, etcd://, etcds:// or zk://",
+                "unknown scheme: use memory://, etcd://, etcds://, zk:// or zks://",
             )),
         }
     }
@@ -131,7 +132,7 @@ pub async fn connect_with(url: &str, options: &ConnectOptions) -> Result<DynBack
 #[allow(dead_code)] // unused when every backend is compiled in
 fn missing(url: &str, feature: &str) -> Error {
     Error::UnsupportedUrl {
-        url: url.to_string(),
+        url: tenure_core::url_query::redact(url),
         reason: format!(
             "this build of tenure has no {feature} backend: enable the cargo feature `{feature}`"
         ),
@@ -213,6 +214,14 @@ mod tests {
         );
         assert_eq!(Scheme::of("etcds://a:2379").unwrap(), Scheme::Etcd);
         assert_eq!(Scheme::of("zk://h:2181/app").unwrap(), Scheme::ZooKeeper);
+        assert_eq!(Scheme::of("zks://h:2281/app").unwrap(), Scheme::ZooKeeper);
+    }
+
+    #[test]
+    fn errors_never_show_a_password() {
+        let e = Scheme::of("redis://h:1?user=u&password=hunter2").unwrap_err();
+        assert!(!e.to_string().contains("hunter2"), "{e}");
+        assert!(e.to_string().contains("password=***"), "{e}");
     }
 
     #[test]

@@ -8,13 +8,20 @@ const AFTER_HELP: &str = "\
 Backends (--backend or TENURE_BACKEND):
   memory://[name]                        in-process (one process only: demos, tests)
   etcd://host:port[,host:port][/prefix]  etcd v3; etcds:// for TLS
-  zk://host:port[,host:port][/root]      ZooKeeper 3.6 or newer
+  zk://host:port[,host:port][/root]      ZooKeeper 3.6 or newer; zks:// for TLS
+
+Credentials stay off the command line: --password-file (with --user) reads the
+password from a file; --cacert, --cert and --key name PEM files (etcds://,
+zks://). Each flag fills the URL option of the same meaning (password_file=,
+ca=, cert=, key=, server_name=); giving both is refused. See docs/security.md.
 
 Exit codes:
   0        success; clean shutdown on SIGINT/SIGTERM/SIGHUP/SIGQUIT/SIGUSR1
   1        `leader`: the election has no leader
-  2        usage or invalid input (arguments, election name, TTL, URL, backend not compiled in)
-  3        backend unreachable, credentials rejected, timeout, other backend error
+  2        usage or invalid input (arguments, election name, TTL, URL, an unreadable or
+           malformed password or PEM file, backend not compiled in)
+  3        backend unreachable, credentials or certificate rejected (TLS), timeout, other
+           backend error
   4        `campaign --once`: leadership lost
   126/127  `campaign -- CMD`: CMD is not executable / not found (checked before campaigning)
   other    `campaign --once -- CMD`: CMD ended by itself; its exit code (128 + signal if killed)";
@@ -82,6 +89,57 @@ pub struct GlobalArgs {
     /// connect 5 s, requests TTL / 3).
     #[arg(long, value_parser = parse_duration, global = true, value_name = "DURATION")]
     pub request_timeout: Option<Duration>,
+    /// Credentials and TLS files, added to the backend URL's options.
+    #[command(flatten)]
+    pub security: SecurityArgs,
+}
+
+/// Credentials and TLS files: each fills the backend URL option of the
+/// same meaning, so that no secret needs to be on the command line.
+#[derive(Debug, Default, Args)]
+pub struct SecurityArgs {
+    /// User name for etcd auth or ZooKeeper digest auth (URL option
+    /// `user=`); the password comes from --password-file.
+    #[arg(long, env = "TENURE_USER", global = true, value_name = "NAME")]
+    pub user: Option<String>,
+    /// File holding the password of --user (URL option `password_file=`):
+    /// read once at start, never printed, logged or passed to CMD.
+    #[arg(long, env = "TENURE_PASSWORD_FILE", global = true, value_name = "PATH")]
+    pub password_file: Option<String>,
+    /// PEM file of the CA that signed the servers' certificates (URL
+    /// option `ca=`; etcds:// and zks://).
+    #[arg(long, env = "TENURE_CACERT", global = true, value_name = "PATH")]
+    pub cacert: Option<String>,
+    /// PEM file of the client certificate, for servers that require one
+    /// (URL option `cert=`; with --key).
+    #[arg(long, env = "TENURE_CERT", global = true, value_name = "PATH")]
+    pub cert: Option<String>,
+    /// PEM file of the client certificate's private key (URL option
+    /// `key=`; with --cert).
+    #[arg(long, env = "TENURE_KEY", global = true, value_name = "PATH")]
+    pub key: Option<String>,
+    /// The name the server certificate must carry, when it differs from
+    /// the host in the URL (URL option `server_name=`; etcds:// only).
+    /// Certificates are always verified.
+    #[arg(long, env = "TENURE_SERVER_NAME", global = true, value_name = "NAME")]
+    pub server_name: Option<String>,
+}
+
+impl SecurityArgs {
+    /// The URL options these flags stand for, in URL order.
+    pub fn url_options(&self) -> Vec<(&'static str, &str)> {
+        [
+            ("user", &self.user),
+            ("password_file", &self.password_file),
+            ("ca", &self.cacert),
+            ("cert", &self.cert),
+            ("key", &self.key),
+            ("server_name", &self.server_name),
+        ]
+        .into_iter()
+        .filter_map(|(k, v)| v.as_deref().map(|v| (k, v)))
+        .collect()
+    }
 }
 
 /// Format of the events on standard output.

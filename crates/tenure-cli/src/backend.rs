@@ -2,8 +2,10 @@
 
 use std::time::Duration;
 
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use tenure::{ConnectOptions, DynBackend, Scheme};
 
+use crate::args::GlobalArgs;
 use crate::CliError;
 
 /// The message when no backend was given.
@@ -21,6 +23,56 @@ pub fn check(url: Option<&str>) -> Result<(&str, Scheme), CliError> {
         .ok_or_else(|| CliError::usage(NO_BACKEND))?;
     let scheme = Scheme::of(url)?;
     Ok((url, scheme))
+}
+
+/// The backend URL of `global`, checked as [`check`] does, with the
+/// credential and TLS flags added as the URL options they stand for.
+///
+/// # Errors
+/// As [`check`]; a flag whose option the URL already gives is a usage
+/// error naming both.
+pub fn resolve(global: &GlobalArgs) -> Result<(String, Scheme), CliError> {
+    let (url, scheme) = check(global.backend.as_deref())?;
+    let url = with_options(url, &global.security.url_options())?;
+    Ok((url, scheme))
+}
+
+/// Characters kept as they are in an option value: paths stay readable.
+const VALUE: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'/')
+    .remove(b'.')
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'~');
+
+/// `url` with `options` appended to its query string.
+fn with_options(url: &str, options: &[(&str, &str)]) -> Result<String, CliError> {
+    let mut url = url.to_owned();
+    for (key, value) in options {
+        let query = url.split_once('?').map_or("", |(_, q)| q);
+        if query
+            .split('&')
+            .any(|pair| pair.split('=').next() == Some(*key))
+        {
+            return Err(CliError::usage(format!(
+                "--{} and the URL option `{key}=` both given: use one",
+                flag_of(key)
+            )));
+        }
+        url.push(if url.contains('?') { '&' } else { '?' });
+        url.push_str(key);
+        url.push('=');
+        url.extend(utf8_percent_encode(value, VALUE));
+    }
+    Ok(url)
+}
+
+/// The flag that fills URL option `key`.
+fn flag_of(key: &str) -> String {
+    match key {
+        "ca" => "cacert".to_owned(),
+        other => other.replace('_', "-"),
+    }
 }
 
 /// Connects to `url` for elections with `ttl` (the backend sizes its
@@ -45,7 +97,8 @@ pub async fn connect(
         options = options.timeout(t);
     }
     let backend = tenure::connect_with(url, &options).await?;
-    tracing::debug!(url, kind = backend.kind(), "connected");
+    let url = tenure::url_query::redact(url);
+    tracing::debug!(%url, kind = backend.kind(), "connected");
     Ok(backend)
 }
 
@@ -69,6 +122,24 @@ mod tests {
         assert_eq!(e.exit(), Exit::Usage);
         assert!(e.to_string().contains("redis://h:1"), "{e}");
         assert!(e.to_string().contains("unknown scheme"), "{e}");
+    }
+
+    #[test]
+    fn flags_become_url_options() {
+        let url = with_options(
+            "etcds://h:2379/app/",
+            &[("ca", "/etc/ca dir/ca.pem"), ("password_file", "/run/s&p")],
+        )
+        .unwrap();
+        assert_eq!(
+            url,
+            "etcds://h:2379/app/?ca=/etc/ca%20dir/ca.pem&password_file=/run/s%26p"
+        );
+        let url = with_options("zks://h:1?layout=kazoo", &[("cert", "/c.pem")]).unwrap();
+        assert_eq!(url, "zks://h:1?layout=kazoo&cert=/c.pem");
+        let e = with_options("etcds://h:1?ca=/a.pem", &[("ca", "/b.pem")]).unwrap_err();
+        assert_eq!(e.exit(), Exit::Usage);
+        assert!(e.to_string().contains("--cacert"), "{e}");
     }
 
     #[test]

@@ -103,7 +103,8 @@ pub fn for_error(e: &tenure::Error) -> Exit {
         E::InvalidElectionName { .. }
         | E::InvalidTtl { .. }
         | E::InvalidConfig { .. }
-        | E::UnsupportedUrl { .. } => Exit::Usage,
+        | E::UnsupportedUrl { .. }
+        | E::CredentialFile { .. } => Exit::Usage,
         _ => Exit::Backend,
     }
 }

@@ -112,13 +112,44 @@ pub enum Error {
     },
 
     /// The backend refused our credentials or permissions.
-    #[error("{backend} backend at {endpoint} rejected the credentials: {reason}")]
+    #[error(
+        "{backend} backend at {endpoint} refused the credentials or their permissions: {reason}"
+    )]
     Unauthenticated {
         /// Backend kind.
         backend: &'static str,
         /// The endpoint.
         endpoint: String,
         /// What the backend said.
+        reason: String,
+    },
+
+    /// A TLS connection to the backend failed for a reason that retrying
+    /// does not fix: the server's certificate is not signed by a trusted
+    /// CA, has expired or does not name the host, or the server refused
+    /// the client certificate (missing, expired, or from a CA it does not
+    /// trust). The reason names which.
+    #[error("TLS to the {backend} backend at {endpoint} failed: {reason}")]
+    Tls {
+        /// Backend kind.
+        backend: &'static str,
+        /// The endpoint(s).
+        endpoint: String,
+        /// What failed, in words.
+        reason: String,
+    },
+
+    /// A file holding a secret or a certificate (a password file, a CA
+    /// certificate, a client certificate or key) could not be read, or
+    /// does not hold what it should. Never carries the file's contents.
+    #[error("{what} file {path:?}: {reason}")]
+    CredentialFile {
+        /// What the file was given as (`"password"`, `"CA certificate"`,
+        /// `"client certificate"`, `"client key"`).
+        what: &'static str,
+        /// The path as given.
+        path: std::path::PathBuf,
+        /// What is wrong with it.
         reason: String,
     },
 
@@ -195,7 +226,8 @@ impl Error {
     /// [`Election::campaign`](crate::Election::campaign),
     /// [`Election::run`](crate::Election::run) and the CLI, never retried:
     /// [`Error::Unauthenticated`] (credentials, or a role or ACL without
-    /// permission on the election), invalid names, TTLs, configuration and
+    /// permission on the election), [`Error::Tls`] and
+    /// [`Error::CredentialFile`], invalid names, TTLs, configuration and
     /// URLs, [`Error::Protocol`], and the outcomes of a campaign
     /// ([`Error::LeaseExpired`], [`Error::NotOwner`], [`Error::NotLeader`],
     /// [`Error::Cancelled`]), which the caller decides about.

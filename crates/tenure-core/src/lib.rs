@@ -17,16 +17,23 @@
 //!   jittered back-off within the connect timeout ([`ConnectRetry`]).
 //! - [`url_query`]: options in a backend URL's query string, shared by
 //!   the backends' URL parsers.
+//! - [`credentials`]: password files and PEM files (CA, client
+//!   certificate and key), read once and checked before any connection.
+//! - `tls` (feature `tls`): the rustls client configuration from PEM
+//!   files, and TLS failures that retrying cannot fix, named.
 //! - [`metrics`]: the names of the metrics the driver records through the
 //!   `metrics` facade.
 
 pub mod backend;
+pub mod credentials;
 pub mod driver;
 pub mod error;
 pub mod machine;
 pub mod metrics;
 pub mod name;
 pub mod retry;
+#[cfg(feature = "tls")]
+pub mod tls;
 pub mod types;
 pub mod url_query;
 

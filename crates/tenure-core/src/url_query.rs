@@ -5,8 +5,10 @@
 //! then rejects whatever is left, naming the unknown key, so a typo never
 //! passes silently.
 
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::credentials::TlsFiles;
 use crate::{Error, Result};
 
 /// The `key=value` pairs of a URL's query string, percent-decoded.
@@ -54,16 +56,44 @@ impl UrlQuery {
         Some(self.pairs.remove(i).1)
     }
 
-    /// Takes `user` and `password` together.
+    /// Takes `user` with its password: given inline as `password`, or
+    /// read (once, now) from the file `password_file`, which keeps it out
+    /// of the command line and of `ps`.
     ///
     /// # Errors
-    /// [`Error::UnsupportedUrl`] when only one of them is given.
+    /// [`Error::UnsupportedUrl`] when a user comes without a password or a
+    /// password without a user, or both `password` and `password_file`
+    /// are given; [`Error::CredentialFile`] when the password file cannot
+    /// be read or is empty.
     pub fn take_credentials(&mut self) -> Result<Option<(String, String)>> {
-        match (self.take("user"), self.take("password")) {
+        let user = self.take("user");
+        let inline = self.take("password");
+        let file = self.take("password_file");
+        let password = match (inline, file) {
+            (Some(_), Some(_)) => {
+                return Err(self.bad("give `password` or `password_file`, not both".into()))
+            }
+            (Some(p), None) => Some(p),
+            (None, Some(path)) => Some(crate::credentials::read_password_file(Path::new(&path))?),
+            (None, None) => None,
+        };
+        match (user, password) {
             (Some(user), Some(password)) => Ok(Some((user, password))),
             (None, None) => Ok(None),
-            _ => Err(self.bad("`user` and `password` go together".into())),
+            _ => Err(self.bad("`user` and `password` (or `password_file`) go together".into())),
         }
+    }
+
+    /// Takes the TLS file options `ca`, `cert` and `key` (paths to PEM
+    /// files); `None` when none is given. The files are not read here:
+    /// [`TlsFiles::load`] does that.
+    pub fn take_tls_files(&mut self) -> Option<TlsFiles> {
+        let files = TlsFiles {
+            ca: self.take("ca").map(PathBuf::from),
+            cert: self.take("cert").map(PathBuf::from),
+            key: self.take("key").map(PathBuf::from),
+        };
+        (files != TlsFiles::default()).then_some(files)
     }
 
     /// Takes `key` as a duration such as `500ms`, `2s` or `1m`.

@@ -23,6 +23,11 @@ use crate::error::{self, EtcdError, KIND};
 use crate::options::EtcdOptions;
 use crate::watch;
 
+/// How long a diagnostic TLS handshake after a failed connection attempt
+/// waits for the server to refuse the client certificate.
+#[cfg(feature = "tls")]
+const TLS_DIAGNOSIS_WAIT: Duration = Duration::from_secs(1);
+
 /// The largest TTL etcd grants (`MaxLeaseTTL` in etcd's lessor).
 const MAX_TTL: Duration = Duration::from_secs(9_000_000_000);
 
@@ -177,7 +182,23 @@ impl EtcdBackend {
                 client.status().await.map_err(|e| wrap("connect", e))?;
                 Ok::<Client, Error>(client)
             };
-            ready.await.map_err(|e| match e {
+            let failed = match ready.await {
+                Ok(client) => return Ok(client),
+                Err(e) => e,
+            };
+            // A server refusing our certificate only closes the
+            // connection: find out whether TLS is why, which is permanent.
+            #[cfg(feature = "tls")]
+            if let (true, Some(tls)) = (failed.is_transient(), &options.tls) {
+                if let Some(reason) = tls.diagnose(&endpoints, TLS_DIAGNOSIS_WAIT).await {
+                    return Err(AttemptError::Permanent(Error::Tls {
+                        backend: KIND,
+                        endpoint: endpoint.clone(),
+                        reason,
+                    }));
+                }
+            }
+            Err(match failed {
                 // Whatever else went wrong while connecting, the cluster
                 // is not usable from here yet.
                 Error::Unreachable { source, .. } | Error::Backend { source, .. } => {

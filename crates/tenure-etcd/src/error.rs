@@ -26,6 +26,9 @@ pub(crate) struct EtcdError {
 #[derive(Debug, PartialEq, Eq)]
 enum Class {
     Unreachable,
+    /// A TLS failure retrying cannot fix, in words.
+    #[cfg_attr(not(feature = "tls"), allow(dead_code))]
+    Tls(String),
     Unauthenticated(String),
     LeaseGone,
     InvalidConfig(String),
@@ -49,6 +52,10 @@ fn is_auth_message(msg: &str) -> bool {
 
 fn classify(e: &etcd_client::Error) -> Class {
     use etcd_client::Error as E;
+    #[cfg(feature = "tls")]
+    if let Some(reason) = tenure_core::tls::explain(e) {
+        return Class::Tls(reason);
+    }
     match e {
         E::GRpcStatus(status) => {
             let msg = status.message();
@@ -88,6 +95,11 @@ impl From<EtcdError> for Error {
                 backend: KIND,
                 endpoint: e.endpoint,
                 source: Box::new(e.source),
+            },
+            (Class::Tls(reason), _) => Error::Tls {
+                backend: KIND,
+                endpoint: e.endpoint,
+                reason,
             },
             (Class::Unauthenticated(reason), _) => Error::Unauthenticated {
                 backend: KIND,

@@ -67,19 +67,42 @@ impl EtcdOptions {
     }
 
     /// Parses `etcd://host:port[,host:port...][/prefix][?options]` (plain)
-    /// or `etcds://...` (TLS with the system's default settings; needs the
-    /// `tls` feature). A path becomes the key prefix, e.g.
-    /// `etcd://127.0.0.1:2379/my-app/` uses the prefix `my-app/`.
+    /// or `etcds://...` (TLS; needs the `tls` feature). A path becomes the
+    /// key prefix, e.g. `etcd://127.0.0.1:2379/my-app/` uses the prefix
+    /// `my-app/`.
     ///
-    /// Options: `user` and `password` (percent-encoded), `connect_timeout`
-    /// and `request_timeout` (`500ms`, `2s`, ...), e.g.
-    /// `etcd://10.0.0.1:2379?user=svc&password=s3cret&request_timeout=2s`.
+    /// Options:
+    /// - `user` with `password` (percent-encoded) or `password_file` (a
+    ///   file holding the password, read now, so it never shows in `ps`);
+    /// - on `etcds://` only: `ca` (PEM file of the CA to verify the server
+    ///   with; without it the system's trusted roots are used), `cert` and
+    ///   `key` (PEM files of a client certificate and its key, for mutual
+    ///   TLS) and `server_name` (the name the server certificate must
+    ///   carry, when it differs from the host in the URL). Server
+    ///   certificates are always verified;
+    /// - `connect_timeout` and `request_timeout` (`500ms`, `2s`, ...).
+    ///
+    /// E.g. `etcds://10.0.0.1:2379/app/?ca=/etc/etcd/ca.pem&cert=/etc/app/client.pem&key=/etc/app/client-key.pem`
+    /// or `etcd://10.0.0.1:2379?user=svc&password_file=/run/secrets/etcd`.
     ///
     /// # Errors
     /// [`Error::UnsupportedUrl`] for other schemes, an empty host list, an
-    /// unknown or malformed option, or a user without a password.
+    /// unknown or malformed option, a user without a password, or TLS
+    /// options on `etcd://`; [`Error::CredentialFile`] naming a password or
+    /// PEM file that cannot be read or does not hold what it should;
+    /// [`Error::InvalidConfig`] for `cert` without `key` or the reverse.
     pub fn from_url(url: &str) -> Result<Self> {
-        const KNOWN: [&str; 4] = ["user", "password", "connect_timeout", "request_timeout"];
+        const KNOWN: [&str; 9] = [
+            "user",
+            "password",
+            "password_file",
+            "ca",
+            "cert",
+            "key",
+            "server_name",
+            "connect_timeout",
+            "request_timeout",
+        ];
         let (url_base, mut query) = tenure_core::url_query::UrlQuery::split(url)?;
         let bad = |reason: &str| Error::UnsupportedUrl {
             url: tenure_core::url_query::redact(url),
@@ -114,6 +137,26 @@ impl EtcdOptions {
             ));
         }
         let mut options = EtcdOptions::new(endpoints).prefix(prefix);
+        let files = query.take_tls_files();
+        let server_name = query.take("server_name");
+        if !secure && (files.is_some() || server_name.is_some()) {
+            return Err(bad(
+                "the TLS options `ca`, `cert`, `key` and `server_name` need etcds://",
+            ));
+        }
+        #[cfg(not(feature = "tls"))]
+        let _ = (files, server_name);
+        #[cfg(feature = "tls")]
+        if secure {
+            let mut tls = match &files {
+                Some(files) => TlsConfig::from_pem(files.load()?),
+                None => TlsConfig::new(),
+            };
+            if let Some(name) = server_name {
+                tls = tls.domain_name(name);
+            }
+            options = options.tls(tls);
+        }
         if let Some((user, password)) = query.take_credentials()? {
             options = options.user(user, password);
         }
@@ -209,10 +252,20 @@ impl EtcdOptions {
             return invalid("request_timeout", "must be positive");
         }
         #[cfg(feature = "tls")]
-        if self.tls.is_some() && self.endpoints.iter().any(|e| e.starts_with("http://")) {
+        if let Some(tls) = &self.tls {
+            if self.endpoints.iter().any(|e| e.starts_with("http://")) {
+                return invalid(
+                    "endpoints",
+                    "TLS is configured but an endpoint is http://; use https:// or host:port",
+                );
+            }
+            tls.validate()?;
+        }
+        #[cfg(not(feature = "tls"))]
+        if self.endpoints.iter().any(|e| e.starts_with("https://")) {
             return invalid(
                 "endpoints",
-                "TLS is configured but an endpoint is http://; use https:// or host:port",
+                "https:// needs the `tls` feature of tenure-etcd (on by default)",
             );
         }
         Ok(())
@@ -220,6 +273,26 @@ impl EtcdOptions {
 }
 
 /// TLS settings (PEM-encoded), for [`EtcdOptions::tls`].
+///
+/// The server's certificate is always verified: against the CA given with
+/// [`ca_certificate`](Self::ca_certificate), or else the system's trusted
+/// roots, and against the endpoint's host (or
+/// [`domain_name`](Self::domain_name)). There is no way to turn that off.
+///
+/// ```no_run
+/// # fn demo() -> tenure_core::Result<()> {
+/// use std::path::PathBuf;
+/// use tenure_core::credentials::TlsFiles;
+/// use tenure_etcd::{EtcdOptions, TlsConfig};
+///
+/// let files = TlsFiles {
+///     ca: Some(PathBuf::from("/etc/etcd/ca.pem")),
+///     cert: Some(PathBuf::from("/etc/app/client.pem")),
+///     key: Some(PathBuf::from("/etc/app/client-key.pem")),
+/// };
+/// let options = EtcdOptions::new(["10.0.0.1:2379"]).tls(TlsConfig::from_pem(files.load()?));
+/// # let _ = options; Ok(()) }
+/// ```
 #[cfg(feature = "tls")]
 #[derive(Clone, Default)]
 pub struct TlsConfig {
@@ -241,9 +314,46 @@ impl fmt::Debug for TlsConfig {
 
 #[cfg(feature = "tls")]
 impl TlsConfig {
-    /// TLS with no custom CA and no client certificate.
+    /// TLS with no custom CA (the system's trusted roots) and no client
+    /// certificate.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// TLS with the CA and client identity of checked PEM files (see
+    /// [`TlsFiles::load`](tenure_core::credentials::TlsFiles::load)).
+    pub fn from_pem(pem: tenure_core::credentials::TlsPem) -> Self {
+        TlsConfig {
+            ca_pem: pem.ca,
+            identity: pem.identity,
+            domain: None,
+        }
+    }
+
+    /// Checks the PEM data given in code, so that a malformed certificate
+    /// or key fails before any connection is tried.
+    pub(crate) fn validate(&self) -> Result<()> {
+        use tenure_core::credentials::PemKind;
+        let check = |field: &'static str, kind: PemKind, pem: &[u8]| {
+            kind.check(pem).map_err(|reason| Error::InvalidConfig {
+                field,
+                reason: format!("the {} {reason}", kind.name()),
+            })
+        };
+        if let Some(ca) = &self.ca_pem {
+            check("tls", PemKind::CaCertificate, ca)?;
+        }
+        if let Some((cert, key)) = &self.identity {
+            check("tls", PemKind::ClientCertificate, cert)?;
+            check("tls", PemKind::ClientKey, key)?;
+        }
+        if self.domain.as_deref().is_some_and(str::is_empty) {
+            return Err(Error::InvalidConfig {
+                field: "tls",
+                reason: "the server name is empty".into(),
+            });
+        }
+        Ok(())
     }
 
     /// Trusts the CA certificate(s) in `pem`.
@@ -269,10 +379,39 @@ impl TlsConfig {
         self
     }
 
+    /// Whether TLS is why connections to `endpoints` fail, and how: one
+    /// diagnostic handshake per endpoint with these settings (see
+    /// [`tenure_core::tls::diagnose`]).
+    pub(crate) async fn diagnose(&self, endpoints: &[String], wait: Duration) -> Option<String> {
+        let pem = tenure_core::credentials::TlsPem {
+            ca: self.ca_pem.clone(),
+            identity: self.identity.clone(),
+        };
+        let config = match tenure_core::tls::client_config(&pem) {
+            Ok(config) => config,
+            Err(reason) => return Some(reason),
+        };
+        for endpoint in endpoints {
+            let addr = endpoint
+                .trim_start_matches("https://")
+                .trim_end_matches('/');
+            let name = match &self.domain {
+                Some(domain) => domain.as_str(),
+                None => tenure_core::tls::host_of(addr),
+            };
+            if let Some(reason) = tenure_core::tls::diagnose(addr, name, config.clone(), wait).await
+            {
+                return Some(reason);
+            }
+        }
+        None
+    }
+
     pub(crate) fn to_client(&self) -> etcd_client::TlsOptions {
         let mut tls = etcd_client::TlsOptions::new();
-        if let Some(ca) = &self.ca_pem {
-            tls = tls.ca_certificate(etcd_client::Certificate::from_pem(ca));
+        match &self.ca_pem {
+            Some(ca) => tls = tls.ca_certificate(etcd_client::Certificate::from_pem(ca)),
+            None => tls = tls.with_native_roots(),
         }
         if let Some((cert, key)) = &self.identity {
             tls = tls.identity(etcd_client::Identity::from_pem(cert, key));

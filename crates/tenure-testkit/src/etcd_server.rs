@@ -24,6 +24,7 @@ use tokio::process::{Child, Command};
 
 pub use crate::harness::HarnessError;
 use crate::harness::{free_ports, io, log_tail, signal};
+use crate::pki::{CertFiles, TestPki};
 
 /// How long a member may take to become healthy.
 const HEALTH_TIMEOUT: Duration = Duration::from_secs(20);
@@ -52,11 +53,67 @@ struct MemberConfig {
     cluster_token: String,
     /// Extra flags, after the harness's own (so they override them).
     extra_args: Vec<String>,
+    /// TLS on the client port, with client certificates required.
+    tls: Option<MemberTls>,
+}
+
+/// The files of a member serving TLS.
+#[derive(Debug, Clone)]
+struct MemberTls {
+    /// The CA that client certificates must chain to.
+    ca: PathBuf,
+    /// The server's certificate and key.
+    server: CertFiles,
+    /// A client certificate with common name `root`, for `etcdctl`.
+    admin: CertFiles,
+    /// The plain-HTTP port serving `/health` (the client port speaks
+    /// only TLS).
+    health_port: u16,
 }
 
 impl MemberConfig {
     fn client_url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.client_port)
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://127.0.0.1:{}", self.client_port)
+    }
+
+    /// The port answering `GET /health` over plain HTTP.
+    fn health_port(&self) -> u16 {
+        self.tls
+            .as_ref()
+            .map_or(self.client_port, |t| t.health_port)
+    }
+
+    /// The flags that make the member serve TLS with client certificates
+    /// required (none for a plain member).
+    fn tls_args(&self) -> Vec<String> {
+        let Some(tls) = &self.tls else {
+            return Vec::new();
+        };
+        let path = |p: &Path| p.display().to_string();
+        vec![
+            "--cert-file".into(),
+            path(&tls.server.cert),
+            "--key-file".into(),
+            path(&tls.server.key),
+            "--client-cert-auth".into(),
+            "--trusted-ca-file".into(),
+            path(&tls.ca),
+            "--listen-metrics-urls".into(),
+            format!("http://127.0.0.1:{}", tls.health_port),
+        ]
+    }
+
+    /// What `etcdctl` needs to talk to this member.
+    fn etcdctl_args(&self) -> Vec<String> {
+        let Some(tls) = &self.tls else {
+            return Vec::new();
+        };
+        vec![
+            format!("--cacert={}", tls.ca.display()),
+            format!("--cert={}", tls.admin.cert.display()),
+            format!("--key={}", tls.admin.key.display()),
+        ]
     }
 
     fn peer_url(&self) -> String {
@@ -102,6 +159,7 @@ impl Member {
             .args(["--heartbeat-interval", "25"])
             .args(["--election-timeout", "250"])
             .args(["--logger", "zap", "--log-outputs", "stderr"])
+            .args(config.tls_args())
             .args(&config.extra_args)
             .stdin(Stdio::null())
             .stdout(Stdio::from(log))
@@ -145,7 +203,7 @@ impl Member {
             } else {
                 return Err(self.unhealthy("etcd is not running".to_owned()));
             }
-            let last = match health(self.config.client_port).await {
+            let last = match health(self.config.health_port()).await {
                 Ok(true) => return Ok(()),
                 Ok(false) => "/health answered false".to_owned(),
                 Err(e) => e,
@@ -236,10 +294,20 @@ async fn health(port: u16) -> Result<bool, String> {
 
 /// Runs `etcdctl` (API v3) against `endpoints` with `args`; returns stdout.
 async fn run_etcdctl(endpoints: &str, args: &[&str]) -> Result<String, HarnessError> {
+    run_etcdctl_with(endpoints, &[], args).await
+}
+
+/// As [`run_etcdctl`], with connection flags (TLS files) before `args`.
+async fn run_etcdctl_with(
+    endpoints: &str,
+    connection: &[String],
+    args: &[&str],
+) -> Result<String, HarnessError> {
     let binary = etcdctl_binary();
     let out = Command::new(&binary)
         .env("ETCDCTL_API", "3")
         .arg(format!("--endpoints={endpoints}"))
+        .args(connection)
         .args(args)
         .stdin(Stdio::null())
         .output()
@@ -283,11 +351,12 @@ async fn start_members(
     n: usize,
     tag: &str,
     extra_args: &[&str],
+    tls: Option<(&TestPki, &CertFiles)>,
 ) -> Result<Vec<Member>, HarnessError> {
     let mut attempt = 0;
     loop {
         attempt += 1;
-        let ports = free_ports(2 * n)?;
+        let ports = free_ports(3 * n)?;
         let names: Vec<String> = (0..n).map(|i| format!("{tag}{attempt}-{i}")).collect();
         let initial_cluster = names
             .iter()
@@ -307,6 +376,12 @@ async fn start_members(
                 initial_cluster: initial_cluster.clone(),
                 cluster_token: token.clone(),
                 extra_args: extra_args.iter().map(|a| (*a).to_owned()).collect(),
+                tls: tls.map(|(pki, admin)| MemberTls {
+                    ca: pki.ca(),
+                    server: pki.server().clone(),
+                    admin: admin.clone(),
+                    health_port: ports[2 * n + i],
+                }),
             })?);
         }
         let mut failure = None;
@@ -375,7 +450,7 @@ impl EtcdServer {
     /// As [`start`](Self::start).
     pub async fn start_with_args(args: &[&str]) -> Result<EtcdServer, HarnessError> {
         let dir = temp_dir()?;
-        let mut members = start_members(dir.path(), 1, "tenure", args).await?;
+        let mut members = start_members(dir.path(), 1, "tenure", args, None).await?;
         let member = members.pop().ok_or_else(|| HarnessError::NotHealthy {
             member: "tenure".into(),
             reason: "no member started".into(),
@@ -384,7 +459,29 @@ impl EtcdServer {
         Ok(EtcdServer { member, dir })
     }
 
-    /// The client URL, e.g. `http://127.0.0.1:43121`.
+    /// Starts a server whose client port speaks only TLS, with the server
+    /// certificate of `pki` and client certificates required
+    /// (`--client-cert-auth`, trusting `pki`'s CA). etcd then takes a
+    /// client certificate's common name as the user name once auth is
+    /// enabled; [`etcdctl`](Self::etcdctl) uses a certificate named
+    /// `root`.
+    ///
+    /// # Errors
+    /// As [`start`](Self::start).
+    pub async fn start_tls(pki: &TestPki) -> Result<EtcdServer, HarnessError> {
+        let dir = temp_dir()?;
+        let admin = pki.client("root")?;
+        let mut members = start_members(dir.path(), 1, "tenure", &[], Some((pki, &admin))).await?;
+        let member = members.pop().ok_or_else(|| HarnessError::NotHealthy {
+            member: "tenure".into(),
+            reason: "no member started".into(),
+            log_tail: String::new(),
+        })?;
+        Ok(EtcdServer { member, dir })
+    }
+
+    /// The client URL, e.g. `http://127.0.0.1:43121` (`https://` for a
+    /// server started with [`start_tls`](Self::start_tls)).
     pub fn endpoint(&self) -> String {
         self.member.config.client_url()
     }
@@ -459,12 +556,14 @@ impl EtcdServer {
     /// # Errors
     /// [`HarnessError::Command`] with etcdctl's stderr when it fails.
     pub async fn etcdctl(&self, args: &[&str]) -> Result<String, HarnessError> {
-        run_etcdctl(&self.endpoint(), args).await
+        run_etcdctl_with(&self.endpoint(), &self.member.config.etcdctl_args(), args).await
     }
 
     /// A command for a long-running `etcdctl` against this server.
     pub fn etcdctl_command(&self) -> Command {
-        etcdctl_command(&self.endpoint())
+        let mut cmd = etcdctl_command(&self.endpoint());
+        cmd.args(self.member.config.etcdctl_args());
+        cmd
     }
 
     /// Turns authentication on with a `root` user (password `rootpw`) and
@@ -520,7 +619,7 @@ impl EtcdCluster {
     /// As [`EtcdServer::start`].
     pub async fn start(size: usize) -> Result<EtcdCluster, HarnessError> {
         let dir = temp_dir()?;
-        let members = start_members(dir.path(), size.max(1), "member", &[]).await?;
+        let members = start_members(dir.path(), size.max(1), "member", &[], None).await?;
         Ok(EtcdCluster { members, dir })
     }
 

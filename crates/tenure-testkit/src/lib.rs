@@ -6,12 +6,14 @@
 //! - [`proxy`]: a fault-injecting TCP proxy on loopback.
 //! - [`sim`]: a deterministic simulator of candidates with faults.
 //! - [`etcd_server`], [`zk_server`]: real servers on loopback for tests.
+//! - [`pki`]: certificate authorities and certificates for TLS tests.
 
 pub mod conformance;
 pub mod counting;
 pub mod etcd_server;
 pub mod harness;
 pub mod history;
+pub mod pki;
 pub mod proxy;
 pub mod sim;
 pub mod zk_server;

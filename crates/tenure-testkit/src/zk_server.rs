@@ -28,6 +28,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::OnceCell;
 
 use crate::harness::{free_ports, io, log_tail, HarnessError};
+use crate::pki::TestPki;
 
 /// How long a server may take to start serving.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
@@ -36,6 +37,10 @@ const START_ATTEMPTS: usize = 5;
 /// Default classpath: Debian's ZooKeeper jar (its manifest names its
 /// dependencies) plus a logger that writes to stderr.
 const DEFAULT_CLASSPATH: &str = "/usr/share/java/zookeeper.jar:/usr/share/java/slf4j-simple.jar";
+/// What the Netty connection factory of a TLS server needs beyond the
+/// jars Debian's ZooKeeper manifest names (its TLS handler's decoder and
+/// Netty's resolver), from Debian's `libnetty-java`.
+const TLS_CLASSPATH: &str = "/usr/share/java/netty-codec.jar:/usr/share/java/netty-resolver.jar";
 
 /// The errors of the ZooKeeper servers: the harness's one error type.
 pub type ZkHarnessError = HarnessError;
@@ -103,18 +108,22 @@ fn java_binary() -> String {
     std::env::var("TENURE_JAVA").unwrap_or_else(|_| "java".to_owned())
 }
 
-fn classpath() -> Result<String, ZkHarnessError> {
+fn classpath(tls: bool) -> Result<String, ZkHarnessError> {
     if let Ok(cp) = std::env::var("TENURE_ZK_CLASSPATH") {
         return Ok(cp);
     }
-    for jar in DEFAULT_CLASSPATH.split(':') {
+    let mut cp = DEFAULT_CLASSPATH.to_owned();
+    if tls {
+        cp = format!("{cp}:{TLS_CLASSPATH}");
+    }
+    for jar in cp.split(':') {
         if !Path::new(jar).exists() {
             return Err(HarnessError::MissingBinary {
                 what: format!("ZooKeeper jar {jar}"),
             });
         }
     }
-    Ok(DEFAULT_CLASSPATH.to_owned())
+    Ok(cp)
 }
 
 /// Ports of one member.
@@ -123,6 +132,17 @@ struct Ports {
     client: u16,
     quorum: u16,
     election: u16,
+    /// `secureClientPort`, served only by a TLS member.
+    secure: u16,
+}
+
+/// The files of a member serving TLS on its `secureClientPort`.
+#[derive(Clone, Debug)]
+struct MemberTls {
+    /// The server's key and certificate in one PEM file.
+    keystore: PathBuf,
+    /// The CA that client certificates must chain to.
+    truststore: PathBuf,
 }
 
 /// Everything needed to (re)start one member.
@@ -137,6 +157,7 @@ struct MemberConfig {
     /// `server.N=` lines; empty for a standalone server.
     servers: Vec<String>,
     config: ZkServerConfig,
+    tls: Option<MemberTls>,
 }
 
 impl MemberConfig {
@@ -180,6 +201,22 @@ impl MemberConfig {
         if !self.servers.is_empty() {
             cfg.push_str("standaloneEnabled=false\nreconfigEnabled=false\n");
         }
+        if let Some(tls) = &self.tls {
+            // Keys ZooKeeper does not know in zoo.cfg become `zookeeper.*`
+            // system properties, which is where the Netty connection
+            // factory and its TLS settings are read from. The plain client
+            // port stays open for the harness's four-letter words.
+            cfg.push_str(&format!(
+                "secureClientPort={}\n\
+                 serverCnxnFactory=org.apache.zookeeper.server.NettyServerCnxnFactory\n\
+                 ssl.keyStore.location={}\nssl.keyStore.type=PEM\n\
+                 ssl.trustStore.location={}\nssl.trustStore.type=PEM\n\
+                 ssl.clientAuth=need\n",
+                self.ports.secure,
+                tls.keystore.display(),
+                tls.truststore.display(),
+            ));
+        }
         for (k, v) in &c.extra {
             cfg.push_str(&format!("{k}={v}\n"));
         }
@@ -211,7 +248,7 @@ impl Member {
 
     fn spawn(&mut self) -> Result<(), ZkHarnessError> {
         self.config.write_files()?;
-        let cp = classpath()?;
+        let cp = classpath(self.config.tls.is_some())?;
         let log_path = self.config.log_path();
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -402,16 +439,18 @@ async fn start_members(
     dir: &Path,
     n: usize,
     config: &ZkServerConfig,
+    tls: Option<&MemberTls>,
 ) -> Result<Vec<Member>, ZkHarnessError> {
     let mut last_error = None;
     for _ in 0..START_ATTEMPTS {
-        let ports = free_ports(3 * n)?;
+        let ports = free_ports(4 * n)?;
         let ports: Vec<Ports> = ports
-            .chunks(3)
+            .chunks(4)
             .map(|c| Ports {
                 client: c[0],
                 quorum: c[1],
                 election: c[2],
+                secure: c[3],
             })
             .collect();
         let servers: Vec<String> = if n == 1 {
@@ -442,6 +481,7 @@ async fn start_members(
                     ports: *p,
                     servers: servers.clone(),
                     config: config.clone(),
+                    tls: tls.cloned(),
                 })
             })
             .collect();
@@ -552,9 +592,35 @@ impl ZkServer {
     /// # Errors
     /// As [`start`](Self::start).
     pub async fn start_with(config: ZkServerConfig) -> Result<ZkServer, ZkHarnessError> {
+        Self::start_member(config, None).await
+    }
+
+    /// Starts a server that also serves TLS on its `secureClientPort`
+    /// ([`secure_connect_string`](Self::secure_connect_string)), with the
+    /// server certificate of `pki` and client certificates required
+    /// (`ssl.clientAuth=need`, trusting `pki`'s CA). The plain client port
+    /// stays open: the harness checks health through it.
+    ///
+    /// # Errors
+    /// As [`start`](Self::start).
+    pub async fn start_tls(
+        pki: &TestPki,
+        config: ZkServerConfig,
+    ) -> Result<ZkServer, ZkHarnessError> {
+        let tls = MemberTls {
+            keystore: pki.server_keystore(),
+            truststore: pki.ca(),
+        };
+        Self::start_member(config, Some(tls)).await
+    }
+
+    async fn start_member(
+        config: ZkServerConfig,
+        tls: Option<MemberTls>,
+    ) -> Result<ZkServer, ZkHarnessError> {
         let dir = temp_dir("single")?;
         let guard = DirGuard::new(dir.clone());
-        let mut members = start_members(&dir, 1, &config).await?;
+        let mut members = start_members(&dir, 1, &config, tls.as_ref()).await?;
         let member = members.pop().ok_or_else(|| HarnessError::NotHealthy {
             member: "zk1".into(),
             reason: "no member started".into(),
@@ -587,6 +653,13 @@ impl ZkServer {
     /// The client port.
     pub fn port(&self) -> u16 {
         self.member.config.ports.client
+    }
+
+    /// `127.0.0.1:<secureClientPort>`, the TLS port of a server started
+    /// with [`start_tls`](Self::start_tls) (nothing listens there on
+    /// other servers).
+    pub fn secure_connect_string(&self) -> String {
+        format!("127.0.0.1:{}", self.member.config.ports.secure)
     }
 
     /// The settings the server runs with.
@@ -682,7 +755,7 @@ impl ZkEnsemble {
     ) -> Result<ZkEnsemble, ZkHarnessError> {
         let dir = temp_dir("ensemble")?;
         let guard = DirGuard::new(dir.clone());
-        let members = start_members(&dir, n.max(1), &config).await?;
+        let members = start_members(&dir, n.max(1), &config, None).await?;
         Ok(ZkEnsemble {
             members,
             _dir: guard,

@@ -233,15 +233,23 @@ impl ZkBackend {
         // work), but one silent host must leave time for the others.
         let hosts = u32::try_from(probe::hosts(&options.connect).len().max(1)).unwrap_or(1);
         let probe_timeout = options.connect_timeout / hosts;
+        let probe_tls = probe_tls(&options)?;
         let opened = connect_retry(&options)
             .run(|_| async {
                 let known = learnt.lock().map(|b| *b).unwrap_or(None);
                 let bounds = match known {
                     Some(b) => b,
                     None => {
-                        let b = probe::session_bounds(&options.connect, probe_timeout)
-                            .await
-                            .map_err(|cause| AttemptError::Transient(cause.into()))?;
+                        let probed = probe::session_bounds(
+                            &options.connect,
+                            probe_timeout,
+                            probe_tls.as_ref(),
+                        )
+                        .await;
+                        let b = match probed {
+                            Ok(b) => b,
+                            Err(cause) => return Err(attempt_failed(&options, cause.into()).await),
+                        };
                         if let Ok(mut l) = learnt.lock() {
                             *l = Some(b);
                         }
@@ -257,7 +265,7 @@ impl ZkBackend {
             .await;
         let (reader, bounds, session_timeout) = match opened {
             Ok(o) => o,
-            Err(e) => return Err(diagnosed(e, &options.connect).await),
+            Err(e) => return Err(diagnosed(e, &options).await),
         };
         debug!(?bounds, ?session_timeout, "shared ZooKeeper session opened");
         let backend = ZkBackend {
@@ -1022,8 +1030,34 @@ async fn open_session(options: &ZkOptions, session_timeout: Duration) -> Result<
         .await
     {
         Ok(client) => Ok(client),
-        Err(e) => Err(diagnosed(e, &options.connect).await),
+        Err(e) => Err(diagnosed(e, options).await),
     }
+}
+
+/// The TLS settings of the backend's own handshakes with the servers.
+///
+/// # Errors
+/// [`Error::InvalidConfig`] when the certificates cannot be used.
+fn probe_tls(options: &ZkOptions) -> Result<Option<probe::ProbeTls>> {
+    #[cfg(feature = "tls")]
+    return crate::tls::rustls_config(options);
+    #[cfg(not(feature = "tls"))]
+    {
+        let _ = options;
+        Ok(None)
+    }
+}
+
+/// A failed attempt with `cause`: permanent when TLS is why (a
+/// certificate refused on either side), else worth retrying.
+async fn attempt_failed(options: &ZkOptions, cause: tenure_core::BoxError) -> AttemptError {
+    #[cfg(feature = "tls")]
+    if let Some(e) = crate::tls::failure(options).await {
+        return AttemptError::Permanent(e);
+    }
+    #[cfg(not(feature = "tls"))]
+    let _ = options;
+    AttemptError::Transient(cause)
 }
 
 /// zookeeper-client's one word for "every host failed" (the real cause
@@ -1066,7 +1100,20 @@ async fn session_attempt(
         endpoint: &options.connect,
         lease: None,
     };
-    match connector.connect(&options.connect).await {
+    #[cfg(feature = "tls")]
+    let connected = match &options.tls {
+        Some(pem) => {
+            let tls = crate::tls::client_options(pem).map_err(AttemptError::Permanent)?;
+            connector
+                .with_tls(tls)
+                .secure_connect(&options.connect)
+                .await
+        }
+        None => connector.connect(&options.connect).await,
+    };
+    #[cfg(not(feature = "tls"))]
+    let connected = connector.connect(&options.connect).await;
+    match connected {
         Ok(client) => Ok(client),
         Err(zk::Error::BadArguments(reason)) => {
             Err(AttemptError::Permanent(Error::InvalidConfig {
@@ -1075,19 +1122,20 @@ async fn session_attempt(
             }))
         }
         Err(e @ zk::Error::AuthFailed) => Err(AttemptError::Permanent(ctx.error(e))),
-        Err(zk::Error::NoHosts) => Err(AttemptError::Transient(Box::new(NoHostAvailable {
-            handshake_timeout,
-        }))),
+        Err(zk::Error::NoHosts) => {
+            Err(attempt_failed(options, Box::new(NoHostAvailable { handshake_timeout })).await)
+        }
         // Connection loss, a handshake cut short, a session the server
-        // closed at once: the next attempt may well succeed.
-        Err(e) => Err(AttemptError::Transient(Box::new(e))),
+        // closed at once: the next attempt may well succeed (unless TLS
+        // is why).
+        Err(e) => Err(attempt_failed(options, Box::new(e)).await),
     }
 }
 
 /// Adds to an [`Error::Unreachable`] whose retries ended on "no available
 /// hosts" what one test handshake per host finds (a refused port, a
 /// server closing connections beyond `maxClientCnxns`, a frozen server).
-async fn diagnosed(e: Error, connect: &str) -> Error {
+async fn diagnosed(e: Error, options: &ZkOptions) -> Error {
     let Error::Unreachable {
         backend,
         endpoint,
@@ -1098,7 +1146,8 @@ async fn diagnosed(e: Error, connect: &str) -> Error {
     };
     let source = match source.downcast::<ConnectFailed>() {
         Ok(mut failed) if failed.last.is::<NoHostAvailable>() => {
-            let found = probe::diagnose(connect, MAX_SILENCE).await;
+            let tls = probe_tls(options).ok().flatten();
+            let found = probe::diagnose(&options.connect, MAX_SILENCE, tls.as_ref()).await;
             failed.last = format!("{}; a test handshake found {found}", failed.last).into();
             failed
         }

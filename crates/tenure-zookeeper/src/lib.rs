@@ -40,6 +40,8 @@ mod backend;
 mod error;
 mod options;
 mod probe;
+#[cfg(feature = "tls")]
+mod tls;
 mod watch;
 
 pub use backend::ZkBackend;

@@ -6,6 +6,9 @@ use std::time::Duration;
 
 use tenure_core::{Error, Result};
 
+#[cfg(feature = "tls")]
+use crate::probe;
+
 /// The shared session's timeout when none is set: 10 s, clamped into the
 /// server's bounds.
 const DEFAULT_SESSION_TIMEOUT: Duration = Duration::from_secs(10);
@@ -142,6 +145,9 @@ pub struct ZkOptions {
     pub(crate) digest: Option<(String, String)>,
     pub(crate) acl: ZkAcl,
     pub(crate) ttl_bounds: Option<(Duration, Duration)>,
+    /// TLS to every host of the connect string (their
+    /// `secureClientPort`).
+    pub(crate) tls: Option<tenure_core::credentials::TlsPem>,
 }
 
 impl fmt::Debug for ZkOptions {
@@ -158,6 +164,8 @@ impl fmt::Debug for ZkOptions {
             .field("digest", &self.digest.as_ref().map(|(u, _)| u))
             .field("acl", &self.acl)
             .field("ttl_bounds", &self.ttl_bounds)
+            // Shows only which parts are given.
+            .field("tls", &self.tls)
             .finish()
     }
 }
@@ -184,26 +192,49 @@ impl ZkOptions {
             digest: None,
             acl: ZkAcl::Open,
             ttl_bounds: None,
+            tls: None,
         }
     }
 
     /// Parses `zk://host:port[,host:port...][/root][?options]` (also
-    /// `zookeeper://`). A path becomes the [`root`](Self::root); without
-    /// one the root is `/tenure`.
+    /// `zookeeper://`), or `zks://...` for TLS to the servers'
+    /// `secureClientPort` (needs the `tls` feature). A path becomes the
+    /// [`root`](Self::root); without one the root is `/tenure`.
     ///
-    /// Options: `layout` (`curator` or `kazoo`), `user` and `password`
-    /// (digest credentials, percent-encoded), `session_timeout`,
-    /// `connect_timeout` and `request_timeout` (`500ms`, `2s`, ...), e.g.
-    /// `zk://10.0.0.1:2181/services?layout=kazoo&user=svc&password=s3cret`.
+    /// Options:
+    /// - `layout` (`curator` or `kazoo`);
+    /// - `acl` (`open`, `creator` or `creator_world_read`, see
+    ///   [`ZkAcl`]; the creator ACLs need credentials);
+    /// - `user` with `password` (digest credentials, percent-encoded) or
+    ///   `password_file` (a file holding the password, read now, so it
+    ///   never shows in `ps`);
+    /// - on `zks://` only: `ca` (PEM file of the CA that signed the
+    ///   servers' certificates; required) and `cert` and `key` (PEM files
+    ///   of a client certificate and its key, for servers that require
+    ///   one). Server certificates are always verified against the host
+    ///   names of the connect string;
+    /// - `session_timeout`, `connect_timeout` and `request_timeout`
+    ///   (`500ms`, `2s`, ...).
+    ///
+    /// E.g. `zk://10.0.0.1:2181/services?layout=kazoo&user=svc&password_file=/run/secrets/zk`
+    /// or `zks://zk1:2281/services?ca=/etc/zk/ca.pem&cert=/etc/app/client.pem&key=/etc/app/client-key.pem`.
     ///
     /// # Errors
     /// [`Error::UnsupportedUrl`] for other schemes, an empty host list, an
-    /// unknown or malformed option, or a user without a password.
+    /// unknown or malformed option, a user without a password, or TLS
+    /// options on `zk://`; [`Error::CredentialFile`] naming a password or
+    /// PEM file that cannot be read or does not hold what it should;
+    /// [`Error::InvalidConfig`] for `cert` without `key` or the reverse.
     pub fn from_url(url: &str) -> Result<Self> {
-        const KNOWN: [&str; 6] = [
+        const KNOWN: [&str; 11] = [
             "layout",
+            "acl",
             "user",
             "password",
+            "password_file",
+            "ca",
+            "cert",
+            "key",
             "session_timeout",
             "connect_timeout",
             "request_timeout",
@@ -217,8 +248,16 @@ impl ZkOptions {
         let (scheme, rest) = url
             .split_once("://")
             .ok_or_else(|| bad("expected zk://host:port[,host:port][/root]"))?;
-        if scheme != "zk" && scheme != "zookeeper" {
-            return Err(bad("scheme must be zk:// or zookeeper://"));
+        let secure = match scheme {
+            "zk" | "zookeeper" => false,
+            "zks" => true,
+            _ => return Err(bad("scheme must be zk://, zookeeper:// or zks://")),
+        };
+        #[cfg(not(feature = "tls"))]
+        if secure {
+            return Err(bad(
+                "zks:// needs the `tls` feature of tenure-zookeeper (on by default)",
+            ));
         }
         let (hosts, root) = match rest.find('/') {
             Some(i) => (&rest[..i], Some(&rest[i..])),
@@ -238,6 +277,34 @@ impl ZkOptions {
                 return Err(bad(&format!(
                     "option `layout={other}`: expected curator or kazoo"
                 )))
+            }
+        }
+        match query.take("acl").as_deref() {
+            None | Some("open") => {}
+            Some("creator") => options = options.acl(ZkAcl::CreatorAll),
+            Some("creator_world_read") => options = options.acl(ZkAcl::CreatorAllWorldRead),
+            Some(other) => {
+                return Err(bad(&format!(
+                    "option `acl={other}`: expected open, creator or creator_world_read"
+                )))
+            }
+        }
+        let files = query.take_tls_files();
+        if !secure && files.is_some() {
+            return Err(bad("the TLS options `ca`, `cert` and `key` need zks://"));
+        }
+        #[cfg(not(feature = "tls"))]
+        let _ = files;
+        #[cfg(feature = "tls")]
+        if secure {
+            match files {
+                Some(files) => options = options.tls(files.load()?),
+                None => {
+                    return Err(bad(
+                        "zks:// needs `ca=` (the PEM file of the CA that signed the servers' \
+                         certificates)",
+                    ))
+                }
             }
         }
         if let Some((user, password)) = query.take_credentials()? {
@@ -352,6 +419,33 @@ impl ZkOptions {
         self
     }
 
+    /// Talks TLS to every host of the connect string (their
+    /// `secureClientPort`), trusting the CA of `pem` (required) and
+    /// presenting its client certificate, if any (see
+    /// [`TlsFiles::load`](tenure_core::credentials::TlsFiles::load)).
+    /// Server certificates are always verified against the hosts'
+    /// names.
+    ///
+    /// ```no_run
+    /// # fn demo() -> tenure_core::Result<()> {
+    /// use std::path::PathBuf;
+    /// use tenure_core::credentials::TlsFiles;
+    /// use tenure_zookeeper::ZkOptions;
+    ///
+    /// let files = TlsFiles {
+    ///     ca: Some(PathBuf::from("/etc/zookeeper/ca.pem")),
+    ///     cert: Some(PathBuf::from("/etc/app/client.pem")),
+    ///     key: Some(PathBuf::from("/etc/app/client-key.pem")),
+    /// };
+    /// let options = ZkOptions::new("zk1:2281,zk2:2281").tls(files.load()?);
+    /// # let _ = options; Ok(()) }
+    /// ```
+    #[cfg(feature = "tls")]
+    pub fn tls(mut self, pem: tenure_core::credentials::TlsPem) -> Self {
+        self.tls = Some(pem);
+        self
+    }
+
     /// The ACL of created nodes (default [`ZkAcl::Open`]).
     pub fn acl(mut self, acl: ZkAcl) -> Self {
         self.acl = acl;
@@ -417,6 +511,25 @@ impl ZkOptions {
                 return Err(invalid(
                     "digest",
                     "the user must be non-empty and contain no ':'".into(),
+                ));
+            }
+        }
+        #[cfg(feature = "tls")]
+        if let Some(tls) = &self.tls {
+            if tls.ca.is_none() {
+                return Err(invalid(
+                    "tls",
+                    "TLS to ZooKeeper needs the CA that signed the servers' certificates".into(),
+                ));
+            }
+            if let Some(host) = probe::hosts(&self.connect)
+                .iter()
+                .map(|h| tenure_core::tls::host_of(h))
+                .find(|h| !tenure_core::tls::is_valid_server_name(h))
+            {
+                return Err(invalid(
+                    "connect",
+                    format!("{host:?} is not a host name or IP address a certificate can name"),
                 ));
             }
         }
@@ -510,7 +623,10 @@ mod tests {
         assert_eq!(o.digest, Some(("u".into(), "p&w".into())));
         assert_eq!(o.session_timeout, Some(Duration::from_secs(3)));
         assert_eq!(o.request_timeout, Duration::from_secs(1));
+        let o = ZkOptions::from_url("zk://a:1?acl=creator_world_read&user=u&password=p").unwrap();
+        assert_eq!(o.acl, ZkAcl::CreatorAllWorldRead);
         for (url, expect) in [
+            ("zk://a:1?acl=closed", "expected open, creator"),
             ("zk://a:1?layout=zk", "expected curator or kazoo"),
             ("zk://a:1?password=x", "go together"),
             ("zk://a:1?chroot=/x", "unknown option `chroot`"),
@@ -528,6 +644,39 @@ mod tests {
         assert!(ZkOptions::new("a:1").validate().is_ok());
         let dbg = format!("{:?}", ZkOptions::new("a:1").digest("u", "secret"));
         assert!(!dbg.contains("secret"), "{dbg}");
+        #[cfg(feature = "tls")]
+        {
+            let pem = tenure_core::credentials::TlsPem {
+                ca: Some(b"-----BEGIN CERTIFICATE-----".to_vec()),
+                identity: Some((b"cert".to_vec(), b"secret key".to_vec())),
+            };
+            let o = ZkOptions::new("a:1").tls(pem.clone());
+            assert!(o.validate().is_ok());
+            let dbg = format!("{o:?}");
+            assert!(
+                !dbg.contains("secret key") && !dbg.contains("BEGIN"),
+                "{dbg}"
+            );
+            // zookeeper-client checks certificates against the host: one
+            // that no certificate can name is refused before connecting.
+            let e = ZkOptions::new("bad host!:1").tls(pem.clone()).validate();
+            assert!(
+                matches!(
+                    e,
+                    Err(Error::InvalidConfig {
+                        field: "connect",
+                        ..
+                    })
+                ),
+                "{e:?}"
+            );
+            let no_ca = tenure_core::credentials::TlsPem { ca: None, ..pem };
+            let e = ZkOptions::new("a:1").tls(no_ca).validate();
+            assert!(
+                matches!(e, Err(Error::InvalidConfig { field: "tls", .. })),
+                "{e:?}"
+            );
+        }
     }
 
     #[test]

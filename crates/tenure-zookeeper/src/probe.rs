@@ -9,8 +9,16 @@
 
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
+
+/// The TLS settings of a probe's connection (`None`: plain TCP).
+#[cfg(feature = "tls")]
+pub(crate) type ProbeTls = std::sync::Arc<tenure_core::tls::RustlsClientConfig>;
+/// The TLS settings of a probe's connection: none without the `tls`
+/// feature.
+#[cfg(not(feature = "tls"))]
+pub(crate) type ProbeTls = std::convert::Infallible;
 
 /// The hosts of a connect string (`host:port,...[/chroot]`, optionally
 /// `tcp://host:port`), without the chroot.
@@ -35,10 +43,34 @@ pub(crate) fn hosts(connect: &str) -> Vec<String> {
 }
 
 /// Asks `host` for a session of `requested` and returns what the server
-/// granted.
-async fn negotiate(host: &str, requested: Duration) -> std::io::Result<Duration> {
-    let mut s = TcpStream::connect(host).await?;
-    s.set_nodelay(true)?;
+/// granted, over TLS when `tls` is given.
+async fn negotiate(
+    host: &str,
+    requested: Duration,
+    tls: Option<&ProbeTls>,
+) -> std::io::Result<Duration> {
+    match tls {
+        None => {
+            let mut s = TcpStream::connect(host).await?;
+            s.set_nodelay(true)?;
+            handshake(&mut s, requested).await
+        }
+        #[cfg(feature = "tls")]
+        Some(config) => {
+            let name = tenure_core::tls::host_of(host);
+            let mut s = tenure_core::tls::connect(host, name, config.clone()).await?;
+            handshake(&mut s, requested).await
+        }
+        #[cfg(not(feature = "tls"))]
+        Some(never) => match *never {},
+    }
+}
+
+/// The session handshake of [`negotiate`] on an open connection.
+async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(
+    s: &mut S,
+    requested: Duration,
+) -> std::io::Result<Duration> {
     // ConnectRequest: protocolVersion, lastZxidSeen, timeOut, sessionId,
     // passwd (16 zero bytes), readOnly.
     let ms = requested.as_millis().min(i32::MAX as u128) as i32;
@@ -94,12 +126,13 @@ async fn negotiate(host: &str, requested: Duration) -> std::io::Result<Duration>
 pub(crate) async fn session_bounds(
     connect: &str,
     timeout: Duration,
+    tls: Option<&ProbeTls>,
 ) -> Result<(Duration, Duration), String> {
     let mut causes = Vec::new();
     for host in hosts(connect) {
         let probe = async {
-            let min = negotiate(&host, Duration::from_millis(1)).await?;
-            let max = negotiate(&host, Duration::from_millis(i32::MAX as u64)).await?;
+            let min = negotiate(&host, Duration::from_millis(1), tls).await?;
+            let max = negotiate(&host, Duration::from_millis(i32::MAX as u64), tls).await?;
             Ok::<_, std::io::Error>((min, max))
         };
         match tokio::time::timeout(timeout, probe).await {
@@ -136,10 +169,10 @@ pub(crate) fn explain(host: &str, e: &std::io::Error) -> String {
 /// One handshake with each host of `connect` (each bounded by `timeout`),
 /// to say why sessions cannot be opened when the client library only
 /// reports "no available hosts".
-pub(crate) async fn diagnose(connect: &str, timeout: Duration) -> String {
+pub(crate) async fn diagnose(connect: &str, timeout: Duration, tls: Option<&ProbeTls>) -> String {
     let mut found = Vec::new();
     for host in hosts(connect) {
-        let handshake = negotiate(&host, Duration::from_millis(1));
+        let handshake = negotiate(&host, Duration::from_millis(1), tls);
         found.push(match tokio::time::timeout(timeout, handshake).await {
             Ok(Ok(_)) => format!(
                 "{host}: a test handshake just succeeded (the server was too busy to answer \

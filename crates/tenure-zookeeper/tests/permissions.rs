@@ -85,3 +85,70 @@ async fn candidates_the_acl_refuses_fail_once_typed() {
     assert!(leader.is_leader(), "the owner's term is untouched");
     leader.resign().await;
 }
+
+/// Entries are created with the backend's ACL: under
+/// [`ZkAcl::CreatorAllWorldRead`] another digest identity, or a client
+/// without credentials, can read the candidate but not delete it (in
+/// ZooKeeper the right to delete a node is the parent's `DELETE`
+/// permission); the owner's own identity can.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_identity_cannot_delete_an_entry() {
+    use zookeeper_client as zk;
+    let zk_server = common::shared().await;
+    let root = common::unique_root("acl-delete");
+    let owner = ZkBackend::connect(
+        common::options(&zk_server.connect_string(), &root)
+            .digest("owner", "pw")
+            .acl(ZkAcl::CreatorAllWorldRead),
+    )
+    .await
+    .unwrap();
+    let leader = Election::builder(Arc::new(owner), "jobs")
+        .ttl(Duration::from_secs(4))
+        .build()
+        .unwrap()
+        .campaign("owner")
+        .await
+        .unwrap();
+    let path = format!("{root}/{}", leader.entry().key);
+
+    let client = |auth: Option<&str>| {
+        let mut connector = zk::Client::connector();
+        if let Some(auth) = auth {
+            connector = connector.with_auth("digest", auth.as_bytes());
+        }
+        let connect = zk_server.connect_string();
+        async move { connector.connect(&connect).await.unwrap() }
+    };
+    for (who, auth) in [
+        ("another identity", Some("intruder:pw")),
+        ("anonymous", None),
+    ] {
+        let c = client(auth).await;
+        // It can see the entry (world read) ...
+        let (data, _) = tokio::time::timeout(GUARD, c.get_data(&path))
+            .await
+            .expect("read hung")
+            .unwrap();
+        assert_eq!(&data[..], b"owner", "{who}");
+        // ... but not delete it.
+        let refused = tokio::time::timeout(GUARD, c.delete(&path, None))
+            .await
+            .expect("delete hung");
+        assert!(
+            matches!(refused, Err(zk::Error::NoAuth)),
+            "{who}: {refused:?}"
+        );
+        assert!(
+            c.check_stat(&path).await.unwrap().is_some(),
+            "{who}: the entry is still there"
+        );
+    }
+    assert!(leader.is_leader(), "the owner's term is untouched");
+    // The same delete with the owner's identity goes through: the refusal
+    // above was the ACL's.
+    let own = client(Some("owner:pw")).await;
+    own.delete(&path, None).await.unwrap();
+    assert!(own.check_stat(&path).await.unwrap().is_none());
+    drop(leader);
+}

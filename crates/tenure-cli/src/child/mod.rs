@@ -153,6 +153,11 @@ impl Supervised {
             // Out of our process group: a terminal's ^C / ^Z reach tenure,
             // which decides what the command gets.
             .process_group(0);
+        // A password inside the backend URL stays with tenure: the
+        // command (and everything it starts) never sees it.
+        if std::env::var("TENURE_BACKEND").is_ok_and(|url| carries_password(&url)) {
+            cmd.env_remove("TENURE_BACKEND");
+        }
         if spec.stdout_to_stderr {
             let stderr = std::os::fd::AsFd::as_fd(&io::stderr()).try_clone_to_owned()?;
             cmd.stdout(Stdio::from(stderr));
@@ -388,6 +393,11 @@ async fn sleep_until_some(at: Option<Instant>) {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
     }
+}
+
+/// Whether a backend URL holds a password (`password=`).
+fn carries_password(url: &str) -> bool {
+    tenure::url_query::redact(url) != url
 }
 
 #[cfg(test)]

@@ -30,7 +30,7 @@ use crate::{backend, grace, CliError, Exit};
 pub async fn run(global: &GlobalArgs, args: CampaignArgs, out: &Output) -> Result<Exit, CliError> {
     // Every check that needs no network comes first.
     let name = ElectionName::new(args.election.clone())?;
-    let (url, _) = backend::check(global.backend.as_deref())?;
+    let (url, _) = backend::resolve(global)?;
     if let Some(program) = args.command.first() {
         if program.is_empty() {
             return Err(CliError::usage("the command after `--` is empty"));
@@ -43,7 +43,7 @@ pub async fn run(global: &GlobalArgs, args: CampaignArgs, out: &Output) -> Resul
     let mut shutdown = Shutdown::install()?;
     let jobs = JobControl::install()?;
     let backend = tokio::select! {
-        b = backend::connect(url, Some(args.ttl), global.request_timeout) => b?,
+        b = backend::connect(&url, Some(args.ttl), global.request_timeout) => b?,
         _ = shutdown.recv() => return Ok(Exit::Success),
     };
     tenure::check_ttl(args.ttl, backend.ttl_bounds())?;

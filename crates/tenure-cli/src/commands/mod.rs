@@ -32,8 +32,8 @@ pub async fn dispatch(cli: Cli, out: &Output) -> Result<Exit, CliError> {
 /// Usage errors for bad input (checked first), backend errors after.
 pub async fn read_election(global: &GlobalArgs, args: &ReadArgs) -> Result<Election, CliError> {
     let name = ElectionName::new(args.election.clone())?;
-    let (url, _) = backend::check(global.backend.as_deref())?;
-    let backend = backend::connect(url, None, global.request_timeout).await?;
+    let (url, _) = backend::resolve(global)?;
+    let backend = backend::connect(&url, None, global.request_timeout).await?;
     let mut builder = Election::builder(backend, name.as_str())
         .strategy(args.strategy.into())
         .max_staleness(args.max_staleness);
