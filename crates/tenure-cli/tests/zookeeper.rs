@@ -87,9 +87,9 @@ async fn two_hundred_candidates_at_once() {
 }
 
 /// On a server with `tickTime=200` (sessions of 400 ms .. 4 s), `--ttl 3s`
-/// reaches the backend's own session: the candidate is elected; a
-/// `session_timeout=` in the URL outside the bounds is a usage error that
-/// says what to change.
+/// reaches the backend's own session: the candidate is elected; readers,
+/// which give no TTL, work too; a `session_timeout=` in the URL outside
+/// the bounds is a usage error that says what to change.
 #[tokio::test(flavor = "multi_thread")]
 async fn ttl_fits_a_server_with_tick_time_200() {
     let server = ZkServer::start_with(ZkServerConfig {
@@ -103,6 +103,13 @@ async fn ttl_fits_a_server_with_tick_time_200() {
     let url = format!("zk://{}/root", server.connect_string());
     let mut a = scenarios::start(&url, "a", "campaign", "e", &["x", "--ttl", "3s"]);
     a.expect("elected").await;
+    // Readers give no TTL: the default (10 s, beyond this server's
+    // sessions) is fitted, not refused.
+    for cmd in ["leader", "list"] {
+        let r = common::run(&["--backend", &url, cmd, "e"]).await;
+        assert_eq!(r.code, Some(0), "{cmd}: {r:?}");
+        assert!(r.stdout.contains("x"), "{cmd} names the leader: {r:?}");
+    }
     a.signal(Signal::SIGTERM);
     assert_eq!(a.wait().await.code(), Some(0), "{}", a.stderr());
 

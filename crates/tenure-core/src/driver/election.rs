@@ -17,12 +17,16 @@ use super::session::Session;
 use crate::machine::{Backoff, ElectionConfig, ElectionMachine, Strategy};
 use crate::{check_ttl, DynBackend, ElectionName, Entry, Error, LeaderInfo, Result};
 
+/// The lease TTL of an election whose builder was given none.
+const DEFAULT_TTL: Duration = Duration::from_secs(10);
+
 /// Configures an [`Election`].
 #[derive(Debug)]
 pub struct ElectionBuilder {
     backend: DynBackend,
     name: Result<ElectionName>,
-    ttl: Duration,
+    /// `None`: the default, fitted into the backend's TTL bounds.
+    ttl: Option<Duration>,
     strategy: Strategy,
     session: Option<Session>,
     retry: Backoff,
@@ -32,11 +36,13 @@ pub struct ElectionBuilder {
 }
 
 impl ElectionBuilder {
-    /// Lease TTL for campaigns that start their own session (default 10 s).
-    /// Failover after a crash takes about this long; keep-alives run every
-    /// TTL / 3. Ignored when a shared [`session`](Self::session) is given.
+    /// Lease TTL for campaigns that start their own session (default 10 s,
+    /// or the nearest TTL the backend grants when 10 s is outside its
+    /// bounds). Failover after a crash takes about this long; keep-alives
+    /// run every TTL / 3. Ignored when a shared [`session`](Self::session)
+    /// is given.
     pub fn ttl(mut self, ttl: Duration) -> Self {
-        self.ttl = ttl;
+        self.ttl = Some(ttl);
         self
     }
 
@@ -92,9 +98,22 @@ impl ElectionBuilder {
     /// against the backend's bounds), [`Error::InvalidConfig`].
     pub fn build(self) -> Result<Election> {
         let name = self.name?;
-        if self.session.is_none() {
-            check_ttl(self.ttl, self.backend.ttl_bounds())?;
-        }
+        let ttl = match self.ttl {
+            // An explicit TTL the backend cannot grant is an error...
+            Some(ttl) => {
+                if self.session.is_none() {
+                    check_ttl(ttl, self.backend.ttl_bounds())?;
+                }
+                ttl
+            }
+            // ...the default is fitted (a reader against a ZooKeeper whose
+            // sessions last at most 6 s must not fail on a TTL it never
+            // asked for).
+            None => {
+                let (min, max) = self.backend.ttl_bounds();
+                DEFAULT_TTL.clamp(min, max.max(min))
+            }
+        };
         if self.max_staleness.is_some_and(|b| b.is_zero()) {
             return Err(Error::InvalidConfig {
                 field: "max_staleness",
@@ -114,7 +133,7 @@ impl ElectionBuilder {
             inner: Arc::new(Inner {
                 backend: self.backend,
                 name,
-                ttl: self.ttl,
+                ttl,
                 strategy: self.strategy,
                 session: self.session,
                 retry: self.retry,
@@ -176,7 +195,7 @@ impl Election {
         ElectionBuilder {
             backend,
             name: ElectionName::new(name),
-            ttl: Duration::from_secs(10),
+            ttl: None,
             strategy: Strategy::Queue,
             session: None,
             retry: ElectionConfig::default().retry,
