@@ -836,33 +836,19 @@ impl ZkBackend {
         let Some(own_seq) = layout.sequence(own_name) else {
             return Ok(self.read_candidates(client, dir).await?.around(own));
         };
-        for attempt in 0..RETRIES {
-            let mut reader = client.new_multi_reader();
-            reader.add_get_children(dir).map_err(|e| ctx.error(e))?;
-            reader.add_get_data(dir).map_err(|e| ctx.error(e))?;
-            reader.add_get_data(&own_path).map_err(|e| ctx.error(e))?;
-            let results = match reader.commit().await {
-                Ok(r) => r,
-                Err(zk::Error::ConnectionLoss | zk::Error::Custom(_)) => {
-                    pause(attempt).await;
-                    continue;
-                }
-                Err(e) => return Err(ctx.error(e)),
-            };
-            let mut it = results.into_iter();
-            let (
-                Some(zk::MultiReadResult::Children { children }),
-                Some(zk::MultiReadResult::Data { stat: parent, .. }),
-            ) = (it.next(), it.next())
-            else {
-                // The election node is gone (or the answer is unexpected):
-                // the full read says what there is.
-                break;
-            };
+        let ops = [Read::Children(dir), Read::Data(dir), Read::Data(&own_path)];
+        let mut it = multi_read(client, &ops, ctx).await?.into_iter();
+        // No election node (or an unexpected answer): the full read says
+        // what there is.
+        if let (
+            Some(zk::MultiReadResult::Children { children }),
+            Some(zk::MultiReadResult::Data { stat: parent, .. }),
+        ) = (it.next(), it.next())
+        {
             let revision = zxid(parent.pzxid).max(zxid(parent.mzxid));
             let mine = match it.next() {
                 Some(zk::MultiReadResult::Data { data, stat }) if stat.ephemeral_owner != 0 => {
-                    entry(own.key.clone(), data, &stat)
+                    Some(entry(own.key.clone(), data, &stat))
                 }
                 Some(zk::MultiReadResult::Error {
                     err: zk::Error::NoNode,
@@ -872,21 +858,20 @@ impl ZkBackend {
                         revision,
                     })
                 }
-                _ => break,
+                _ => None,
             };
             let ahead = children.iter().any(|c| {
                 layout
                     .sequence(c)
                     .is_some_and(|seq| (seq, c.as_str()) < (own_seq, own_name))
             });
-            if ahead {
-                break;
+            if let Some(mine) = mine.filter(|_| !ahead) {
+                let revision = revision.max(mine.modified);
+                return Ok(Snapshot {
+                    entries: vec![mine],
+                    revision,
+                });
             }
-            let revision = revision.max(mine.modified);
-            return Ok(Snapshot {
-                entries: vec![mine],
-                revision,
-            });
         }
         Ok(self.read_candidates(client, dir).await?.around(own))
     }
@@ -899,47 +884,37 @@ impl ZkBackend {
         path: &str,
     ) -> Result<(Option<Entry>, Revision)> {
         let ctx = self.ctx("get", None);
-        for attempt in 0..RETRIES {
-            let mut reader = client.new_multi_reader();
-            reader.add_get_data(path).map_err(|e| ctx.error(e))?;
-            reader
-                .add_get_data(parent_of(path))
-                .map_err(|e| ctx.error(e))?;
-            let results = match reader.commit().await {
-                Ok(r) => r,
-                Err(zk::Error::ConnectionLoss | zk::Error::Custom(_)) => {
-                    pause(attempt).await;
-                    continue;
-                }
-                Err(e) => return Err(ctx.error(e)),
-            };
-            let mut it = results.into_iter();
-            let node = it.next();
-            let parent = it.next();
-            let parent_rev = match parent {
-                Some(zk::MultiReadResult::Data { stat, .. }) => Some(zxid(stat.pzxid)),
-                _ => None,
-            };
-            return match node {
-                Some(zk::MultiReadResult::Data { data, stat }) => {
-                    let e = entry(key.to_owned(), data, &stat);
-                    let rev = e.modified.max(parent_rev.unwrap_or(0));
-                    Ok((Some(e), rev))
-                }
-                Some(zk::MultiReadResult::Error {
-                    err: zk::Error::NoNode,
-                }) => {
-                    let rev = match parent_rev {
-                        Some(r) => r,
-                        None => ancestor_revision(client, path, ctx).await?,
-                    };
-                    Ok((None, rev))
-                }
-                Some(zk::MultiReadResult::Error { err }) => Err(ctx.error(err)),
-                _ => Err(error::protocol("get", "unexpected multi-read answer")),
-            };
+        let results = multi_read(
+            client,
+            &[Read::Data(path), Read::Data(parent_of(path))],
+            ctx,
+        )
+        .await?;
+        let mut it = results.into_iter();
+        let node = it.next();
+        let parent = it.next();
+        let parent_rev = match parent {
+            Some(zk::MultiReadResult::Data { stat, .. }) => Some(zxid(stat.pzxid)),
+            _ => None,
+        };
+        match node {
+            Some(zk::MultiReadResult::Data { data, stat }) => {
+                let e = entry(key.to_owned(), data, &stat);
+                let rev = e.modified.max(parent_rev.unwrap_or(0));
+                Ok((Some(e), rev))
+            }
+            Some(zk::MultiReadResult::Error {
+                err: zk::Error::NoNode,
+            }) => {
+                let rev = match parent_rev {
+                    Some(r) => r,
+                    None => ancestor_revision(client, path, ctx).await?,
+                };
+                Ok((None, rev))
+            }
+            Some(zk::MultiReadResult::Error { err }) => Err(ctx.error(err)),
+            _ => Err(error::protocol("get", "unexpected multi-read answer")),
         }
-        Err(ctx.error(zk::Error::ConnectionLoss))
     }
 
     /// Whether `path` names a queue entry (an ephemeral-sequential node of
@@ -1192,6 +1167,40 @@ pub(crate) fn parent_of(path: &str) -> &str {
     }
 }
 
+/// One operation of a [`multi_read`].
+pub(crate) enum Read<'a> {
+    /// A node's data and stat.
+    Data(&'a str),
+    /// A node's children's names.
+    Children(&'a str),
+}
+
+/// Reads `ops` in one atomic multi-read (one round trip, one point in the
+/// server's history), retried across connection losses for as long as
+/// [`pause`] spans (about 8 s).
+pub(crate) async fn multi_read(
+    client: &zk::Client,
+    ops: &[Read<'_>],
+    ctx: Ctx<'_>,
+) -> Result<Vec<zk::MultiReadResult>> {
+    for attempt in 0..RETRIES {
+        let mut reader = client.new_multi_reader();
+        for op in ops {
+            match op {
+                Read::Data(path) => reader.add_get_data(path),
+                Read::Children(path) => reader.add_get_children(path),
+            }
+            .map_err(|e| ctx.error(e))?;
+        }
+        match reader.commit().await {
+            Ok(results) => return Ok(results),
+            Err(zk::Error::ConnectionLoss | zk::Error::Custom(_)) => pause(attempt).await,
+            Err(e) => return Err(ctx.error(e)),
+        }
+    }
+    Err(ctx.error(zk::Error::ConnectionLoss))
+}
+
 /// The `pzxid` of the deepest existing ancestor of `path` (the zxid of
 /// the last creation or deletion among its children): any creation or
 /// deletion at or below `path` since then would have changed it. Read in
@@ -1210,26 +1219,15 @@ pub(crate) async fn ancestor_revision(
             break;
         }
     }
-    for attempt in 0..RETRIES {
-        let mut reader = client.new_multi_reader();
-        for a in &ancestors {
-            reader.add_get_data(a).map_err(|e| ctx.error(e))?;
-        }
-        match reader.commit().await {
-            Ok(results) => {
-                return Ok(results
-                    .into_iter()
-                    .find_map(|r| match r {
-                        zk::MultiReadResult::Data { stat, .. } => Some(zxid(stat.pzxid)),
-                        _ => None,
-                    })
-                    .unwrap_or(0))
-            }
-            Err(zk::Error::ConnectionLoss | zk::Error::Custom(_)) => pause(attempt).await,
-            Err(e) => return Err(ctx.error(e)),
-        }
-    }
-    Err(ctx.error(zk::Error::ConnectionLoss))
+    let ops: Vec<Read<'_>> = ancestors.iter().map(|a| Read::Data(a)).collect();
+    Ok(multi_read(client, &ops, ctx)
+        .await?
+        .into_iter()
+        .find_map(|r| match r {
+            zk::MultiReadResult::Data { stat, .. } => Some(zxid(stat.pzxid)),
+            _ => None,
+        })
+        .unwrap_or(0))
 }
 
 #[async_trait]

@@ -49,7 +49,9 @@ use tenure_core::{Entry, Result, Revision, WatchEvent, WatchStream};
 use tokio::sync::mpsc;
 use zookeeper_client as zk;
 
-use crate::backend::{ancestor_revision, entry, parent_of, pause, zxid, ZkBackend, RETRIES};
+use crate::backend::{
+    ancestor_revision, entry, multi_read, parent_of, pause, zxid, Read, ZkBackend, RETRIES,
+};
 
 type Tx = mpsc::Sender<Result<WatchEvent>>;
 
@@ -256,30 +258,15 @@ impl KeyWatch {
         client: &zk::Client,
     ) -> Result<Option<Revision>> {
         let ctx = backend.ctx("watch", None);
-        for attempt in 0..RETRIES {
-            let mut reader = client.new_multi_reader();
-            reader.add_get_data(&self.path).map_err(|e| ctx.error(e))?;
-            reader
-                .add_get_data(parent_of(&self.path))
-                .map_err(|e| ctx.error(e))?;
-            let results = match reader.commit().await {
-                Ok(r) => r,
-                Err(zk::Error::ConnectionLoss | zk::Error::Custom(_)) => {
-                    pause(attempt).await;
-                    continue;
-                }
-                Err(e) => return Err(ctx.error(e)),
-            };
-            let mut it = results.into_iter();
-            return match (it.next(), it.next()) {
-                (Some(zk::MultiReadResult::Data { .. }), _) => Ok(None),
-                (_, Some(zk::MultiReadResult::Data { stat, .. })) => Ok(Some(zxid(stat.pzxid))),
-                // No parent either: the deepest ancestor's pzxid (any
-                // re-creation must first create the parent, after it).
-                _ => Ok(Some(ancestor_revision(client, &self.path, ctx).await?)),
-            };
+        let ops = [Read::Data(&self.path), Read::Data(parent_of(&self.path))];
+        let mut it = multi_read(client, &ops, ctx).await?.into_iter();
+        match (it.next(), it.next()) {
+            (Some(zk::MultiReadResult::Data { .. }), _) => Ok(None),
+            (_, Some(zk::MultiReadResult::Data { stat, .. })) => Ok(Some(zxid(stat.pzxid))),
+            // No parent either: the deepest ancestor's pzxid (any
+            // re-creation must first create the parent, after it).
+            _ => Ok(Some(ancestor_revision(client, &self.path, ctx).await?)),
         }
-        Err(ctx.error(zk::Error::ConnectionLoss))
     }
 
     /// Reports that the node is absent as of `revision`, if that is news.
