@@ -413,18 +413,18 @@ async fn keep_alive_streams_started(endpoint: &str) -> u64 {
     let addr = endpoint.trim_start_matches("http://").to_owned();
     let text = tokio::task::spawn_blocking(move || {
         use std::io::{Read, Write};
-        let mut s = std::net::TcpStream::connect(&addr).unwrap();
+        let mut s = std::net::TcpStream::connect(&addr).expect("connect to /metrics");
         write!(
             s,
             "GET /metrics HTTP/1.0\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
         )
-        .unwrap();
+        .expect("request /metrics");
         let mut text = String::new();
-        s.read_to_string(&mut text).unwrap();
+        s.read_to_string(&mut text).expect("read /metrics");
         text
     })
     .await
-    .unwrap();
+    .expect("the /metrics reader");
     text.lines()
         .find(|l| {
             l.starts_with("grpc_server_started_total{")
@@ -448,8 +448,7 @@ async fn leases_share_one_keep_alive_stream() {
         leases.push(b.grant_lease(Duration::from_secs(ttl)).await.unwrap());
     }
     for _ in 0..2 {
-        let ttls =
-            futures::future::join_all(leases.iter().map(|l| b.keep_alive(l.id))).await;
+        let ttls = futures::future::join_all(leases.iter().map(|l| b.keep_alive(l.id))).await;
         for (lease, ttl) in leases.iter().zip(ttls) {
             assert_eq!(ttl.unwrap(), lease.ttl, "the reply of lease {}", lease.id);
         }
@@ -465,7 +464,12 @@ async fn leases_share_one_keep_alive_stream() {
         assert_eq!(ttl.as_ref().unwrap(), &lease.ttl);
     }
     let opened = keep_alive_streams_started(&server.endpoint()).await - before;
-    assert_eq!(opened, 1, "keep-alive streams opened for {} leases", leases.len());
+    assert_eq!(
+        opened,
+        1,
+        "keep-alive streams opened for {} leases",
+        leases.len()
+    );
 }
 
 /// When the shared stream breaks, every keep-alive waiting on it fails
@@ -507,12 +511,9 @@ async fn a_broken_keep_alive_stream_fails_every_lease_on_it_then_recovers() {
     );
     // The stream breaks when the server dies.
     server.kill().await.unwrap();
-    let results = tokio::time::timeout(
-        Duration::from_secs(60),
-        futures::future::join_all(pending),
-    )
-    .await
-    .expect("every keep-alive on the broken stream must fail, not wait");
+    let results = tokio::time::timeout(Duration::from_secs(60), futures::future::join_all(pending))
+        .await
+        .expect("every keep-alive on the broken stream must fail, not wait");
     for r in results {
         let r = r.unwrap();
         assert!(

@@ -450,9 +450,15 @@ async fn dropped_watches_on_quiet_keys_are_swept() {
         .into_iter()
         .map(Result::unwrap)
         .collect();
-        assert!(b.server.lock().watchers.len() >= 100, "the watches are held");
+        assert!(
+            b.server.lock().watchers.len() >= 100,
+            "the watches are held"
+        );
         drop(streams);
     }
     let held = b.server.lock().watchers.len();
-    assert!(held <= 200, "{held} watchers held for 100 live streams at most");
+    assert!(
+        held <= 200,
+        "{held} watchers held for 100 live streams at most"
+    );
 }

@@ -145,9 +145,7 @@ impl Watchers {
             None => {
                 let name = name.to_owned();
                 // Most buckets hold one watcher: no spare capacity.
-                let mut bucket = Vec::with_capacity(1);
-                bucket.push(watcher);
-                map.insert(name, bucket);
+                map.insert(name, vec![watcher]);
             }
         }
         self.len += 1;
