@@ -1,25 +1,24 @@
 //! [`EtcdBackend`]: the [`CoordinationBackend`] over etcd v3.
 
-use std::collections::HashMap;
 use std::future::Future;
-use std::sync::{Arc, Mutex as StdMutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
 use etcd_client::{
-    Client, Compare, CompareOp, ConnectOptions, GetOptions, KeyValue, LeaseKeepAliveStream,
-    LeaseKeeper, PutOptions, ResponseHeader, SortOrder, SortTarget, Txn, TxnOp, TxnOpResponse,
+    Client, Compare, CompareOp, ConnectOptions, GetOptions, KeyValue, PutOptions, ResponseHeader,
+    SortOrder, SortTarget, Txn, TxnOp, TxnOpResponse,
 };
 use tenure_core::retry::AttemptError;
 use tenure_core::{
     ConnectRetry, CoordinationBackend, CreateOutcome, ElectionName, Entry, Error, LeaseGrant,
     LeaseId, Result, Revision, Slot, Snapshot, WatchScope, WatchStream,
 };
-use tokio::sync::Mutex as AsyncMutex;
 use tracing::debug;
 
 use crate::error::{self, EtcdError, KIND};
+use crate::keepalive::KeepAlives;
 use crate::options::EtcdOptions;
 use crate::watch;
 
@@ -56,9 +55,10 @@ const MAX_TTL: Duration = Duration::from_secs(9_000_000_000);
 /// are never candidates.
 ///
 /// Every operation goes over one connection ([`Client`] clones share it);
-/// keep-alives use one bidirectional stream per lease, so a
-/// [`Session`](tenure_core::Session) shared by a thousand elections costs
-/// one stream. Cloning the backend is cheap and shares all of it.
+/// the keep-alives of every lease share one bidirectional stream on it, so
+/// a thousand candidates (or a [`Session`](tenure_core::Session) shared by
+/// a thousand elections) cost one stream. Cloning the backend is cheap and
+/// shares all of it.
 #[derive(Clone)]
 pub struct EtcdBackend {
     inner: Arc<Inner>,
@@ -69,18 +69,8 @@ struct Inner {
     prefix: String,
     endpoint: String,
     request_timeout: Duration,
-    /// One keep-alive stream per lease, opened on first use.
-    keepers: StdMutex<HashMap<i64, Arc<AsyncMutex<Option<KeepAliveChannel>>>>>,
-}
-
-/// One lease's keep-alive stream.
-struct KeepAliveChannel {
-    keeper: LeaseKeeper,
-    replies: LeaseKeepAliveStream,
-    /// A request was sent and its reply not read (the caller gave up):
-    /// the next reply would answer an older request, so the stream must
-    /// not be reused.
-    in_flight: bool,
+    /// The keep-alive stream every lease shares, opened on first use.
+    keep_alives: KeepAlives,
 }
 
 impl std::fmt::Debug for EtcdBackend {
@@ -214,11 +204,11 @@ impl EtcdBackend {
         debug!(%endpoint, prefix = %options.prefix, "connected to etcd");
         Ok(EtcdBackend {
             inner: Arc::new(Inner {
+                keep_alives: KeepAlives::new(client.clone(), endpoint.clone()),
                 client,
                 prefix: options.prefix,
                 endpoint,
                 request_timeout: options.request_timeout,
-                keepers: StdMutex::new(HashMap::new()),
             }),
         })
     }
@@ -377,108 +367,6 @@ impl EtcdBackend {
             Err(_) => Err(error::timeout(operation, self.inner.request_timeout)),
         }
     }
-
-    fn map_err(
-        &self,
-        operation: &'static str,
-        lease: LeaseId,
-        source: etcd_client::Error,
-    ) -> Error {
-        EtcdError {
-            operation,
-            endpoint: self.inner.endpoint.clone(),
-            lease: Some(lease),
-            source,
-        }
-        .into()
-    }
-
-    fn keeper_slot(&self, lease: LeaseId) -> Arc<AsyncMutex<Option<KeepAliveChannel>>> {
-        let mut map = self.inner.keepers.lock().unwrap_or_else(|e| e.into_inner());
-        map.entry(lease.0).or_default().clone()
-    }
-
-    fn forget_keeper(&self, lease: LeaseId) {
-        self.inner
-            .keepers
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&lease.0);
-    }
-
-    async fn keep_alive_once(&self, lease: LeaseId) -> Result<Duration> {
-        let slot = self.keeper_slot(lease);
-        let mut channel = slot.lock().await;
-        if channel.as_ref().is_some_and(|c| c.in_flight) {
-            *channel = None;
-        }
-        for attempt in 0..2 {
-            let fresh = channel.is_none();
-            let ch = match channel.as_mut() {
-                Some(ch) => ch,
-                None => {
-                    // Opening the stream is itself one keep-alive round
-                    // trip (etcd-client reads the first reply, and fails
-                    // with "lease not found" for a dead lease).
-                    let mut lc = self.inner.client.lease_client();
-                    let (keeper, replies) = lc
-                        .keep_alive(lease.0)
-                        .await
-                        .map_err(|e| self.map_err("keep-alive", lease, e))?;
-                    channel.insert(KeepAliveChannel {
-                        keeper,
-                        replies,
-                        in_flight: false,
-                    })
-                }
-            };
-            ch.in_flight = true;
-            let sent = ch.keeper.keep_alive().await;
-            let reply = match sent {
-                Ok(()) => ch.replies.message().await,
-                Err(e) => Err(e),
-            };
-            match reply {
-                Ok(Some(resp)) => {
-                    ch.in_flight = false;
-                    if resp.id() != lease.0 {
-                        *channel = None;
-                        return Err(error::protocol(
-                            "keep-alive",
-                            format!(
-                                "reply for lease {} on the stream of lease {lease}",
-                                lease_hex(resp.id())
-                            ),
-                        ));
-                    }
-                    if resp.ttl() <= 0 {
-                        *channel = None;
-                        drop(channel);
-                        self.forget_keeper(lease);
-                        return Err(Error::LeaseExpired { lease });
-                    }
-                    return Ok(Duration::from_secs(resp.ttl().unsigned_abs()));
-                }
-                other => {
-                    *channel = None;
-                    // A stream opened before a reconnect is dead: retry
-                    // once on a fresh one before reporting a failure.
-                    if !fresh && attempt == 0 {
-                        continue;
-                    }
-                    return Err(match other {
-                        Err(e) => self.map_err("keep-alive", lease, e),
-                        _ => Error::Unreachable {
-                            backend: KIND,
-                            endpoint: self.inner.endpoint.clone(),
-                            source: "the keep-alive stream ended".into(),
-                        },
-                    });
-                }
-            }
-        }
-        Err(error::protocol("keep-alive", "no attempt left"))
-    }
 }
 
 /// A revision from etcd (never negative) as tenure's.
@@ -532,14 +420,13 @@ impl CoordinationBackend for EtcdBackend {
     }
 
     async fn keep_alive(&self, lease: LeaseId) -> Result<Duration> {
-        match tokio::time::timeout(self.inner.request_timeout, self.keep_alive_once(lease)).await {
-            Ok(r) => r,
-            Err(_) => Err(error::timeout("keep-alive", self.inner.request_timeout)),
-        }
+        self.inner
+            .keep_alives
+            .keep_alive(lease, self.inner.request_timeout)
+            .await
     }
 
     async fn revoke_lease(&self, lease: LeaseId) -> Result<()> {
-        self.forget_keeper(lease);
         let mut lc = self.inner.client.lease_client();
         match self
             .call("revoke lease", Some(lease), lc.revoke(lease.0))

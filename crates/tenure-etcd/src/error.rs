@@ -1,5 +1,6 @@
 //! The one place where etcd-client errors become tenure errors.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use tenure_core::{Error, LeaseId};
@@ -131,6 +132,61 @@ pub(crate) fn is_revision_unavailable(e: &Error) -> bool {
         source.downcast_ref::<etcd_client::Error>(),
         Some(etcd_client::Error::GRpcStatus(status)) if status.code() == Code::OutOfRange
     )
+}
+
+/// The failure of a stream that many requests share (the keep-alive
+/// stream of every lease on a connection), as each of its requests
+/// reports it. It names no lease: a broken stream says nothing about
+/// whether any one lease is alive, so it is never
+/// [`Error::LeaseExpired`].
+pub(crate) fn shared_stream(
+    operation: &'static str,
+    endpoint: &str,
+    source: &Arc<etcd_client::Error>,
+) -> Error {
+    let shared = Box::new(SharedSource(Arc::clone(source)));
+    match classify(source) {
+        Class::Unreachable => Error::Unreachable {
+            backend: KIND,
+            endpoint: endpoint.to_owned(),
+            source: shared,
+        },
+        Class::Tls(reason) => Error::Tls {
+            backend: KIND,
+            endpoint: endpoint.to_owned(),
+            reason,
+        },
+        Class::Unauthenticated(reason) => Error::Unauthenticated {
+            backend: KIND,
+            endpoint: endpoint.to_owned(),
+            reason,
+        },
+        Class::InvalidConfig(reason) => Error::InvalidConfig {
+            field: "endpoints",
+            reason,
+        },
+        Class::LeaseGone | Class::Other => Error::Backend {
+            backend: KIND,
+            operation,
+            source: shared,
+        },
+    }
+}
+
+/// An etcd error shared by every request it ended.
+#[derive(Debug)]
+struct SharedSource(Arc<etcd_client::Error>);
+
+impl std::fmt::Display for SharedSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for SharedSource {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&*self.0)
+    }
 }
 
 /// A request that got no answer within its deadline.

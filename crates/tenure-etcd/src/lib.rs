@@ -37,6 +37,7 @@
 
 mod backend;
 mod error;
+mod keepalive;
 mod options;
 mod watch;
 

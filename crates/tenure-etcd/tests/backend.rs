@@ -468,3 +468,129 @@ async fn prefix_namespaces_every_key() {
     let ev = w.next().await.unwrap().unwrap();
     assert!(matches!(ev, WatchEvent::Delete { key, .. } if key == entry.key));
 }
+
+/// Keep-alive streams the server has started so far (etcd's own gRPC
+/// counter, read from its `/metrics` endpoint).
+async fn keep_alive_streams_started(endpoint: &str) -> u64 {
+    let addr = endpoint.trim_start_matches("http://").to_owned();
+    let text = tokio::task::spawn_blocking(move || {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(&addr).expect("connect to /metrics");
+        write!(
+            s,
+            "GET /metrics HTTP/1.0\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+        )
+        .expect("request /metrics");
+        let mut text = String::new();
+        s.read_to_string(&mut text).expect("read /metrics");
+        text
+    })
+    .await
+    .expect("the /metrics reader");
+    text.lines()
+        .find(|l| {
+            l.starts_with("grpc_server_started_total{")
+                && l.contains("grpc_method=\"LeaseKeepAlive\"")
+        })
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse::<f64>().ok())
+        .map_or(0, |v| v as u64)
+}
+
+/// Every lease of a connection renews over one keep-alive stream, each
+/// reply reaches the lease it answers, and a lease found gone on the
+/// shared stream is reported expired alone while the others renew on.
+#[tokio::test(flavor = "multi_thread")]
+async fn leases_share_one_keep_alive_stream() {
+    let server = common::server().await;
+    let b = common::connect(&server.endpoint()).await;
+    let before = keep_alive_streams_started(&server.endpoint()).await;
+    let mut leases = Vec::new();
+    for ttl in 20..40u64 {
+        leases.push(b.grant_lease(Duration::from_secs(ttl)).await.unwrap());
+    }
+    for _ in 0..2 {
+        let ttls = futures::future::join_all(leases.iter().map(|l| b.keep_alive(l.id))).await;
+        for (lease, ttl) in leases.iter().zip(ttls) {
+            assert_eq!(ttl.unwrap(), lease.ttl, "the reply of lease {}", lease.id);
+        }
+    }
+    b.revoke_lease(leases[0].id).await.unwrap();
+    let ttls = futures::future::join_all(leases.iter().map(|l| b.keep_alive(l.id))).await;
+    assert!(
+        matches!(&ttls[0], Err(Error::LeaseExpired { lease }) if *lease == leases[0].id),
+        "{:?}",
+        ttls[0]
+    );
+    for (lease, ttl) in leases.iter().zip(&ttls).skip(1) {
+        assert_eq!(ttl.as_ref().unwrap(), &lease.ttl);
+    }
+    let opened = keep_alive_streams_started(&server.endpoint()).await - before;
+    assert_eq!(
+        opened,
+        1,
+        "keep-alive streams opened for {} leases",
+        leases.len()
+    );
+}
+
+/// When the shared stream breaks, every keep-alive waiting on it fails
+/// (none waits for a reply that cannot come), and once the server is back
+/// every lease renews again on a new stream.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_broken_keep_alive_stream_fails_every_lease_on_it_then_recovers() {
+    let mut server = common::server().await;
+    // A request timeout far above the guard below: a keep-alive that ends
+    // within the guard ended because the stream broke.
+    let b = EtcdBackend::connect(
+        EtcdOptions::new([server.endpoint()])
+            .connect_timeout(Duration::from_secs(3))
+            .request_timeout(Duration::from_secs(120)),
+    )
+    .await
+    .unwrap();
+    let mut leases = Vec::new();
+    for _ in 0..10 {
+        leases.push(b.grant_lease(Duration::from_secs(60)).await.unwrap());
+    }
+    for l in &leases {
+        b.keep_alive(l.id).await.unwrap();
+    }
+    // Frozen: the requests go out on the stream and wait for replies.
+    server.pause().await.unwrap();
+    let pending: Vec<_> = leases
+        .iter()
+        .map(|l| {
+            let b = b.clone();
+            let id = l.id;
+            tokio::spawn(async move { b.keep_alive(id).await })
+        })
+        .collect();
+    tokio::task::yield_now().await;
+    assert!(
+        pending.iter().all(|p| !p.is_finished()),
+        "the keep-alives wait on the frozen server"
+    );
+    // The stream breaks when the server dies.
+    server.kill().await.unwrap();
+    let results = tokio::time::timeout(Duration::from_secs(60), futures::future::join_all(pending))
+        .await
+        .expect("every keep-alive on the broken stream must fail, not wait");
+    for r in results {
+        let r = r.unwrap();
+        assert!(
+            matches!(r, Err(Error::Unreachable { .. } | Error::Backend { .. })),
+            "{r:?}"
+        );
+    }
+    server.restart().await.unwrap();
+    for l in &leases {
+        let ok = common::eventually(Duration::from_secs(20), || {
+            let b = b.clone();
+            let id = l.id;
+            async move { b.keep_alive(id).await.is_ok() }
+        })
+        .await;
+        assert!(ok, "lease {} did not renew after the restart", l.id);
+    }
+}

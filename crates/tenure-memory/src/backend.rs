@@ -193,6 +193,10 @@ impl CoordinationBackend for MemoryBackend {
         self.own.candidates(election).await
     }
 
+    async fn queue_around(&self, election: &ElectionName, own: &Entry) -> Result<Snapshot> {
+        self.own.queue_around(election, own).await
+    }
+
     async fn get(&self, key: &str) -> Result<(Option<Entry>, Revision)> {
         self.own.get(key).await
     }

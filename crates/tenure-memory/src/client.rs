@@ -234,6 +234,12 @@ impl CoordinationBackend for MemoryClient {
         self.call(|s, now| s.candidates(now, election)).await
     }
 
+    /// Reads the entry before `own` through the election's queue index:
+    /// what comes back does not grow with the number of candidates.
+    async fn queue_around(&self, election: &ElectionName, own: &Entry) -> Result<Snapshot> {
+        self.call(|s, now| s.queue_around(now, election, own)).await
+    }
+
     async fn get(&self, key: &str) -> Result<(Option<Entry>, Revision)> {
         self.call(|s, now| s.get(now, key)).await
     }

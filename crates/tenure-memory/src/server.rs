@@ -5,8 +5,15 @@
 //! expiring the leases due at `now` ([`State::expire_due`]), which makes
 //! expiry exact and deterministic whether or not the reaper task has run
 //! yet.
+//!
+//! Every operation costs O(log N) in the number of leases, keys and
+//! watches, so that ten thousand candidates on one server keep up with
+//! their own keep-alives: lease deadlines are kept in order
+//! ([`State::deadlines`]), the keys of a lease and the queue of an
+//! election have indexes of their own, and a change visits only the
+//! watchers of its key and election ([`Watchers`]).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -21,7 +28,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::client::ClientShared;
-use crate::watch::{self, Watcher};
+use crate::watch::{self, Watcher, Watchers};
 
 /// The first lease id handed out. Like etcd's, ids are 16 hex digits, so an
 /// election segment named like a short hex number (`"b"`, `"cafe"`) does
@@ -115,12 +122,11 @@ impl Stored {
     }
 }
 
-/// One live lease.
+/// One live lease (its keys are in [`State::lease_keys`]).
 #[derive(Debug)]
 struct Lease {
     ttl: Duration,
     expires_at: Instant,
-    keys: BTreeSet<String>,
 }
 
 /// One change in the history.
@@ -128,12 +134,22 @@ struct Lease {
 pub(crate) struct Change {
     /// Revision of the change.
     pub(crate) revision: Revision,
-    /// The key changed.
-    pub(crate) key: String,
     /// Whether the key is (was) a queue entry.
     pub(crate) queue: bool,
-    /// The event watchers see.
+    /// The event watchers see (a put or a delete, which names the key).
     pub(crate) event: WatchEvent,
+}
+
+impl Change {
+    /// The key changed.
+    pub(crate) fn key(&self) -> &str {
+        match &self.event {
+            WatchEvent::Put(entry) => &entry.key,
+            WatchEvent::Delete { key, .. } => key,
+            // Never recorded as a change.
+            WatchEvent::HistoryLost => "",
+        }
+    }
 }
 
 /// Everything the server knows.
@@ -142,12 +158,21 @@ pub(crate) struct State {
     revision: Revision,
     kv: BTreeMap<String, Stored>,
     leases: BTreeMap<i64, Lease>,
+    /// Every live lease by its expiry instant, earliest first: the leases
+    /// due are found without visiting the others.
+    deadlines: BTreeSet<(Instant, i64)>,
+    /// The keys bound to each lease, as `(lease id, key)`.
+    lease_keys: BTreeSet<(i64, String)>,
+    /// The queue entries of each election, as creation revision → the
+    /// entry's lease (its key is `queue_key(election, lease)`): the entry
+    /// before a candidate's is found without reading the whole queue.
+    queues: HashMap<String, BTreeMap<Revision, LeaseId>>,
     next_lease: i64,
     /// Changes with revision `>= compacted`, oldest first.
     history: Vec<Change>,
     /// Watching from a revision below this one reports `HistoryLost`.
     compacted: Revision,
-    pub(crate) watchers: Vec<Watcher>,
+    pub(crate) watchers: Watchers,
     ttl_bounds: (Duration, Duration),
     pub(crate) reaper: Option<JoinHandle<()>>,
 }
@@ -158,10 +183,13 @@ impl State {
             revision: 1,
             kv: BTreeMap::new(),
             leases: BTreeMap::new(),
+            deadlines: BTreeSet::new(),
+            lease_keys: BTreeSet::new(),
+            queues: HashMap::new(),
             next_lease: FIRST_LEASE_ID,
             history: Vec::new(),
             compacted: 1,
-            watchers: Vec::new(),
+            watchers: Watchers::default(),
             ttl_bounds,
             reaper: None,
         }
@@ -177,26 +205,29 @@ impl State {
     /// Expires every lease due at `now` (`expires_at <= now`), earliest
     /// first, and returns the next expiry instant, if any.
     pub(crate) fn expire_due(&mut self, now: Instant) -> Option<Instant> {
-        let mut due: Vec<(Instant, i64)> = self
-            .leases
-            .iter()
-            .filter(|(_, l)| l.expires_at <= now)
-            .map(|(id, l)| (l.expires_at, *id))
-            .collect();
-        due.sort_unstable();
-        for (_, id) in due {
+        while let Some(&(at, id)) = self.deadlines.first() {
+            if at > now {
+                return Some(at);
+            }
             self.remove_lease(id);
         }
-        self.leases.values().map(|l| l.expires_at).min()
+        None
     }
 
-    /// Removes a lease and deletes its keys (each deletion a revision).
-    /// Returns whether the lease existed.
+    /// Removes a lease and deletes its keys in key order (each deletion a
+    /// revision). Returns whether the lease existed.
     fn remove_lease(&mut self, id: i64) -> bool {
         let Some(lease) = self.leases.remove(&id) else {
             return false;
         };
-        for key in lease.keys {
+        self.deadlines.remove(&(lease.expires_at, id));
+        let keys: Vec<String> = self
+            .lease_keys
+            .range((id, String::new())..)
+            .take_while(|(l, _)| *l == id)
+            .map(|(_, k)| k.clone())
+            .collect();
+        for key in keys {
             self.delete_key(&key);
         }
         true
@@ -207,14 +238,9 @@ impl State {
         tenure_core::check_ttl(ttl, self.ttl_bounds)?;
         let id = self.next_lease;
         self.next_lease += 1;
-        self.leases.insert(
-            id,
-            Lease {
-                ttl,
-                expires_at: now + ttl,
-                keys: BTreeSet::new(),
-            },
-        );
+        let expires_at = now + ttl;
+        self.leases.insert(id, Lease { ttl, expires_at });
+        self.deadlines.insert((expires_at, id));
         Ok(LeaseGrant {
             id: LeaseId(id),
             ttl,
@@ -227,7 +253,9 @@ impl State {
             .leases
             .get_mut(&lease.0)
             .ok_or(Error::LeaseExpired { lease })?;
+        self.deadlines.remove(&(l.expires_at, lease.0));
         l.expires_at = now + l.ttl;
+        self.deadlines.insert((l.expires_at, lease.0));
         Ok(l.ttl)
     }
 
@@ -313,12 +341,15 @@ impl State {
         };
         let entry = stored.entry(&key);
         self.kv.insert(key.clone(), stored);
-        if let Some(l) = self.leases.get_mut(&lease.0) {
-            l.keys.insert(key.clone());
+        if slot == Slot::Queue {
+            self.queues
+                .entry(election.as_str().to_owned())
+                .or_default()
+                .insert(revision, lease);
         }
+        self.lease_keys.insert((lease.0, key));
         self.record(Change {
             revision,
-            key,
             queue: slot == Slot::Queue,
             event: WatchEvent::Put(entry.clone()),
         });
@@ -336,6 +367,40 @@ impl State {
             .map(|(k, s)| s.entry(k))
             .collect();
         entries.sort_by_key(|e| e.created);
+        Snapshot {
+            entries,
+            revision: self.revision,
+        }
+    }
+
+    /// What [`Snapshot::around`] keeps of [`candidates`](Self::candidates)
+    /// (the entry before `own` and the entry at `own`'s key), found
+    /// through the election's queue index without reading the queue.
+    pub(crate) fn queue_around(
+        &mut self,
+        now: Instant,
+        election: &ElectionName,
+        own: &Entry,
+    ) -> Snapshot {
+        self.expire_due(now);
+        let mut entries = Vec::new();
+        let mine = self
+            .kv
+            .get(&own.key)
+            .filter(|s| watch::in_election(election, &own.key, s.queue));
+        if let Some(mine) = mine {
+            let before = self
+                .queues
+                .get(election.as_str())
+                .and_then(|q| q.range(..mine.created).next_back());
+            if let Some((_, lease)) = before {
+                let key = queue_key(election, *lease);
+                if let Some(s) = self.kv.get(&key) {
+                    entries.push(s.entry(&key));
+                }
+            }
+            entries.push(mine.entry(&own.key));
+        }
         Snapshot {
             entries,
             revision: self.revision,
@@ -372,7 +437,6 @@ impl State {
         self.revision = revision;
         self.record(Change {
             revision,
-            key: entry.key.clone(),
             queue,
             event: WatchEvent::Put(updated.clone()),
         });
@@ -418,11 +482,13 @@ impl State {
             });
         }
         let revision = self.bump();
-        let old_lease = self.kv.get(key).map(|s| s.lease);
-        if let Some(old) = old_lease.filter(|l| *l != NO_LEASE) {
-            // A plain put detaches the key from its lease (as in etcd).
-            if let Some(l) = self.leases.get_mut(&old.0) {
-                l.keys.remove(key);
+        if let Some(old) = self.kv.get(key) {
+            // A plain put detaches the key from its lease (as in etcd)
+            // and takes it out of its election's queue.
+            let (old_lease, old_created, was_queue) = (old.lease, old.created, old.queue);
+            self.lease_keys.remove(&(old_lease.0, key.to_owned()));
+            if was_queue {
+                self.unqueue(key, old_created);
             }
         }
         let stored = self.kv.entry(key.to_owned()).or_insert(Stored {
@@ -439,7 +505,6 @@ impl State {
         let entry = stored.entry(key);
         self.record(Change {
             revision,
-            key: key.to_owned(),
             queue: false,
             event: WatchEvent::Put(entry),
         });
@@ -451,13 +516,13 @@ impl State {
         let Some(stored) = self.kv.remove(key) else {
             return;
         };
-        if let Some(l) = self.leases.get_mut(&stored.lease.0) {
-            l.keys.remove(key);
+        self.lease_keys.remove(&(stored.lease.0, key.to_owned()));
+        if stored.queue {
+            self.unqueue(key, stored.created);
         }
         let revision = self.bump();
         self.record(Change {
             revision,
-            key: key.to_owned(),
             queue: stored.queue,
             event: WatchEvent::Delete {
                 key: key.to_owned(),
@@ -476,6 +541,20 @@ impl State {
         self.revision
     }
 
+    /// Takes the queue entry `key`, created at `created`, out of its
+    /// election's queue index.
+    fn unqueue(&mut self, key: &str, created: Revision) {
+        let Some(election) = watch::election_of(key) else {
+            return;
+        };
+        if let Some(queue) = self.queues.get_mut(election) {
+            queue.remove(&created);
+            if queue.is_empty() {
+                self.queues.remove(election);
+            }
+        }
+    }
+
     fn bump(&mut self) -> Revision {
         self.revision += 1;
         self.revision
@@ -485,7 +564,7 @@ impl State {
 
     /// Appends a change to the history and delivers it to live watchers.
     fn record(&mut self, change: Change) {
-        self.watchers.retain(|w| w.deliver(&change));
+        self.watchers.deliver(&change);
         self.history.push(change);
     }
 
@@ -512,7 +591,7 @@ impl State {
                 return stream;
             }
         }
-        self.watchers.push(watcher);
+        self.watchers.add(watcher);
         stream
     }
 
@@ -527,7 +606,7 @@ impl State {
             let keep = self.history.partition_point(|c| c.revision < revision);
             self.history.drain(..keep);
         }
-        for w in self.watchers.drain(..) {
+        for w in self.watchers.take_all() {
             w.history_lost();
         }
     }

@@ -415,3 +415,50 @@ async fn guarded_put_detaches_the_key_from_its_lease() {
         "a put keeps the creation revision"
     );
 }
+
+/// A guarded put over a queue entry of another election takes the key out
+/// of that election's queue: the shortcut read of the entry before a
+/// candidate's agrees with the full read.
+#[tokio::test(start_paused = true)]
+async fn guarded_put_over_a_queue_entry_leaves_that_queue() {
+    let b = MemoryBackend::new();
+    let guard = entry(&b, "a", Slot::Leader, TTL).await;
+    let first = entry(&b, "q", Slot::Queue, TTL).await;
+    let second = entry(&b, "q", Slot::Queue, TTL).await;
+    let around = b.queue_around(&name("q"), &second).await.unwrap();
+    assert_eq!(around.entries, vec![first.clone(), second.clone()]);
+    b.guarded_put(&guard, &first.key, "app".into())
+        .await
+        .unwrap();
+    let full = b.candidates(&name("q")).await.unwrap().around(&second);
+    let around = b.queue_around(&name("q"), &second).await.unwrap();
+    assert_eq!(full.entries, vec![second.clone()]);
+    assert_eq!(around.entries, full.entries);
+}
+
+/// Watches dropped on keys that never change again are forgotten too (by
+/// the sweep that runs as the number of watches grows), so a long-lived
+/// server does not keep them.
+#[tokio::test(start_paused = true)]
+async fn dropped_watches_on_quiet_keys_are_swept() {
+    let b = MemoryBackend::new();
+    for round in 0..10 {
+        let streams: Vec<WatchStream> = futures::future::join_all(
+            (0..100).map(|i| b.watch(WatchScope::Key(format!("quiet/{round}/{i}")), 0)),
+        )
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+        assert!(
+            b.server.lock().watchers.len() >= 100,
+            "the watches are held"
+        );
+        drop(streams);
+    }
+    let held = b.server.lock().watchers.len();
+    assert!(
+        held <= 200,
+        "{held} watchers held for 100 live streams at most"
+    );
+}

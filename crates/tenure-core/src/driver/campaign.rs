@@ -3,9 +3,10 @@
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
+use futures::channel::mpsc;
 use futures::stream::{BoxStream, FuturesUnordered};
 use futures::{FutureExt, StreamExt};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{oneshot, watch};
 use tokio_stream::StreamMap;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
@@ -261,7 +262,7 @@ impl CampaignTask {
                     };
                     apply_lease(&mut self.machine, status);
                 }
-                ctrl = self.control.recv(), if control_open => match ctrl {
+                ctrl = self.control.next(), if control_open => match ctrl {
                     Some(Control::Resign(ack)) => {
                         resign_acks.push(ack);
                         self.machine.resign(clock::now());

@@ -4,7 +4,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use tokio::sync::{mpsc, oneshot};
+use futures::channel::mpsc;
+use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
@@ -373,7 +374,10 @@ impl Election {
                 if let Some(t) = inner.request_timeout {
                     b = b.request_timeout(t);
                 }
-                (b.start().await?, true)
+                // Boxed: the session start is a large future that a
+                // campaign with a session of its own awaits once; inline,
+                // it would size every waiting campaign future.
+                (Box::pin(b.start()).await?, true)
             }
         };
         let status = session.status();
@@ -400,7 +404,10 @@ impl Election {
             fastrand::u64(..),
         );
         let (out_tx, out_rx) = oneshot::channel();
-        let (ctl_tx, ctl_rx) = mpsc::unbounded_channel();
+        // `futures`' unbounded channel allocates per message: an idle
+        // candidate's control channel costs a few hundred bytes less than
+        // one that reserves a block of slots up front.
+        let (ctl_tx, ctl_rx) = mpsc::unbounded();
         let me = Arc::downgrade(&self.inner);
         let task = CampaignTask {
             backend: inner.backend.clone(),
@@ -429,7 +436,7 @@ impl Election {
                     // Withdraw and wait until the task has deleted the
                     // entry (or won meanwhile: then the term is resigned).
                     let (ack_tx, ack_rx) = oneshot::channel();
-                    if ctl_tx.send(Control::Resign(ack_tx)).is_ok() {
+                    if ctl_tx.unbounded_send(Control::Resign(ack_tx)).is_ok() {
                         let _ = ack_rx.await;
                     }
                     return Ok(None);

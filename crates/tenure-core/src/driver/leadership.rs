@@ -4,7 +4,8 @@ use std::fmt;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use tokio::sync::{mpsc, oneshot, watch};
+use futures::channel::mpsc;
+use tokio::sync::{oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
 use super::campaign::{Control, TermStatus};
@@ -149,7 +150,7 @@ impl Leadership {
     /// campaign's cleanup is over.
     pub async fn release(&self) {
         let (tx, rx) = oneshot::channel();
-        if self.control.send(Control::Resign(tx)).is_ok() {
+        if self.control.unbounded_send(Control::Resign(tx)).is_ok() {
             let _ = rx.await;
         }
     }
@@ -211,7 +212,7 @@ impl Drop for Leadership {
         // The campaign task resigns when the last control sender goes; the
         // explicit message makes it immediate even if clones linger.
         let (tx, _rx) = oneshot::channel();
-        let _ = self.control.send(Control::Resign(tx));
+        let _ = self.control.unbounded_send(Control::Resign(tx));
         self.cancel.cancel();
     }
 }

@@ -335,7 +335,9 @@ impl ElectionMachine {
             next_id: 0,
             rng,
             resign_pending: false,
-            commands: VecDeque::new(),
+            // One slot: the machine queues one command per input as a rule,
+            // and an idle candidate keeps whatever capacity it reached.
+            commands: VecDeque::with_capacity(1),
             events: VecDeque::new(),
         };
         if delay.is_zero() {
