@@ -126,29 +126,6 @@ pub trait CoordinationBackend: Send + Sync + std::fmt::Debug + 'static {
         Ok(self.candidates(election).await?.around(own))
     }
 
-    /// [`queue_around`](Self::queue_around) as of revision `at`, or of any
-    /// later revision: what a candidate reads when its predecessor's
-    /// deletion arrives at `at`. The queue as of `at` is all it needs (no
-    /// entry created later can be ahead of it, and a watch from the
-    /// snapshot's revision + 1 reports any later change to its own entry),
-    /// so a backend that can serve a past revision without confirming
-    /// that it is current (etcd: a serializable range pinned at `at`,
-    /// skipping a ReadIndex round) overrides this. The default reads the
-    /// current state.
-    ///
-    /// `at` is the revision of a change this backend delivered on a watch;
-    /// the snapshot's revision is the one its data reflects (`at` for a
-    /// pinned read), never a later one.
-    async fn queue_around_at(
-        &self,
-        election: &ElectionName,
-        own: &Entry,
-        at: Revision,
-    ) -> Result<Snapshot> {
-        let _ = at;
-        self.queue_around(election, own).await
-    }
-
     /// Reads one key, with the revision the read reflects.
     async fn get(&self, key: &str) -> Result<(Option<Entry>, Revision)>;
 

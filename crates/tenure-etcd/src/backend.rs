@@ -82,15 +82,6 @@ impl std::fmt::Debug for EtcdBackend {
     }
 }
 
-/// What [`EtcdBackend::read_around`] found.
-enum Around {
-    /// The part of the queue a candidate needs.
-    Read(Snapshot),
-    /// The key just before ours is not a queue entry of this election (a
-    /// nested election's): the whole queue must be read.
-    Foreign,
-}
-
 /// Formats a lease id as Go's `fmt.Sprintf("%x", int64)` does (a negative
 /// id gets a minus sign; etcd only hands out positive ones).
 pub(crate) fn lease_hex(id: i64) -> String {
@@ -281,71 +272,6 @@ impl EtcdBackend {
             created: rev(kv.create_revision()),
             modified: rev(kv.mod_revision()),
         }
-    }
-
-    /// The read of [`queue_around`](CoordinationBackend::queue_around):
-    /// our key and our predecessor in one read-only transaction, current
-    /// or (`at`) serializable as of that revision. The snapshot's revision
-    /// is the one the data reflects: `at` for a pinned read (the header
-    /// names the store's newest revision, which a watch from there would
-    /// skip past).
-    async fn read_around(
-        &self,
-        election: &ElectionName,
-        own: &Entry,
-        at: Option<Revision>,
-    ) -> Result<Around> {
-        let dir = Self::queue_dir(election);
-        let pinned = at.and_then(|r| i64::try_from(r).ok());
-        let options = || match pinned {
-            Some(r) => GetOptions::new().with_revision(r).with_serializable(),
-            None => GetOptions::new(),
-        };
-        let mut ops = vec![TxnOp::get(self.full(&own.key), Some(options()))];
-        // `max_create_revision(0)` would mean "no bound": an entry created
-        // at revision 1 has no predecessor to look for.
-        let before = i64::try_from(own.created.saturating_sub(1)).unwrap_or(i64::MAX);
-        if before > 0 {
-            let previous = options()
-                .with_prefix()
-                .with_sort(SortTarget::Create, SortOrder::Descend)
-                .with_max_create_revision(before)
-                .with_limit(1);
-            ops.push(TxnOp::get(self.full(&dir), Some(previous)));
-        }
-        let mut kv = self.inner.client.kv_client();
-        let resp = self
-            .call("read candidates", None, kv.txn(Txn::new().and_then(ops)))
-            .await?;
-        let revision = match (at, pinned) {
-            (Some(at), Some(_)) => at,
-            _ => header_rev("read candidates", resp.header())?,
-        };
-        let mut found: [Option<Entry>; 2] = [None, None];
-        for (i, op) in resp.op_responses().into_iter().enumerate().take(2) {
-            let TxnOpResponse::Get(get) = op else {
-                return Err(error::protocol(
-                    "read candidates",
-                    "a range answered by a non-range",
-                ));
-            };
-            found[i] = get.kvs().first().map(|kv| self.entry(kv));
-        }
-        let [mine, previous] = found;
-        let Some(mine) = mine.filter(|e| is_queue_entry(&dir, e)) else {
-            return Ok(Around::Read(Snapshot {
-                entries: Vec::new(),
-                revision,
-            }));
-        };
-        let entries = match previous {
-            None => vec![mine],
-            Some(p) if is_queue_entry(&dir, &p) => vec![p, mine],
-            // A nested election's key sorts before ours: the full read
-            // skips it.
-            Some(_) => return Ok(Around::Foreign),
-        };
-        Ok(Around::Read(Snapshot { entries, revision }))
     }
 
     /// Runs one request with the request timeout, mapping its errors.
@@ -543,31 +469,50 @@ impl CoordinationBackend for EtcdBackend {
     /// One read-only transaction, as etcd's own election waits on its
     /// predecessor: our key, and the newest entry under the election
     /// created before ours (none: we lead). What comes back does not grow
-    /// with the number of candidates.
+    /// with the number of candidates. Falls back to the full read when the
+    /// predecessor found is not a queue entry (a nested election's key).
     async fn queue_around(&self, election: &ElectionName, own: &Entry) -> Result<Snapshot> {
-        match self.read_around(election, own, None).await? {
-            Around::Read(s) => Ok(s),
-            Around::Foreign => Ok(self.candidates(election).await?.around(own)),
+        let dir = Self::queue_dir(election);
+        let mut ops = vec![TxnOp::get(self.full(&own.key), None)];
+        // `max_create_revision(0)` would mean "no bound": an entry created
+        // at revision 1 has no predecessor to look for.
+        let before = i64::try_from(own.created.saturating_sub(1)).unwrap_or(i64::MAX);
+        if before > 0 {
+            let previous = GetOptions::new()
+                .with_prefix()
+                .with_sort(SortTarget::Create, SortOrder::Descend)
+                .with_max_create_revision(before)
+                .with_limit(1);
+            ops.push(TxnOp::get(self.full(&dir), Some(previous)));
         }
-    }
-
-    /// The same transaction, serializable and pinned at `at`: the member
-    /// that delivered the event at `at` has applied it, so it answers
-    /// from its own store without a ReadIndex round with the cluster
-    /// leader. A member that has not applied `at` yet, or has compacted
-    /// it, refuses: then the current state is read instead.
-    async fn queue_around_at(
-        &self,
-        election: &ElectionName,
-        own: &Entry,
-        at: Revision,
-    ) -> Result<Snapshot> {
-        match self.read_around(election, own, Some(at)).await {
-            Ok(Around::Read(s)) => Ok(s),
-            Ok(Around::Foreign) => Ok(self.candidates(election).await?.around(own)),
-            Err(e) if error::is_revision_unavailable(&e) => self.queue_around(election, own).await,
-            Err(e) => Err(e),
+        let mut kv = self.inner.client.kv_client();
+        let resp = self
+            .call("read candidates", None, kv.txn(Txn::new().and_then(ops)))
+            .await?;
+        let revision = header_rev("read candidates", resp.header())?;
+        let mut found: [Option<Entry>; 2] = [None, None];
+        for (i, op) in resp.op_responses().into_iter().enumerate().take(2) {
+            let TxnOpResponse::Get(get) = op else {
+                return Err(error::protocol(
+                    "read candidates",
+                    "a range answered by a non-range",
+                ));
+            };
+            found[i] = get.kvs().first().map(|kv| self.entry(kv));
         }
+        let [mine, previous] = found;
+        let Some(mine) = mine.filter(|e| is_queue_entry(&dir, e)) else {
+            return Ok(Snapshot {
+                entries: Vec::new(),
+                revision,
+            });
+        };
+        let entries = match previous {
+            None => vec![mine],
+            Some(p) if is_queue_entry(&dir, &p) => vec![p, mine],
+            Some(_) => return Ok(self.candidates(election).await?.around(own)),
+        };
+        Ok(Snapshot { entries, revision })
     }
 
     async fn get(&self, key: &str) -> Result<(Option<Entry>, Revision)> {

@@ -121,19 +121,6 @@ impl From<EtcdError> for Error {
     }
 }
 
-/// Whether a read pinned at a revision was refused because that revision
-/// is not available on the member that answered: not applied there yet
-/// (a lagging member) or compacted away. Both come as `OutOfRange`.
-pub(crate) fn is_revision_unavailable(e: &Error) -> bool {
-    let Error::Backend { source, .. } = e else {
-        return false;
-    };
-    matches!(
-        source.downcast_ref::<etcd_client::Error>(),
-        Some(etcd_client::Error::GRpcStatus(status)) if status.code() == Code::OutOfRange
-    )
-}
-
 /// The failure of a stream that many requests share (the keep-alive
 /// stream of every lease on a connection), as each of its requests
 /// reports it. It names no lease: a broken stream says nothing about

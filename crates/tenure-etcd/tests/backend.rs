@@ -308,68 +308,6 @@ async fn watch_delivers_every_change_in_order_from_a_revision() {
     );
 }
 
-/// After the predecessor's deletion at `at`, the successor's read is
-/// served as of `at` (serializable, no ReadIndex round): it shows the
-/// queue of then, dated `at` — not the store's newest revision, from which
-/// a leader watch would skip our own entry's later deletion. A revision
-/// the member cannot serve (in its future, or compacted) falls back to a
-/// current read.
-#[tokio::test(flavor = "multi_thread")]
-async fn queue_around_at_reads_the_queue_as_of_the_deletion() {
-    let server = common::server().await;
-    let b = common::connect(&server.endpoint()).await;
-    let e = name("pinned");
-    let la = b.grant_lease(Duration::from_secs(10)).await.unwrap();
-    let lb = b.grant_lease(Duration::from_secs(10)).await.unwrap();
-    let create = |lease: LeaseId, v: &'static str| {
-        let (b, e) = (b.clone(), e.clone());
-        async move {
-            b.create(&e, Slot::Queue, lease, Bytes::from_static(v.as_bytes()))
-                .await
-                .unwrap()
-                .entry()
-                .clone()
-        }
-    };
-    let first = create(la.id, "a").await;
-    let second = create(lb.id, "b").await;
-    let mut w = b
-        .watch(WatchScope::Key(first.key.clone()), second.created + 1)
-        .await
-        .unwrap();
-    assert!(b.delete(&first).await.unwrap());
-    let at = match w.next().await {
-        Some(Ok(WatchEvent::Delete { revision, .. })) => revision,
-        other => panic!("expected the delete of {:?}, got {other:?}", first.key),
-    };
-    // Later changes the pinned read must not see, nor date itself after.
-    let later = b.update(&second, Bytes::from_static(b"b2")).await.unwrap();
-    assert!(later.modified > at);
-
-    let pinned = b.queue_around_at(&e, &second, at).await.unwrap();
-    assert_eq!(pinned.entries, vec![second.clone()], "the queue as of {at}");
-    assert_eq!(pinned.revision, at, "dated by its data, not the header");
-    let current = b.queue_around(&e, &second).await.unwrap();
-    assert_eq!(current.entries, vec![later.clone()]);
-
-    // A revision this member has not reached: the current state instead.
-    let future = later.modified + 1_000;
-    let read = b.queue_around_at(&e, &second, future).await.unwrap();
-    assert_eq!(
-        read, current,
-        "future revision falls back to a current read"
-    );
-    // A compacted one: the same.
-    let mut client = b.client();
-    client
-        .compact(i64::try_from(later.modified).unwrap(), None)
-        .await
-        .unwrap();
-    let read = b.queue_around_at(&e, &second, at).await.unwrap();
-    assert_eq!(read.entries, vec![later]);
-    assert!(read.revision >= current.revision);
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn watch_from_a_compacted_revision_reports_history_lost() {
     let server = common::server().await;

@@ -93,7 +93,6 @@ pub async fn run_all(backend: DynBackend, caps: Capabilities) {
     create_with_dead_lease_fails(b, &caps).await;
     candidates_ordered_by_creation(b, &caps).await;
     queue_around_agrees_with_candidates(b, &caps).await;
-    queue_around_at_misses_no_later_change(b, &caps).await;
     revisions_strictly_increase(b, &caps).await;
     update_and_delete_are_guarded(b, &caps).await;
     guarded_put_requires_guard(b, &caps).await;
@@ -426,48 +425,6 @@ pub async fn candidates_ordered_by_creation(
     for g in leases {
         revoke(backend, g.id).await;
     }
-}
-
-/// `queue_around_at(own, at)`, with `at` the revision a key watch gave
-/// the deletion of `own`'s predecessor, never shows that predecessor, and
-/// reports the revision its data reflects: when it shows `own` (a read
-/// pinned at `at`), a watch on `own` from the snapshot's revision + 1
-/// reports `own`'s deletion made after `at` — what a new leader's watch
-/// relies on to learn that its entry went before it even took office.
-pub async fn queue_around_at_misses_no_later_change(
-    backend: &dyn CoordinationBackend,
-    caps: &Capabilities,
-) {
-    let e = unique("around-at");
-    let (ga, gb) = (
-        grant(backend, caps.ttl).await,
-        grant(backend, caps.ttl).await,
-    );
-    let a = created(backend.create(&e, Slot::Queue, ga.id, v("a")).await);
-    let b = created(backend.create(&e, Slot::Queue, gb.id, v("b")).await);
-    let mut on_a = Watch::open(backend, caps, WatchScope::Key(a.key.clone()), b.created + 1).await;
-    assert!(expect_ok(backend.delete(&a).await, "delete a"));
-    let at = on_a.expect_delete(&a.key).await;
-    // `b` goes too, after `at` (an operator, or its lease).
-    assert!(expect_ok(backend.delete(&b).await, "delete b"));
-    let got = expect_ok(backend.queue_around_at(&e, &b, at).await, "queue_around_at");
-    assert!(
-        !got.entries.iter().any(|x| x.key == a.key),
-        "queue_around_at({at}) shows the predecessor deleted at {at}: {:?}",
-        got.entries
-    );
-    if got.entries.iter().any(|x| x.key == b.key) {
-        let mut on_b = Watch::open(
-            backend,
-            caps,
-            WatchScope::Key(b.key.clone()),
-            got.revision + 1,
-        )
-        .await;
-        on_b.expect_delete(&b.key).await;
-    }
-    revoke(backend, ga.id).await;
-    revoke(backend, gb.id).await;
 }
 
 /// `queue_around(own)` holds exactly what [`Snapshot::around`] keeps of

@@ -418,11 +418,8 @@ impl Sim {
                                 lease,
                                 value,
                             } => Reply::Create(client.create(&election, slot, lease, value).await),
-                            Request::Candidates { election, own, at } => {
-                                Reply::Candidates(match at {
-                                    Some(at) => client.queue_around_at(&election, &own, at).await,
-                                    None => client.queue_around(&election, &own).await,
-                                })
+                            Request::Candidates { election, own } => {
+                                Reply::Candidates(client.queue_around(&election, &own).await)
                             }
                             Request::Get { key } => Reply::Get(client.get(&key).await),
                             Request::Delete { entry } => Reply::Delete(client.delete(&entry).await),

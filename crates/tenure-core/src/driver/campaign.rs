@@ -324,15 +324,15 @@ async fn execute(
             )
             .await,
         ),
-        Request::Candidates { election, own, at } => {
-            let read = async {
-                match at {
-                    Some(at) => backend.queue_around_at(&election, &own, at).await,
-                    None => backend.queue_around(&election, &own).await,
-                }
-            };
-            Reply::Candidates(with_timeout(kind, "read candidates", timeout, read).await)
-        }
+        Request::Candidates { election, own } => Reply::Candidates(
+            with_timeout(
+                kind,
+                "read candidates",
+                timeout,
+                backend.queue_around(&election, &own),
+            )
+            .await,
+        ),
         Request::Get { key } => {
             Reply::Get(with_timeout(kind, "get", timeout, backend.get(&key)).await)
         }

@@ -78,17 +78,12 @@ pub enum Request {
         /// Our proposal.
         value: Bytes,
     },
-    /// [`CoordinationBackend::queue_around`](crate::CoordinationBackend::queue_around),
-    /// or [`queue_around_at`](crate::CoordinationBackend::queue_around_at)
-    /// when `at` is given.
+    /// [`CoordinationBackend::queue_around`](crate::CoordinationBackend::queue_around).
     Candidates {
         /// Election.
         election: ElectionName,
         /// Our entry, whose neighbourhood is read.
         own: Entry,
-        /// The revision of the predecessor's deletion that prompted the
-        /// read: the queue as of then is enough.
-        at: Option<Revision>,
     },
     /// [`CoordinationBackend::get`](crate::CoordinationBackend::get).
     Get {
@@ -500,12 +495,8 @@ impl ElectionMachine {
                 // Deleted, history lost or watch broken: look again.
                 _ => {
                     self.unwatch(Some(watch));
-                    let at = match &event {
-                        Some(WatchEvent::Delete { revision, .. }) => Some(*revision),
-                        _ => None,
-                    };
                     match (self.config.strategy, entry) {
-                        (Strategy::Queue, Some(entry)) => self.read_at(entry, at),
+                        (Strategy::Queue, Some(entry)) => self.read(entry),
                         _ if matches!(event, Some(WatchEvent::Delete { .. })) => {
                             // Single key freed: race for it after jitter.
                             let delay = self.next_delay();
@@ -818,16 +809,9 @@ impl ElectionMachine {
     }
 
     fn read(&mut self, entry: Entry) {
-        self.read_at(entry, None);
-    }
-
-    /// Reads where we stand; `at`: as of that revision (see
-    /// [`Request::Candidates`]).
-    fn read_at(&mut self, entry: Entry, at: Option<Revision>) {
         let req = self.request(Request::Candidates {
             election: self.election.clone(),
             own: entry.clone(),
-            at,
         });
         self.state = State::Reading { req, entry };
     }
