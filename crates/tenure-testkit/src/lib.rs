@@ -5,13 +5,15 @@
 //! - [`history`]: recorded leadership histories and the invariant checker.
 //! - [`proxy`]: a fault-injecting TCP proxy on loopback.
 //! - [`sim`]: a deterministic simulator of candidates with faults.
-//! - [`etcd_server`], [`zk_server`]: real servers on loopback for tests.
+//! - [`etcd_server`], [`zk_server`], [`pg_server`]: real servers on
+//!   loopback for tests.
 
 pub mod conformance;
 pub mod counting;
 pub mod etcd_server;
 pub mod harness;
 pub mod history;
+pub mod pg_server;
 pub mod proxy;
 pub mod sim;
 pub mod zk_server;
