@@ -9,6 +9,7 @@ Backends (--backend or TENURE_BACKEND):
   memory://[name]                        in-process (one process only: demos, tests)
   etcd://host:port[,host:port][/prefix]  etcd v3; etcds:// for TLS
   zk://host:port[,host:port][/root]      ZooKeeper 3.6 or newer
+  postgres://user@host:port/db[?schema=] PostgreSQL 11 or newer (postgresql:// too)
 
 Exit codes:
   0        success; clean shutdown on SIGINT/SIGTERM/SIGHUP/SIGQUIT/SIGUSR1
@@ -68,7 +69,8 @@ pub struct Cli {
 #[derive(Debug, Args)]
 pub struct GlobalArgs {
     /// Backend URL: `memory://[name]`, `etcd://host:port[,..][/prefix]`,
-    /// `etcds://..`, `zk://host:port[,..][/root]`.
+    /// `etcds://..`, `zk://host:port[,..][/root]`,
+    /// `postgres://user@host:port/db[?schema=..]`.
     #[arg(long, env = "TENURE_BACKEND", global = true, value_name = "URL")]
     pub backend: Option<String>,
     /// Format of the events on standard output.

@@ -254,3 +254,22 @@ BEGIN
     RETURNING e.modified INTO rev;
     RETURN rev;
 END $$;
+
+-- For application transactions: holds the leader's entry (FOR SHARE)
+-- until the caller's transaction ends, after checking that it is still
+-- the one created at `p_token` with a live lease; raises SQLSTATE TN001
+-- otherwise. While the share lock is held, neither a revoke nor the
+-- removal of an expired lease can delete the entry, so no successor can
+-- lead before the caller's transaction is over.
+CREATE FUNCTION @S@.check_fence(p_key text, p_token bigint) RETURNS bigint
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM 1 FROM @S@.entries e JOIN @S@.leases l ON l.id = e.lease
+    WHERE e.key = p_key AND e.created = p_token AND l.expires_at > clock_timestamp()
+    FOR SHARE OF e;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'tenure: % is not held with fencing token % any more', p_key, p_token
+            USING ERRCODE = 'TN001';
+    END IF;
+    RETURN p_token;
+END $$;

@@ -241,8 +241,11 @@ impl PgServer {
             .arg("-k")
             .arg(self.dir.path())
             .args(["-h", "127.0.0.1"])
+            // A killed server keeps what reached the kernel: tests crash
+            // processes, not machines. Commits stay synchronous, so an
+            // acknowledged commit survives a kill (restart tests rely on
+            // it).
             .args(["-c", "fsync=off"])
-            .args(["-c", "synchronous_commit=off"])
             .args(["-c", "full_page_writes=off"])
             .args(["-c", "max_connections=400"])
             // Few shared buffers: many test servers run at once.
@@ -386,6 +389,32 @@ impl PgServer {
     /// # Errors
     /// [`HarnessError::Command`] with psql's stderr when it fails.
     pub async fn psql(&self, sql: &str) -> Result<String, HarnessError> {
+        self.psql_client().run(sql).await
+    }
+
+    /// A `psql` runner for this server that owns what it needs (for
+    /// closures that must be `'static`).
+    pub fn psql_client(&self) -> Psql {
+        Psql {
+            bin: self.bin.clone(),
+            port: self.port,
+        }
+    }
+}
+
+/// Runs `psql` against a [`PgServer`] as its superuser.
+#[derive(Clone, Debug)]
+pub struct Psql {
+    bin: PathBuf,
+    port: u16,
+}
+
+impl Psql {
+    /// Runs `sql` and returns its output (unaligned, tuples only).
+    ///
+    /// # Errors
+    /// [`HarnessError::Command`] with psql's stderr when it fails.
+    pub async fn run(&self, sql: &str) -> Result<String, HarnessError> {
         let out = tokio::process::Command::new(self.bin.join("psql"))
             .args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
             .args(["-U", PG_USER, "-d", PG_DATABASE])
