@@ -6,8 +6,8 @@
 //! `postgres` user of Debian's package, else `nobody`, or the one named
 //! by `TENURE_PG_USER`) and runs `initdb` and `postgres` as that user
 //! with `setpriv`, which executes them in place: the process id is the
-//! server's own, and the server runs in a process group of its own, so
-//! that a signal (a pause, a kill) reaches every backend process.
+//! server's own. A pause or a kill reaches the postmaster and every
+//! process it started (found by parent in `/proc`).
 //!
 //! Binaries are looked up in `TENURE_PG_BIN`, then in the newest
 //! `/usr/lib/postgresql/<version>/bin` (Debian), then on the `PATH`.
@@ -308,8 +308,7 @@ impl PgServer {
         self.dir.path()
     }
 
-    /// The postmaster's process id (also its process group), while
-    /// running.
+    /// The postmaster's process id, while running.
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(Child::id)
     }
@@ -319,14 +318,32 @@ impl PgServer {
         log_tail(&self.log_path())
     }
 
-    /// Sends `sig` to every process of the server (its process group).
+    /// Sends `sig` to the postmaster and every process it started.
+    /// PostgreSQL puts each child in a process group of its own, so a
+    /// signal to the postmaster's group would not reach them: they are
+    /// found by their parent in `/proc`. The postmaster is signalled
+    /// first, so that it starts no child the loop would miss while
+    /// stopping; and last when resuming.
     fn signal_all(&self, sig: &str) -> Result<(), HarnessError> {
-        match self.pid() {
-            Some(pgid) => signal_group(pgid, sig),
-            None => Err(HarnessError::Command {
+        let Some(pid) = self.pid() else {
+            return Err(HarnessError::Command {
                 command: format!("kill -{sig}"),
                 stderr: "the server is not running".into(),
-            }),
+            });
+        };
+        let children = children_of(pid);
+        if sig == "CONT" {
+            for child in children {
+                let _ = signal_pid(child, sig);
+            }
+            signal_pid(pid, sig)
+        } else {
+            signal_pid(pid, sig)?;
+            for child in children_of(pid) {
+                // A child may have exited meanwhile.
+                let _ = signal_pid(child, sig);
+            }
+            Ok(())
         }
     }
 
@@ -334,16 +351,19 @@ impl PgServer {
         let Some(mut child) = self.child.take() else {
             return;
         };
-        let pgid = child.id();
+        let pid = child.id();
+        let children = children_of(pid);
         // Thawed first, so that a paused server dies like a running one.
-        let _ = signal_group(pgid, "CONT");
-        let _ = signal_group(pgid, "KILL");
+        for p in std::iter::once(pid).chain(children.iter().copied()) {
+            let _ = signal_pid(p, "CONT");
+            let _ = signal_pid(p, "KILL");
+        }
         let _ = child.wait();
         // Backends that outlive the postmaster for a moment still hold
         // its shared memory (a restart would refuse to start): wait, with
-        // a bound, until no process of the group is left.
+        // a bound, until none is left.
         for _ in 0..500 {
-            if signal_group(pgid, "0").is_err() {
+            if children.iter().all(|&c| signal_pid(c, "0").is_err()) {
                 break;
             }
             std::thread::sleep(Duration::from_millis(10));
@@ -433,13 +453,33 @@ impl Psql {
     }
 }
 
-/// Sends `sig` to the process group `pgid` (`kill -SIG -- -pgid`; the
-/// workspace forbids `unsafe`, so no `libc::kill`).
-fn signal_group(pgid: u32, sig: &str) -> Result<(), HarnessError> {
+/// The processes whose parent is `pid`, from `/proc`.
+fn children_of(pid: u32) -> Vec<u32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|p| {
+            // `pid (comm) state ppid ...`: the command may hold spaces,
+            // so read after its closing parenthesis.
+            std::fs::read_to_string(format!("/proc/{p}/stat"))
+                .ok()
+                .and_then(|stat| {
+                    let rest = stat.rsplit_once(')')?.1;
+                    rest.split_whitespace().nth(1)?.parse::<u32>().ok()
+                })
+                == Some(pid)
+        })
+        .collect()
+}
+
+/// Sends `sig` to `pid` with the `kill` command (the workspace forbids
+/// `unsafe`, so no `libc::kill`).
+fn signal_pid(pid: u32, sig: &str) -> Result<(), HarnessError> {
     let out = Command::new("kill")
         .arg(format!("-{sig}"))
-        .arg("--")
-        .arg(format!("-{pgid}"))
+        .arg(pid.to_string())
         .stderr(Stdio::null())
         .output()
         .map_err(io("run kill"))?;
@@ -447,7 +487,7 @@ fn signal_group(pgid: u32, sig: &str) -> Result<(), HarnessError> {
         Ok(())
     } else {
         Err(HarnessError::Command {
-            command: format!("kill -{sig} -- -{pgid}"),
+            command: format!("kill -{sig} {pid}"),
             stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
         })
     }
