@@ -79,8 +79,13 @@ impl PostgresOptions {
     /// port, user, password, database).
     ///
     /// Defaults: schema `tenure`, created on first use; 5 s connect
-    /// timeout; 5 s request timeout.
-    pub fn new(config: tokio_postgres::Config) -> Self {
+    /// timeout; 5 s request timeout; `application_name` `tenure` unless
+    /// the configuration names one.
+    pub fn new(mut config: tokio_postgres::Config) -> Self {
+        // Operators find tenure's sessions in pg_stat_activity by name.
+        if config.get_application_name().is_none() {
+            config.application_name("tenure");
+        }
         let endpoint = describe_endpoint(&config);
         PostgresOptions {
             config,
@@ -354,6 +359,7 @@ mod tests {
         }
         let o = PostgresOptions::from_url("postgres://a@h/d").unwrap();
         assert_eq!(o.schema, DEFAULT_SCHEMA);
+        assert_eq!(o.config.get_application_name(), Some("tenure"));
         let o = PostgresOptions::from_url("postgres://a@h/d?create_schema=false").unwrap();
         assert!(!o.create_schema);
     }

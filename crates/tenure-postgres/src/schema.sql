@@ -180,8 +180,10 @@ DECLARE
     found_entry @S@.entries;
 BEGIN
     PERFORM @S@.begin_write();
+    -- KEY SHARE: keeps the lease from being deleted until we commit,
+    -- without waiting for (or blocking) a keep-alive's update.
     PERFORM 1 FROM @S@.leases l
-    WHERE l.id = p_lease AND l.expires_at > clock_timestamp() FOR SHARE;
+    WHERE l.id = p_lease AND l.expires_at > clock_timestamp() FOR KEY SHARE;
     IF NOT FOUND THEN
         outcome := 'lease_expired';
         RETURN;
