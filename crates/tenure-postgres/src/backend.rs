@@ -18,7 +18,7 @@ use crate::error::{self, KIND};
 use crate::keys;
 use crate::listener::Listener;
 use crate::options::PostgresOptions;
-use crate::schema::{self, Names};
+use crate::schema::Names;
 use crate::sql::Sql;
 use crate::watch;
 
@@ -100,17 +100,7 @@ impl PostgresBackend {
     /// succeeded within the connect timeout.
     pub async fn connect(options: PostgresOptions) -> Result<PostgresBackend> {
         options.validate()?;
-        let mut client = connection::open_with_retry(&options).await?;
-        let install = schema::install(
-            &mut client,
-            &options.schema,
-            options.create_schema,
-            &options.endpoint,
-        );
-        match tokio::time::timeout(options.connect_timeout, install).await {
-            Ok(r) => r?,
-            Err(_) => return Err(error::timeout("install schema", options.connect_timeout)),
-        }
+        let client = connection::open_with_retry(&options).await?;
         let names = Names::new(&options.schema);
         debug!(endpoint = %options.endpoint, schema = %options.schema, "connected to postgres");
         Ok(PostgresBackend {

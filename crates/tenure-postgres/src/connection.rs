@@ -14,6 +14,7 @@ use tracing::debug;
 
 use crate::error::{self, KIND};
 use crate::options::PostgresOptions;
+use crate::schema;
 
 /// Opens one connection within `timeout` and spawns the task that drives
 /// it. The task ends when the connection closes.
@@ -36,19 +37,32 @@ pub(crate) async fn open(
     }
 }
 
-/// Opens a connection with [`ConnectRetry`] until the connect timeout
-/// runs out; permanent failures (credentials, a missing database) end it
-/// at once.
+/// Opens a connection and makes sure the schema is installed, retried
+/// with [`ConnectRetry`] until the connect timeout runs out (each attempt
+/// bounded by the time left); permanent failures (credentials, a missing
+/// database, a schema of another version) end it at once.
 pub(crate) async fn open_with_retry(options: &PostgresOptions) -> Result<Client> {
+    let transient_or_not = |e: Error| {
+        if e.is_transient() {
+            AttemptError::Transient(Box::new(e))
+        } else {
+            AttemptError::Permanent(e)
+        }
+    };
     let attempt = |_| async {
-        let (client, connection) =
+        let (mut client, connection) =
             open(&options.config, &options.endpoint, options.connect_timeout)
                 .await
-                .map_err(|e| match e {
-                    e if e.is_transient() => AttemptError::Transient(Box::new(e)),
-                    e => AttemptError::Permanent(e),
-                })?;
+                .map_err(transient_or_not)?;
         spawn_driver(connection);
+        schema::install(
+            &mut client,
+            &options.schema,
+            options.create_schema,
+            &options.endpoint,
+        )
+        .await
+        .map_err(transient_or_not)?;
         Ok(client)
     };
     ConnectRetry::new(KIND, options.endpoint.clone(), options.connect_timeout)

@@ -8,7 +8,7 @@
 
 use tenure_core::{Error, Result};
 use tokio_postgres::types::Type;
-use tokio_postgres::Client;
+use tokio_postgres::{Client, GenericClient};
 
 use crate::error;
 
@@ -53,8 +53,9 @@ pub fn ddl(schema: &str) -> String {
 }
 
 /// Makes sure `schema` holds tenure's tables at [`SCHEMA_VERSION`],
-/// creating them when absent and `create` allows it. Concurrent first
-/// users serialize on an advisory lock, so exactly one creates them.
+/// creating them when absent and `create` allows it. When they exist
+/// (the common case) this takes no lock; concurrent first users
+/// serialize on an advisory lock, so exactly one creates them.
 ///
 /// # Errors
 /// [`Error::InvalidConfig`] for a standby, a server older than 11, a
@@ -93,6 +94,12 @@ pub(crate) async fn install(
         });
     }
     let names = Names::new(schema);
+    let meta = names.object("meta");
+    // The common case, without a lock: the schema is there already (a
+    // hundred candidates starting at once must not queue on the lock).
+    if present(client, &meta, endpoint).await? {
+        return check_version(client, schema, &meta, endpoint).await;
+    }
     let txn = client.transaction().await.map_err(map)?;
     let lock_key = format!("tenure schema {schema}");
     txn.query_typed(
@@ -101,29 +108,9 @@ pub(crate) async fn install(
     )
     .await
     .map_err(map)?;
-    let meta = names.object("meta");
-    let present: bool = txn
-        .query_typed_one("SELECT to_regclass($1) IS NOT NULL", &[(&meta, Type::TEXT)])
-        .await
-        .map_err(map)?
-        .try_get(0)
-        .map_err(map)?;
-    if present {
-        let found: i32 = txn
-            .query_typed_one(&format!("SELECT version FROM {meta}"), &[])
-            .await
-            .map_err(map)?
-            .try_get(0)
-            .map_err(map)?;
-        if found != SCHEMA_VERSION {
-            return Err(Error::InvalidConfig {
-                field: "schema",
-                reason: format!(
-                    "schema {schema:?} holds tenure's layout version {found}, this tenure \
-                     uses version {SCHEMA_VERSION}: use another schema or a matching tenure"
-                ),
-            });
-        }
+    // Again under the lock: another client may have just created it.
+    if present(&txn, &meta, endpoint).await? {
+        check_version(&txn, schema, &meta, endpoint).await?;
     } else if create {
         txn.batch_execute(&ddl(schema)).await.map_err(map)?;
         tracing::info!(%schema, version = SCHEMA_VERSION, "created tenure's schema");
@@ -137,6 +124,43 @@ pub(crate) async fn install(
         });
     }
     txn.commit().await.map_err(map)
+}
+
+/// Whether `meta` (the schema's version table) exists.
+async fn present(client: &impl GenericClient, meta: &str, endpoint: &str) -> Result<bool> {
+    let map = |e| error::map("install schema", endpoint, e);
+    client
+        .query_typed_one("SELECT to_regclass($1) IS NOT NULL", &[(&meta, Type::TEXT)])
+        .await
+        .map_err(map)?
+        .try_get(0)
+        .map_err(map)
+}
+
+/// Fails unless the schema's layout is [`SCHEMA_VERSION`].
+async fn check_version(
+    client: &impl GenericClient,
+    schema: &str,
+    meta: &str,
+    endpoint: &str,
+) -> Result<()> {
+    let map = |e| error::map("install schema", endpoint, e);
+    let found: i32 = client
+        .query_typed_one(&format!("SELECT version FROM {meta}"), &[])
+        .await
+        .map_err(map)?
+        .try_get(0)
+        .map_err(map)?;
+    if found != SCHEMA_VERSION {
+        return Err(Error::InvalidConfig {
+            field: "schema",
+            reason: format!(
+                "schema {schema:?} holds tenure's layout version {found}, this tenure \
+                 uses version {SCHEMA_VERSION}: use another schema or a matching tenure"
+            ),
+        });
+    }
+    Ok(())
 }
 
 #[cfg(test)]
