@@ -4,19 +4,19 @@
 //! observer saw.
 //!
 //! ```sh
-//! # starts its own etcd and ZooKeeper on free loopback ports
+//! # starts its own etcd, ZooKeeper and PostgreSQL on free loopback ports
 //! # (install them with scripts/install-deps.sh):
-//! cargo run --features etcd,zookeeper --example compare_backends
+//! cargo run --features full --example compare_backends
 //! # or use running servers:
-//! cargo run --features etcd,zookeeper --example compare_backends -- \
-//!     --etcd 127.0.0.1:2379 --zk 127.0.0.1:2181
+//! cargo run --features full --example compare_backends -- \
+//!     --etcd 127.0.0.1:2379 --zk 127.0.0.1:2181 --postgres postgres://app@127.0.0.1/app
 //! # or only some backends:
-//! cargo run --features etcd,zookeeper --example compare_backends -- --only memory,etcd
+//! cargo run --features full --example compare_backends -- --only memory,etcd,postgres
 //! ```
 //!
-//! On etcd and ZooKeeper the crashed leader is a child process killed with
-//! SIGKILL: its lease or session is never revoked, so the successor waits
-//! for the backend to expire it. The in-memory backend lives inside one
+//! On etcd, ZooKeeper and PostgreSQL the crashed leader is a child process
+//! killed with SIGKILL: its lease or session is never revoked, so the
+//! successor waits for the backend to expire it. The in-memory backend lives inside one
 //! process, so there the leader's connection is cut instead.
 
 #![allow(clippy::print_stdout)]
@@ -31,6 +31,7 @@ use tenure::memory::MemoryBackend;
 use tenure::{DynBackend, Election, Error, Leadership, Observation};
 use tenure_testkit::counting::Counting;
 use tenure_testkit::etcd_server::EtcdServer;
+use tenure_testkit::pg_server::PgServer;
 use tenure_testkit::zk_server::ZkServer;
 
 const TTL: Duration = Duration::from_secs(2);
@@ -353,12 +354,13 @@ async fn main() -> tenure::Result<()> {
     if let Some(url) = flag("--child") {
         return child(&url).await;
     }
-    let only = flag("--only").unwrap_or_else(|| "memory,etcd,zookeeper".into());
+    let only = flag("--only").unwrap_or_else(|| "memory,etcd,zookeeper,postgres".into());
     let wanted = |b: &str| only.split(',').any(|x| x.trim() == b);
 
     // Servers this run starts (kept alive until the end) and the targets.
     let mut _etcd = None;
     let mut _zk = None;
+    let mut _pg = None;
     let mut targets = Vec::new();
     if wanted("memory") {
         targets.push(Target::Memory(MemoryBackend::new()));
@@ -398,6 +400,24 @@ async fn main() -> tenure::Result<()> {
             }
         };
         targets.push(Target::Url("zookeeper", format!("zk://{connect}")));
+    }
+    if wanted("postgres") {
+        let url = match flag("--postgres") {
+            Some(u) => u,
+            None => {
+                println!("starting PostgreSQL on a free loopback port...");
+                let server = PgServer::start().await.map_err(|e| {
+                    failed(
+                        "start PostgreSQL (run scripts/install-deps.sh, or pass --postgres URL)",
+                        e,
+                    )
+                })?;
+                let u = format!("{}?schema=compare", server.url());
+                _pg = Some(server);
+                u
+            }
+        };
+        targets.push(Target::Url("postgres", url));
     }
     let mut rows = Vec::new();
     for target in &targets {

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the full test suite needs beyond Rust: protoc (to build
-# etcd-client), real etcd and ZooKeeper servers, etcdctl for interop
-# tests, and the foreign election participants of the ZooKeeper interop
+# etcd-client), real etcd, ZooKeeper and PostgreSQL servers, etcdctl for
+# interop tests, and the foreign election participants of the ZooKeeper interop
 # tests: kazoo (Python) and Apache Curator's jars (run with the system
 # Java). Idempotent: installs only what is missing. Needs root (or sudo)
 # for apt.
@@ -15,6 +15,9 @@ command -v protoc >/dev/null 2>&1 || need+=(protobuf-compiler)
 command -v etcd >/dev/null 2>&1 || need+=(etcd-server)
 command -v etcdctl >/dev/null 2>&1 || need+=(etcd-client)
 [ -x /usr/share/zookeeper/bin/zkServer.sh ] || need+=(zookeeper)
+# PostgreSQL (the tests run initdb/postgres from /usr/lib/postgresql/*/bin
+# as an unprivileged user; psql and pg_isready come with it).
+compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null || need+=(postgresql)
 command -v java >/dev/null 2>&1 || need+=(default-jre-headless)
 # ZooKeeper's TLS port (the Netty connection factory) needs Netty's codec
 # and resolver jars, which its manifest does not name (tenure-testkit's

@@ -4,7 +4,8 @@
 //! campaigns for leadership of a named election, learns the instant it
 //! wins, learns the instant it must stop acting as leader, hands over
 //! cleanly on shutdown, and can watch who leads. Consensus is delegated to
-//! a real coordination service (etcd, ZooKeeper); the in-memory backend
+//! a real coordination service (etcd, ZooKeeper, or a PostgreSQL database
+//! the service already runs); the in-memory backend
 //! serves tests, examples and simulation.
 //!
 //! ```
@@ -31,6 +32,7 @@
 //! | `memory`    | in-process ([`memory`])      | yes     |
 //! | `etcd`      | etcd v3 (needs `protoc`)     | no      |
 //! | `zookeeper` | ZooKeeper 3.6 or newer       | no      |
+//! | `postgres`  | PostgreSQL 11 or newer       | no      |
 //! | `full`      | all of the above             | no      |
 
 #[doc(inline)]
@@ -47,6 +49,10 @@ pub use tenure_etcd as etcd;
 #[cfg(feature = "zookeeper")]
 #[doc(inline)]
 pub use tenure_zookeeper as zookeeper;
+
+#[cfg(feature = "postgres")]
+#[doc(inline)]
+pub use tenure_postgres as postgres;
 
 mod url;
 

@@ -1,8 +1,9 @@
 //! Choosing a backend by URL: `memory://`, `etcd://…`, `etcds://…`, `zk://…`,
-//! `zks://…`.
+//! `zks://…`, `postgres://…`.
 //!
 //! The facade only recognises the scheme; each backend parses the rest of
-//! its own URL (`EtcdOptions::from_url`, `ZkOptions::from_url`), so one
+//! its own URL (`EtcdOptions::from_url`, `ZkOptions::from_url`,
+//! `PostgresOptions::from_url`), so one
 //! grammar lives in one place.
 
 use std::time::Duration;
@@ -20,6 +21,9 @@ pub enum Scheme {
     Etcd,
     /// `zk://host:port[,host:port…][/root]`, `zks://…` for TLS.
     ZooKeeper,
+    /// `postgres://user[:password]@host:port/dbname[?schema=…]` (or
+    /// `postgresql://`), the URL libpq users know.
+    Postgres,
 }
 
 impl Scheme {
@@ -34,14 +38,18 @@ impl Scheme {
             reason: reason.to_string(),
         };
         let (scheme, _) = url.split_once("://").ok_or_else(|| {
-            bad("expected <scheme>://…, e.g. memory://, etcd://host:2379, zk://host:2181")
+            bad(
+                "expected <scheme>://…, e.g. memory://, etcd://host:2379, zk://host:2181, \
+                 postgres://user@host:5432/db",
+            )
         })?;
         match scheme {
             "memory" => Ok(Scheme::Memory),
             "etcd" | "etcds" => Ok(Scheme::Etcd),
             "zk" | "zks" | "zookeeper" => Ok(Scheme::ZooKeeper),
+            "postgres" | "postgresql" => Ok(Scheme::Postgres),
             _ => Err(bad(
-                "unknown scheme: use memory://, etcd://, etcds://, zk:// or zks://",
+                "unknown scheme: use memory://, etcd://, etcds://, zk://, zks:// or postgres://",
             )),
         }
     }
@@ -96,7 +104,8 @@ impl ConnectOptions {
     }
 
     /// Bounds establishing the connection (retries included) and each
-    /// request the backend makes on its own (etcd and ZooKeeper), in place
+    /// request the backend makes on its own (etcd, ZooKeeper and
+    /// PostgreSQL), in place
     /// of the URL's `connect_timeout=` and `request_timeout=`.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = Some(timeout);
@@ -126,6 +135,7 @@ pub async fn connect_with(url: &str, options: &ConnectOptions) -> Result<DynBack
         Scheme::Memory => memory(url),
         Scheme::Etcd => etcd(url, options).await,
         Scheme::ZooKeeper => zookeeper(url, options).await,
+        Scheme::Postgres => postgres(url, options).await,
     }
 }
 
@@ -201,6 +211,22 @@ async fn zookeeper(url: &str, _: &ConnectOptions) -> Result<DynBackend> {
     Err(missing(url, "zookeeper"))
 }
 
+#[cfg(feature = "postgres")]
+async fn postgres(url: &str, with: &ConnectOptions) -> Result<DynBackend> {
+    let mut options = tenure_postgres::PostgresOptions::from_url(url)?;
+    if let Some(t) = with.timeout {
+        options = options.connect_timeout(t).request_timeout(t);
+    }
+    Ok(std::sync::Arc::new(
+        tenure_postgres::PostgresBackend::connect(options).await?,
+    ))
+}
+
+#[cfg(not(feature = "postgres"))]
+async fn postgres(url: &str, _: &ConnectOptions) -> Result<DynBackend> {
+    Err(missing(url, "postgres"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -215,6 +241,9 @@ mod tests {
         assert_eq!(Scheme::of("etcds://a:2379").unwrap(), Scheme::Etcd);
         assert_eq!(Scheme::of("zk://h:2181/app").unwrap(), Scheme::ZooKeeper);
         assert_eq!(Scheme::of("zks://h:2281/app").unwrap(), Scheme::ZooKeeper);
+        for url in ["postgres://u@h:5432/d", "postgresql://u@h/d?schema=x"] {
+            assert_eq!(Scheme::of(url).unwrap(), Scheme::Postgres, "{url}");
+        }
     }
 
     #[test]
@@ -253,6 +282,13 @@ mod tests {
     async fn compiled_out_etcd_names_its_feature() {
         let e = connect("etcd://127.0.0.1:2379").await.unwrap_err();
         assert!(e.to_string().contains("feature `etcd`"), "{e}");
+    }
+
+    #[cfg(not(feature = "postgres"))]
+    #[tokio::test]
+    async fn compiled_out_postgres_names_its_feature() {
+        let e = connect("postgres://u@127.0.0.1:5432/d").await.unwrap_err();
+        assert!(e.to_string().contains("feature `postgres`"), "{e}");
     }
 
     #[cfg(not(feature = "zookeeper"))]

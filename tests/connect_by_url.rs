@@ -77,3 +77,31 @@ async fn unreachable_etcd_url_is_a_typed_error() {
     assert!(matches!(err, tenure::Error::Unreachable { .. }), "{err}");
     assert!(err.to_string().contains(&port.to_string()), "{err}");
 }
+
+#[cfg(feature = "postgres")]
+#[tokio::test(flavor = "multi_thread")]
+async fn postgres_url() {
+    let server = tenure_testkit::pg_server::PgServer::start().await.unwrap();
+    for url in [
+        format!("{}?schema=by_url", server.url()),
+        server.url().replacen("postgres://", "postgresql://", 1),
+    ] {
+        let backend = tenure::connect(&url).await.unwrap();
+        assert_eq!(backend.kind(), "postgres");
+        elect_and_hand_over(backend, "by-url").await;
+    }
+}
+
+#[cfg(feature = "postgres")]
+#[tokio::test(flavor = "multi_thread")]
+async fn unreachable_postgres_url_is_a_typed_error() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("postgres://tenure@127.0.0.1:{port}/postgres?connect_timeout=1s");
+    let err = tenure::connect(&url).await.unwrap_err();
+    assert!(matches!(err, tenure::Error::Unreachable { .. }), "{err}");
+    assert!(err.to_string().contains(&port.to_string()), "{err}");
+}

@@ -3,14 +3,14 @@
 #
 #   crates/tenure-chaos/run.sh short [extra tenure-chaos flags]
 #       CI's version: every backend (etcd, etcd 3-member, ZooKeeper,
-#       ZooKeeper 3-server) concurrently, 30 faults each, a fresh seed
+#       ZooKeeper 3-server, PostgreSQL) concurrently, 30 faults each, a fresh seed
 #       printed first (replay with --seed). A few minutes.
 #   crates/tenure-chaos/run.sh long [extra flags]
-#       The long campaign: 1,000 faults on each of the four backends
+#       The long campaign: 1,000 faults on each of the five backends
 #       (2,000 per backend family), concurrently, logs in
 #       ${CHAOS_OUT:-target/chaos-long}. About 40 minutes.
 #
-# Installs etcd, ZooKeeper and protoc first if they are missing. Exits
+# Installs etcd, ZooKeeper, PostgreSQL and protoc first if they are missing. Exits
 # non-zero on any violation (and prints the replay command).
 set -euo pipefail
 cd "$(dirname "$0")/../.."

@@ -50,6 +50,7 @@ enum Which {
     Scale,
     Footprint,
     Machine,
+    Postgres,
 }
 
 #[derive(Debug, Subcommand)]
@@ -178,6 +179,7 @@ async fn bench(args: Args) -> Result<()> {
         Which::Failover,
         Which::Scale,
         Which::Footprint,
+        Which::Postgres,
     ] {
         if !wants(which) {
             continue;
@@ -191,6 +193,7 @@ async fn bench(args: Args) -> Result<()> {
             Which::Scale => sections::scale(&ctx, &mut report).await,
             Which::Footprint => sections::footprint(&ctx, &mut report).await,
             Which::Machine => Ok(sections::machine(&ctx)),
+            Which::Postgres => sections::postgres(&ctx, &mut report).await,
         };
         match section {
             Ok(mut s) => {

@@ -17,6 +17,9 @@ use crate::stats::{millis, ratio, signed_millis, Distribution};
 use crate::{failover, floor, footprint, handover, scale, transitions};
 use tenure_testkit::counting::Counting as Traffic;
 
+mod postgres;
+pub use postgres::postgres;
+
 /// What every section may use.
 pub struct Ctx {
     /// Run sizes.

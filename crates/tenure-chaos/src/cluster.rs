@@ -1,5 +1,5 @@
-//! The backend under test: a single etcd or ZooKeeper server, or a
-//! three-member cluster, started by the testkit's harness on free
+//! The backend under test: a single etcd, ZooKeeper or PostgreSQL server,
+//! or a three-member cluster, started by the testkit's harness on free
 //! loopback ports, with the faults a campaign injects into it.
 
 use std::fmt;
@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use nix::sys::signal::Signal;
 use serde::{Deserialize, Serialize};
 use tenure_testkit::etcd_server::{EtcdCluster, EtcdServer};
+use tenure_testkit::pg_server::PgServer;
 use tenure_testkit::zk_server::{ZkEnsemble, ZkServer};
 
 use crate::procs;
@@ -24,15 +25,18 @@ pub enum BackendKind {
     Zk,
     /// A three-server ZooKeeper ensemble.
     Zk3,
+    /// One PostgreSQL server.
+    Pg,
 }
 
 impl BackendKind {
     /// Every kind.
-    pub const ALL: [BackendKind; 4] = [
+    pub const ALL: [BackendKind; 5] = [
         BackendKind::Etcd,
         BackendKind::Etcd3,
         BackendKind::Zk,
         BackendKind::Zk3,
+        BackendKind::Pg,
     ];
 
     /// The command-line name.
@@ -42,6 +46,7 @@ impl BackendKind {
             BackendKind::Etcd3 => "etcd3",
             BackendKind::Zk => "zk",
             BackendKind::Zk3 => "zk3",
+            BackendKind::Pg => "pg",
         }
     }
 
@@ -83,6 +88,7 @@ enum Servers {
     Etcd3(EtcdCluster),
     Zk(ZkServer),
     Zk3(ZkEnsemble),
+    Pg(PgServer),
 }
 
 /// A running backend.
@@ -144,6 +150,11 @@ impl Cluster {
                     .map_err(err)?;
                 (Servers::Zk3(e), p)
             }
+            BackendKind::Pg => {
+                let s = PgServer::start().await.map_err(err)?;
+                let p = s.port();
+                (Servers::Pg(s), vec![p])
+            }
         };
         Ok(Cluster {
             kind,
@@ -180,6 +191,12 @@ impl Cluster {
             .join(",");
         if self.kind.is_zk() {
             format!("zk://{hosts}/chaos")
+        } else if self.kind == BackendKind::Pg {
+            format!(
+                "postgres://{}@{hosts}/{}?schema=chaos",
+                tenure_testkit::pg_server::PG_USER,
+                tenure_testkit::pg_server::PG_DATABASE
+            )
         } else {
             format!("etcd://{hosts}")
         }
@@ -197,6 +214,7 @@ impl Cluster {
                 s.kill().await;
                 s.restart().await.map_err(err)
             }
+            Servers::Pg(s) => s.restart().await.map_err(err),
             // A cluster loses members one at a time (`kill_member`): a
             // whole-cluster restart is the single server's fault.
             Servers::Etcd3(_) | Servers::Zk3(_) => Err(ClusterError(
@@ -216,6 +234,10 @@ impl Cluster {
                 s.kill().await;
                 Ok(())
             }
+            Servers::Pg(s) => {
+                s.kill();
+                Ok(())
+            }
             Servers::Etcd3(c) => c.kill(i).await.map_err(err),
             Servers::Zk3(e) => e.kill(i).await.map_err(err),
         }
@@ -230,6 +252,7 @@ impl Cluster {
         match &mut self.servers {
             Servers::Etcd(s) => s.restart().await.map_err(err),
             Servers::Zk(s) => s.restart().await.map_err(err),
+            Servers::Pg(s) => s.restart().await.map_err(err),
             Servers::Etcd3(c) => c.restart(i).await.map_err(err),
             Servers::Zk3(e) => e.restart(i).await.map_err(err),
         }
@@ -240,6 +263,15 @@ impl Cluster {
     /// # Errors
     /// The member's process was not found or could not be signalled.
     pub fn signal_member(&self, i: usize, sig: Signal) -> Result<(), ClusterError> {
+        // PostgreSQL serves each connection from a process of its own:
+        // the postmaster alone (the process on the port) is not the server.
+        if let Servers::Pg(s) = &self.servers {
+            return match sig {
+                Signal::SIGSTOP => s.pause().map_err(err),
+                Signal::SIGCONT => s.resume().map_err(err),
+                other => Err(ClusterError(format!("no {other} for a PostgreSQL server"))),
+            };
+        }
         let port = *self
             .ports
             .get(i)

@@ -1,7 +1,8 @@
 //! tenure's fault campaign: "at most one valid leader, and a new one
 //! soon", checked the way Jepsen checks such promises.
 //!
-//! A campaign starts a backend (etcd or ZooKeeper, one server or three),
+//! A campaign starts a backend (etcd or ZooKeeper, one server or three;
+//! or one PostgreSQL server),
 //! K candidate processes (`chaos-candidate`), each behind its own
 //! fault-injecting proxies, and injects seeded random faults: kills,
 //! freezes, partitions, latency, operator deletes and lease revocations,

@@ -9,6 +9,7 @@ Backends (--backend or TENURE_BACKEND):
   memory://[name]                        in-process (one process only: demos, tests)
   etcd://host:port[,host:port][/prefix]  etcd v3; etcds:// for TLS
   zk://host:port[,host:port][/root]      ZooKeeper 3.6 or newer; zks:// for TLS
+  postgres://user@host:port/db[?schema=] PostgreSQL 11 or newer (postgresql:// too)
 
 Credentials stay off the command line: --password-file (with --user) reads the
 password from a file; --cacert, --cert and --key name PEM files (etcds://,
@@ -75,7 +76,8 @@ pub struct Cli {
 #[derive(Debug, Args)]
 pub struct GlobalArgs {
     /// Backend URL: `memory://[name]`, `etcd://host:port[,..][/prefix]`,
-    /// `etcds://..`, `zk://host:port[,..][/root]`.
+    /// `etcds://..`, `zk://host:port[,..][/root]`,
+    /// `postgres://user@host:port/db[?schema=..]`.
     #[arg(long, env = "TENURE_BACKEND", global = true, value_name = "URL")]
     pub backend: Option<String>,
     /// Format of the events on standard output.

@@ -10,7 +10,8 @@
 //!
 //! The backend comes from `--backend URL` or the `TENURE_BACKEND`
 //! environment variable: `memory://[name]`, `etcd://host:port[,..][/prefix]`,
-//! `etcds://...`, `zk://host:port[,..][/root]`.
+//! `etcds://...`, `zk://host:port[,..][/root]`,
+//! `postgres://user@host:port/db[?schema=...]`.
 //!
 //! # Output
 //!

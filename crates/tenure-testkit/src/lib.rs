@@ -5,7 +5,8 @@
 //! - [`history`]: recorded leadership histories and the invariant checker.
 //! - [`proxy`]: a fault-injecting TCP proxy on loopback.
 //! - [`sim`]: a deterministic simulator of candidates with faults.
-//! - [`etcd_server`], [`zk_server`]: real servers on loopback for tests.
+//! - [`etcd_server`], [`zk_server`], [`pg_server`]: real servers on
+//!   loopback for tests.
 //! - [`pki`]: certificate authorities and certificates for TLS tests.
 
 pub mod conformance;
@@ -13,6 +14,7 @@ pub mod counting;
 pub mod etcd_server;
 pub mod harness;
 pub mod history;
+pub mod pg_server;
 pub mod pki;
 pub mod proxy;
 pub mod sim;

@@ -24,7 +24,9 @@ enum Which {
     Zk,
     /// A three-server ZooKeeper ensemble.
     Zk3,
-    /// All four.
+    /// One PostgreSQL server.
+    Pg,
+    /// All five.
     All,
 }
 
@@ -93,6 +95,7 @@ fn kinds(w: &[Which]) -> Vec<BackendKind> {
             Which::Etcd3 => &[BackendKind::Etcd3],
             Which::Zk => &[BackendKind::Zk],
             Which::Zk3 => &[BackendKind::Zk3],
+            Which::Pg => &[BackendKind::Pg],
             Which::All => &BackendKind::ALL,
         };
         for b in add {

@@ -74,6 +74,10 @@ pub async fn run_cmd(mut cmd: Command) -> Finished {
     }
 }
 
+/// How long [`Running::wait`] waits for the end of stderr after the exit
+/// (a descendant that inherited the pipe may hold it open).
+const STDERR_LINGER: Duration = Duration::from_secs(2);
+
 /// A long-running `tenure` whose JSON events are read as they come.
 pub struct Running {
     /// Label for messages.
@@ -83,6 +87,8 @@ pub struct Running {
     /// Every event read so far.
     pub seen: Vec<Value>,
     stderr: Arc<Mutex<String>>,
+    /// The task reading stderr; it ends at end of file.
+    stderr_reader: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Running {
@@ -98,7 +104,7 @@ impl Running {
         let stderr = Arc::new(Mutex::new(String::new()));
         let mut err = child.stderr.take().unwrap();
         let sink = stderr.clone();
-        tokio::spawn(async move {
+        let stderr_reader = tokio::spawn(async move {
             let mut buf = [0u8; 4096];
             while let Ok(n) = err.read(&mut buf).await {
                 if n == 0 {
@@ -115,6 +121,7 @@ impl Running {
             lines,
             seen: Vec::new(),
             stderr,
+            stderr_reader: Some(stderr_reader),
         }
     }
 
@@ -164,10 +171,18 @@ impl Running {
         kill(Pid::from_raw(self.pid()), signal).unwrap();
     }
 
-    /// Waits for it to exit; returns the status.
+    /// Waits for it to exit; returns the status. What it wrote to stderr
+    /// before exiting is in [`stderr`](Self::stderr) by then: the reader
+    /// reaches the end of the pipe (unless a process it started keeps the
+    /// pipe open, which [`STDERR_LINGER`] bounds).
     pub async fn wait(&mut self) -> ExitStatus {
         match tokio::time::timeout(PATIENCE, self.child.wait()).await {
-            Ok(s) => s.unwrap(),
+            Ok(s) => {
+                if let Some(reader) = self.stderr_reader.take() {
+                    let _ = tokio::time::timeout(STDERR_LINGER, reader).await;
+                }
+                s.unwrap()
+            }
             Err(_) => panic!(
                 "{}: did not exit; seen {:#?}; stderr:\n{}",
                 self.label,
