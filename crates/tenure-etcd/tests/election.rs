@@ -12,117 +12,48 @@ use bytes::Bytes;
 use futures::StreamExt;
 use tenure_core::{DynBackend, Election, LossReason, Observation, Session};
 use tenure_testkit::counting::Counting;
+use tenure_testkit::driver_scenarios;
 use tenure_testkit::etcd_server::EtcdCluster;
 
 const TTL: Duration = Duration::from_secs(2);
 
 fn election(b: DynBackend, name: &str) -> Election {
-    Election::builder(b, name).ttl(TTL).build().unwrap()
+    driver_scenarios::election(b, name, TTL)
 }
 
 async fn wait_queued(e: &Election, n: usize) {
-    let ok = common::eventually(Duration::from_secs(10), || async {
-        e.candidates().await.map(|c| c.len() == n).unwrap_or(false)
-    })
-    .await;
-    assert!(ok, "expected {n} candidates");
+    driver_scenarios::wait_queued(e, n, Duration::from_secs(10)).await;
 }
 
-/// A leader on its own runtime and connection that can "crash": its
-/// runtime is shut down, so nothing resigns, deletes or revokes; only the
-/// lease's expiry removes its entry.
-fn crashable_leader(
-    endpoint: String,
-    name: &'static str,
-) -> (std::sync::mpsc::Receiver<u64>, std::sync::mpsc::Sender<()>) {
-    let (elected_tx, elected_rx) = std::sync::mpsc::channel();
-    let (crash_tx, crash_rx) = std::sync::mpsc::channel::<()>();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
-        let leadership = rt.block_on(async {
-            let b = common::dyn_backend(&endpoint).await;
-            election(b, name).campaign("crashy").await.unwrap()
-        });
-        elected_tx.send(leadership.token()).unwrap();
-        let _ = crash_rx.recv();
-        rt.shutdown_background();
-        // Nothing may run on its behalf any more: no resign on drop.
-        std::mem::forget(leadership);
-    });
-    (elected_rx, crash_tx)
+/// Fresh connections to `url`, for the shared scenarios.
+fn connector(url: String) -> driver_scenarios::Connect {
+    Arc::new(move || {
+        let url = url.clone();
+        Box::pin(async move { common::dyn_backend(&url).await })
+    })
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn leader_crash_successor_within_ttl() {
     let server = common::server().await;
-    let (elected, crash) = crashable_leader(server.endpoint(), "crash");
-    let token_a =
-        tokio::task::spawn_blocking(move || elected.recv_timeout(Duration::from_secs(10)))
-            .await
-            .unwrap()
-            .expect("the first candidate was not elected");
-
-    let eb = election(common::dyn_backend(&server.endpoint()).await, "crash");
-    let follower = {
-        let eb = eb.clone();
-        tokio::spawn(async move { eb.campaign("b").await })
-    };
-    wait_queued(&eb, 2).await;
-    let t0 = Instant::now();
-    crash.send(()).unwrap();
-    let lb = tokio::time::timeout(TTL + Duration::from_secs(5), follower)
-        .await
-        .expect("no successor")
-        .unwrap()
-        .unwrap();
-    let failover = t0.elapsed();
-    println!("failover after leader crash: {failover:?} (TTL {TTL:?})");
+    let failover = driver_scenarios::crash_failover(
+        connector(server.endpoint()),
+        "crash",
+        TTL,
+        Duration::from_secs(5),
+    )
+    .await;
     assert!(
         failover <= TTL + Duration::from_millis(1500),
         "failover took {failover:?}"
     );
-    assert!(lb.token() > token_a);
-    assert!(lb.is_leader());
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn graceful_resign_hands_over_in_one_round_trip() {
     let server = common::server().await;
-    let ea = election(common::dyn_backend(&server.endpoint()).await, "handover");
-    let eb = election(common::dyn_backend(&server.endpoint()).await, "handover");
-    let mut leader = ea.campaign("a").await.unwrap();
-    let mut waiting = eb.clone();
-    let mut idle = ea.clone();
-    let mut times = Vec::new();
-    let mut last_token = leader.token();
-    for round in 0..5 {
-        let value = format!("r{round}");
-        let next = {
-            let w = waiting.clone();
-            tokio::spawn(async move { w.campaign(value).await })
-        };
-        wait_queued(&waiting, 2).await;
-        let t0 = Instant::now();
-        leader.resign().await;
-        leader = tokio::time::timeout(Duration::from_secs(5), next)
-            .await
-            .expect("no successor after resign")
-            .unwrap()
-            .unwrap();
-        times.push(t0.elapsed());
-        assert!(leader.token() > last_token, "fencing token must increase");
-        last_token = leader.token();
-        std::mem::swap(&mut waiting, &mut idle);
-    }
-    times.sort();
-    println!(
-        "handover after resign: median {:?}, max {:?}",
-        times[2], times[4]
-    );
+    let times =
+        driver_scenarios::resign_handovers(connector(server.endpoint()), "handover", TTL).await;
     // Far below a TTL: the successor does not wait for an expiry.
     assert!(times[4] < TTL / 2, "handover took {:?}", times[4]);
 }

@@ -2,6 +2,8 @@
 //!
 //! - [`conformance`]: the suite every `CoordinationBackend` passes.
 //! - [`counting`]: a backend wrapper counting reads and watch events.
+//! - [`driver_scenarios`]: crash failover and resign hand-overs through
+//!   the driver API, shared by the real backends' tests.
 //! - [`history`]: recorded leadership histories and the invariant checker.
 //! - [`proxy`]: a fault-injecting TCP proxy on loopback.
 //! - [`sim`]: a deterministic simulator of candidates with faults.
@@ -11,6 +13,7 @@
 
 pub mod conformance;
 pub mod counting;
+pub mod driver_scenarios;
 pub mod etcd_server;
 pub mod harness;
 pub mod history;
