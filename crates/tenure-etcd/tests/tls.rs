@@ -9,14 +9,14 @@ mod common;
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures::StreamExt;
 use tenure_core::{DynBackend, Election, Error};
 use tenure_etcd::{EtcdBackend, EtcdOptions};
 use tenure_testkit::conformance::{self as suite, Capabilities};
 use tenure_testkit::etcd_server::EtcdServer;
-use tenure_testkit::pki::{CertFiles, TestPki, SERVER_NAME};
+use tenure_testkit::pki::{self, CertFiles, TestPki, SERVER_NAME};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// Only a hang guard: each step below answers in milliseconds.
@@ -177,29 +177,10 @@ async fn refused_certificates_are_typed_errors_within_the_connect_timeout() {
             "does not name the host",
         ),
     ];
-    for (what, url, cause) in cases {
-        let t0 = Instant::now();
-        let err = tokio::time::timeout(GUARD, connect_url(&url))
-            .await
-            .unwrap_or_else(|_| panic!("{what}: connect hung"))
-            .unwrap_err();
-        let took = t0.elapsed();
-        assert!(
-            matches!(
-                err,
-                Error::Tls {
-                    backend: "etcd",
-                    ..
-                }
-            ),
-            "{what}: expected Error::Tls, got {err:?}"
-        );
-        let text = err.to_string();
-        assert!(text.contains(cause), "{what}: {text}");
-        assert!(!err.is_transient(), "{what}");
-        // Refused at the first attempt, not retried until the timeout.
-        assert!(took < CONNECT_TIMEOUT, "{what}: took {took:?}");
-    }
+    pki::assert_refused_by_tls("etcd", &cases, CONNECT_TIMEOUT, GUARD, |u| async move {
+        connect_url(&u).await
+    })
+    .await;
 }
 
 /// A malformed or missing PEM file fails before any connection, naming

@@ -273,6 +273,44 @@ fn write(path: &Path, text: &str) -> Result<(), HarnessError> {
     std::fs::write(path, text).map_err(io(format!("write {}", path.display())))
 }
 
+/// For each `(what, url, cause)`, connects with `connect(url)` and checks
+/// that it is refused with [`Error::Tls`](tenure_core::Error::Tls) from
+/// `backend`, naming `cause`, not transient, and within `connect_timeout`
+/// (refused at the first attempt, not retried until the timeout); `guard`
+/// only keeps a hang from stalling the test.
+///
+/// # Panics
+/// On any case that connects, hangs, or fails otherwise.
+pub async fn assert_refused_by_tls<T, F, Fut>(
+    backend: &str,
+    cases: &[(&str, String, &str)],
+    connect_timeout: std::time::Duration,
+    guard: std::time::Duration,
+    connect: F,
+) where
+    T: std::fmt::Debug,
+    F: Fn(String) -> Fut,
+    Fut: std::future::Future<Output = tenure_core::Result<T>>,
+{
+    for (what, url, cause) in cases {
+        let t0 = std::time::Instant::now();
+        let err = match tokio::time::timeout(guard, connect(url.clone())).await {
+            Err(_) => panic!("{what}: connect hung"),
+            Ok(Ok(b)) => panic!("{what}: connected: {b:?}"),
+            Ok(Err(e)) => e,
+        };
+        let took = t0.elapsed();
+        assert!(
+            matches!(&err, tenure_core::Error::Tls { backend: b, .. } if *b == backend),
+            "{what}: expected Error::Tls from {backend}, got {err:?}"
+        );
+        let text = err.to_string();
+        assert!(text.contains(cause), "{what}: {text}");
+        assert!(!err.is_transient(), "{what}");
+        assert!(took < connect_timeout, "{what}: took {took:?}");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,12 +10,12 @@ mod common;
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures::StreamExt;
 use tenure_core::{DynBackend, Election, Error};
 use tenure_testkit::conformance::{self as suite, Capabilities};
-use tenure_testkit::pki::{CertFiles, TestPki};
+use tenure_testkit::pki::{self, CertFiles, TestPki};
 use tenure_testkit::zk_server::{ZkServer, ZkServerConfig};
 use tenure_zookeeper::{ZkBackend, ZkOptions};
 
@@ -148,28 +148,14 @@ async fn refused_certificates_are_typed_errors_within_the_connect_timeout() {
             "does not name the host",
         ),
     ];
-    for (what, url, cause) in cases {
-        let t0 = Instant::now();
-        let err = tokio::time::timeout(GUARD, connect_url(&url))
-            .await
-            .unwrap_or_else(|_| panic!("{what}: connect hung"))
-            .unwrap_err();
-        let took = t0.elapsed();
-        assert!(
-            matches!(
-                err,
-                Error::Tls {
-                    backend: "zookeeper",
-                    ..
-                }
-            ),
-            "{what}: expected Error::Tls, got {err:?}"
-        );
-        let text = err.to_string();
-        assert!(text.contains(cause), "{what}: {text}");
-        assert!(!err.is_transient(), "{what}");
-        assert!(took < CONNECT_TIMEOUT, "{what}: took {took:?}");
-    }
+    pki::assert_refused_by_tls(
+        "zookeeper",
+        &cases,
+        CONNECT_TIMEOUT,
+        GUARD,
+        |u| async move { connect_url(&u).await },
+    )
+    .await;
 }
 
 /// A malformed PEM file fails before any connection, naming the file;
