@@ -79,11 +79,13 @@ fn memory_pair() -> (DynBackend, DynBackend) {
     (Arc::new(m.client()), Arc::new(m.client()))
 }
 
-fn median(d: &Option<Distribution>) -> Option<f64> {
+/// The median of a distribution that may be missing.
+pub(crate) fn median(d: &Option<Distribution>) -> Option<f64> {
     d.as_ref().map(|d| d.median)
 }
 
-fn p99(d: &Option<Distribution>) -> Option<f64> {
+/// The p99 of a distribution that may be missing.
+pub(crate) fn p99(d: &Option<Distribution>) -> Option<f64> {
     d.as_ref().map(|d| d.p99)
 }
 

@@ -10,7 +10,7 @@ use crate::clock::{between, mono_ns};
 use crate::error::Result;
 use crate::peers::Tool;
 use crate::report::{ratio_cell, Report, Section, Table};
-use crate::sections::Ctx;
+use crate::sections::{median, p99, Ctx};
 use crate::stats::{ratio, Distribution};
 
 /// The longest one start may take before the run counts as failed.
@@ -76,15 +76,13 @@ pub async fn startup(ctx: &Ctx, report: &mut Report) -> Result<Section> {
                 );
                 t.dist_row(&[backend.into(), label.into()], a.as_ref());
                 t.dist_row(&[backend.into(), peer.to_string()], b.as_ref());
-                let med = |d: &Option<Distribution>| d.as_ref().map(|d| d.median);
-                let p99 = |d: &Option<Distribution>| d.as_ref().map(|d| d.p99);
                 r.row(vec![
                     backend.into(),
                     format!("{label} / {peer}"),
-                    ratio_cell(ratio(med(&a), med(&b))),
+                    ratio_cell(ratio(median(&a), median(&b))),
                     ratio_cell(ratio(p99(&a), p99(&b))),
                 ]);
-                ratio(med(&a), med(&b))
+                ratio(median(&a), median(&b))
             }
             Err(e) => {
                 t.row(vec![backend.into(), format!("failed: {e}")]);
