@@ -13,6 +13,8 @@
 //! - [`driver`]: runs the machines on tokio against a backend:
 //!   [`Session`], [`Election`], [`Leadership`], and client-go style
 //!   [`Callbacks`].
+//! - [`queue_reads`]: concurrent queue reads of one election coalesced
+//!   into one, for backends whose per-candidate read costs O(N).
 //! - [`retry`]: establishing connections and sessions, retried with
 //!   jittered back-off within the connect timeout ([`ConnectRetry`]).
 //! - [`url_query`]: options in a backend URL's query string, shared by
@@ -31,6 +33,7 @@ pub mod error;
 pub mod machine;
 pub mod metrics;
 pub mod name;
+pub mod queue_reads;
 pub mod retry;
 #[cfg(feature = "tls")]
 pub mod tls;

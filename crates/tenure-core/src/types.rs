@@ -116,17 +116,21 @@ impl Snapshot {
     /// key, at the same revision. `own` alone means it leads; an empty
     /// snapshot means its entry is gone.
     pub fn around(self, own: &Entry) -> Snapshot {
-        let revision = self.revision;
-        let mut entries = self.entries;
-        let Some(pos) = entries.iter().position(|e| e.key == own.key) else {
-            return Snapshot {
-                entries: Vec::new(),
-                revision,
-            };
+        let pos = self.entries.iter().position(|e| e.key == own.key);
+        self.around_position(pos)
+    }
+
+    /// [`around`](Self::around) for the entry at `pos` (`None`: absent),
+    /// for a caller that located it already; copies at most two entries.
+    pub(crate) fn around_position(&self, pos: Option<usize>) -> Snapshot {
+        let entries = match pos {
+            Some(pos) => self.entries[pos.saturating_sub(1)..=pos].to_vec(),
+            None => Vec::new(),
         };
-        entries.truncate(pos + 1);
-        entries.drain(..pos.saturating_sub(1));
-        Snapshot { entries, revision }
+        Snapshot {
+            entries,
+            revision: self.revision,
+        }
     }
 }
 

@@ -10,6 +10,7 @@ use etcd_client::{
     Client, Compare, CompareOp, ConnectOptions, GetOptions, KeyValue, PutOptions, ResponseHeader,
     SortOrder, SortTarget, Txn, TxnOp, TxnOpResponse,
 };
+use tenure_core::queue_reads::{QueueReads, QueueSource};
 use tenure_core::retry::AttemptError;
 use tenure_core::{
     ConnectRetry, CoordinationBackend, CreateOutcome, ElectionName, Entry, Error, LeaseGrant,
@@ -71,6 +72,8 @@ struct Inner {
     request_timeout: Duration,
     /// The keep-alive stream every lease shares, opened on first use.
     keep_alives: KeepAlives,
+    /// Concurrent queue reads of one election, answered by one read.
+    queue_reads: QueueReads,
 }
 
 impl std::fmt::Debug for EtcdBackend {
@@ -196,6 +199,7 @@ impl EtcdBackend {
         Ok(EtcdBackend {
             inner: Arc::new(Inner {
                 keep_alives: KeepAlives::new(client.clone(), endpoint.clone()),
+                queue_reads: QueueReads::new(),
                 client,
                 prefix: options.prefix,
                 endpoint,
@@ -444,75 +448,14 @@ impl CoordinationBackend for EtcdBackend {
     }
 
     async fn candidates(&self, election: &ElectionName) -> Result<Snapshot> {
-        let dir = Self::queue_dir(election);
-        let options = GetOptions::new()
-            .with_prefix()
-            .with_sort(SortTarget::Create, SortOrder::Ascend);
-        let mut kv = self.inner.client.kv_client();
-        let resp = self
-            .call(
-                "read candidates",
-                None,
-                kv.get(self.full(&dir), Some(options)),
-            )
-            .await?;
-        let revision = header_rev("read candidates", resp.header())?;
-        let entries = resp
-            .kvs()
-            .iter()
-            .map(|kv| self.entry(kv))
-            .filter(|e| is_queue_entry(&dir, e))
-            .collect();
-        Ok(Snapshot { entries, revision })
+        self.read_queue(election).await
     }
 
-    /// One read-only transaction, as etcd's own election waits on its
-    /// predecessor: our key, and the newest entry under the election
-    /// created before ours (none: we lead). What comes back does not grow
-    /// with the number of candidates. Falls back to the full read when the
-    /// predecessor found is not a queue entry (a nested election's key).
+    /// One read for the whole queue while several candidates of the
+    /// election ask at once on this connection ([`QueueReads`]); alone, the
+    /// one-entry read of [`QueueSource::read_around`].
     async fn queue_around(&self, election: &ElectionName, own: &Entry) -> Result<Snapshot> {
-        let dir = Self::queue_dir(election);
-        let mut ops = vec![TxnOp::get(self.full(&own.key), None)];
-        // `max_create_revision(0)` would mean "no bound": an entry created
-        // at revision 1 has no predecessor to look for.
-        let before = i64::try_from(own.created.saturating_sub(1)).unwrap_or(i64::MAX);
-        if before > 0 {
-            let previous = GetOptions::new()
-                .with_prefix()
-                .with_sort(SortTarget::Create, SortOrder::Descend)
-                .with_max_create_revision(before)
-                .with_limit(1);
-            ops.push(TxnOp::get(self.full(&dir), Some(previous)));
-        }
-        let mut kv = self.inner.client.kv_client();
-        let resp = self
-            .call("read candidates", None, kv.txn(Txn::new().and_then(ops)))
-            .await?;
-        let revision = header_rev("read candidates", resp.header())?;
-        let mut found: [Option<Entry>; 2] = [None, None];
-        for (i, op) in resp.op_responses().into_iter().enumerate().take(2) {
-            let TxnOpResponse::Get(get) = op else {
-                return Err(error::protocol(
-                    "read candidates",
-                    "a range answered by a non-range",
-                ));
-            };
-            found[i] = get.kvs().first().map(|kv| self.entry(kv));
-        }
-        let [mine, previous] = found;
-        let Some(mine) = mine.filter(|e| is_queue_entry(&dir, e)) else {
-            return Ok(Snapshot {
-                entries: Vec::new(),
-                revision,
-            });
-        };
-        let entries = match previous {
-            None => vec![mine],
-            Some(p) if is_queue_entry(&dir, &p) => vec![p, mine],
-            Some(_) => return Ok(self.candidates(election).await?.around(own)),
-        };
-        Ok(Snapshot { entries, revision })
+        self.inner.queue_reads.around(self, election, own).await
     }
 
     async fn get(&self, key: &str) -> Result<(Option<Entry>, Revision)> {
@@ -604,6 +547,81 @@ impl CoordinationBackend for EtcdBackend {
 
     async fn watch(&self, scope: WatchScope, from: Revision) -> Result<WatchStream> {
         watch::open(self, scope, from).await
+    }
+}
+
+#[async_trait]
+impl QueueSource for EtcdBackend {
+    /// One read-only transaction, as etcd's own election waits on its
+    /// predecessor: our key, and the newest entry under the election
+    /// created before ours (none: we lead). What comes back does not grow
+    /// with the number of candidates. Falls back to the full read when the
+    /// predecessor found is not a queue entry (a nested election's key).
+    async fn read_around(&self, election: &ElectionName, own: &Entry) -> Result<Snapshot> {
+        let dir = Self::queue_dir(election);
+        let mut ops = vec![TxnOp::get(self.full(&own.key), None)];
+        // `max_create_revision(0)` would mean "no bound": an entry created
+        // at revision 1 has no predecessor to look for.
+        let before = i64::try_from(own.created.saturating_sub(1)).unwrap_or(i64::MAX);
+        if before > 0 {
+            let previous = GetOptions::new()
+                .with_prefix()
+                .with_sort(SortTarget::Create, SortOrder::Descend)
+                .with_max_create_revision(before)
+                .with_limit(1);
+            ops.push(TxnOp::get(self.full(&dir), Some(previous)));
+        }
+        let mut kv = self.inner.client.kv_client();
+        let resp = self
+            .call("read candidates", None, kv.txn(Txn::new().and_then(ops)))
+            .await?;
+        let revision = header_rev("read candidates", resp.header())?;
+        let mut found: [Option<Entry>; 2] = [None, None];
+        for (i, op) in resp.op_responses().into_iter().enumerate().take(2) {
+            let TxnOpResponse::Get(get) = op else {
+                return Err(error::protocol(
+                    "read candidates",
+                    "a range answered by a non-range",
+                ));
+            };
+            found[i] = get.kvs().first().map(|kv| self.entry(kv));
+        }
+        let [mine, previous] = found;
+        let Some(mine) = mine.filter(|e| is_queue_entry(&dir, e)) else {
+            return Ok(Snapshot {
+                entries: Vec::new(),
+                revision,
+            });
+        };
+        let entries = match previous {
+            None => vec![mine],
+            Some(p) if is_queue_entry(&dir, &p) => vec![p, mine],
+            Some(_) => return Ok(self.read_queue(election).await?.around(own)),
+        };
+        Ok(Snapshot { entries, revision })
+    }
+
+    async fn read_queue(&self, election: &ElectionName) -> Result<Snapshot> {
+        let dir = Self::queue_dir(election);
+        let options = GetOptions::new()
+            .with_prefix()
+            .with_sort(SortTarget::Create, SortOrder::Ascend);
+        let mut kv = self.inner.client.kv_client();
+        let resp = self
+            .call(
+                "read candidates",
+                None,
+                kv.get(self.full(&dir), Some(options)),
+            )
+            .await?;
+        let revision = header_rev("read candidates", resp.header())?;
+        let entries = resp
+            .kvs()
+            .iter()
+            .map(|kv| self.entry(kv))
+            .filter(|e| is_queue_entry(&dir, e))
+            .collect();
+        Ok(Snapshot { entries, revision })
     }
 }
 
