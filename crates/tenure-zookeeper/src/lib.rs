@@ -30,19 +30,38 @@
 //!   digest credentials, [`ZkAcl`]) and [`Layout`].
 //! - `backend`: [`ZkBackend`], the trait implementation (how leases,
 //!   entries, revisions and guarded writes map onto ZooKeeper is described
-//!   there).
+//!   there), over the parts below.
+//! - `session`: opening sessions, with back-off until the connect
+//!   timeout, and what a test handshake finds when none opens.
+//! - `lease`: a session per lease, the table of live ones, and the task
+//!   that closes a session whose lease was not renewed.
+//! - `paths`: where elections, candidates and keys live in the tree, and
+//!   the shape of a candidate (leader node or a layout's queue entry).
+//! - `read`: candidates, keys and revisions from atomic multi-reads.
+//! - `create`: candidates, protected against lost replies, one shape per
+//!   election.
+//! - `write`: updates, deletes and guarded puts that hold only while the
+//!   entry is still ours.
+//! - `retry`: the one retry loop across connection losses and races.
 //! - `watch`: one-shot and persistent ZooKeeper watches as tenure watch
 //!   streams, with `HistoryLost` whenever events may have been missed.
 //! - `probe`: learns the server's session-timeout bounds.
 //! - `error`: the one mapping from client errors to [`tenure_core::Error`].
 
 mod backend;
+mod create;
 mod error;
+mod lease;
 mod options;
+mod paths;
 mod probe;
+mod read;
+mod retry;
+mod session;
 #[cfg(feature = "tls")]
 mod tls;
 mod watch;
+mod write;
 
 pub use backend::ZkBackend;
 pub use options::{Layout, ZkAcl, ZkOptions};

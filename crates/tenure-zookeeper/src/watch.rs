@@ -49,9 +49,28 @@ use tenure_core::{Entry, Result, Revision, WatchEvent, WatchStream};
 use tokio::sync::mpsc;
 use zookeeper_client as zk;
 
-use crate::backend::{
-    ancestor_revision, entry, multi_read, parent_of, pause, zxid, Read, ZkBackend, RETRIES,
-};
+use crate::error::Ctx;
+use crate::paths::{parent_of, Names};
+use crate::read::{self, ancestor_revision, entry, multi_read, zxid, Read};
+use crate::retry::answer;
+
+/// What a watch task knows of the backend it serves: where keys live,
+/// and the endpoint its errors name.
+pub(crate) struct Origin {
+    pub(crate) names: Names,
+    pub(crate) endpoint: String,
+}
+
+impl Origin {
+    /// The context of errors from `operation`.
+    fn ctx(&self, operation: &'static str) -> Ctx<'_> {
+        Ctx {
+            operation,
+            endpoint: &self.endpoint,
+            lease: None,
+        }
+    }
+}
 
 type Tx = mpsc::Sender<Result<WatchEvent>>;
 
@@ -98,7 +117,7 @@ async fn wait(tx: &Tx, watcher: zk::OneshotWatcher) -> Woken {
 /// (and any change since `from` queued) before this returns, so changes
 /// made after it returns are never compared against a later state.
 pub(crate) async fn key(
-    backend: ZkBackend,
+    origin: Origin,
     client: zk::Client,
     key: String,
     path: String,
@@ -111,7 +130,7 @@ pub(crate) async fn key(
         next: from,
         known: None,
     };
-    let first = state.arm(&backend, &client, &tx).await?;
+    let first = state.arm(&origin, &client, &tx).await?;
     tokio::spawn(async move {
         let mut armed = first;
         loop {
@@ -121,9 +140,9 @@ pub(crate) async fn key(
             };
             let rearmed = match wait(&tx, watcher).await {
                 Woken::Changed(ev) if ev.event_type == zk::EventType::NodeDeleted => {
-                    state.on_deleted(&backend, &client, &tx, ev.zxid).await
+                    state.on_deleted(&origin, &client, &tx, ev.zxid).await
                 }
-                Woken::Changed(_) => state.arm(&backend, &client, &tx).await,
+                Woken::Changed(_) => state.arm(&origin, &client, &tx).await,
                 Woken::SessionLost => {
                     let _ = send(&tx, Ok(WatchEvent::HistoryLost)).await;
                     return;
@@ -162,8 +181,8 @@ enum Armed {
 impl KeyWatch {
     /// Reads the node with a watch, reports what changed since the last
     /// report, and returns the armed watch.
-    async fn arm(&mut self, backend: &ZkBackend, client: &zk::Client, tx: &Tx) -> Result<Armed> {
-        let ctx = backend.ctx("watch", None);
+    async fn arm(&mut self, origin: &Origin, client: &zk::Client, tx: &Tx) -> Result<Armed> {
+        let ctx = origin.ctx("watch");
         loop {
             match client.get_and_watch_data(&self.path).await {
                 Ok((data, stat, watcher)) => {
@@ -193,14 +212,14 @@ impl KeyWatch {
                     self.known = Some((stat.czxid, stat.mzxid));
                     return Ok(Armed::Watching(watcher));
                 }
-                Err(zk::Error::NoNode) => match self.absent_since(backend, client).await? {
+                Err(zk::Error::NoNode) => match self.absent_since(origin, client).await? {
                     // Created in between: read it with a data watch.
                     None => continue,
                     Some(revision) => {
                         if !self.report_absent(tx, revision).await {
                             return Ok(Armed::Done);
                         }
-                        match self.watch_absent(backend, client, tx).await? {
+                        match self.watch_absent(origin, client, tx).await? {
                             Some(armed) => return Ok(armed),
                             None => continue,
                         }
@@ -229,7 +248,7 @@ impl KeyWatch {
     /// zxid and is reported as a put.
     async fn on_deleted(
         &mut self,
-        backend: &ZkBackend,
+        origin: &Origin,
         client: &zk::Client,
         tx: &Tx,
         event_zxid: i64,
@@ -242,9 +261,9 @@ impl KeyWatch {
         if !self.report_absent(tx, revision).await {
             return Ok(Armed::Done);
         }
-        match self.watch_absent(backend, client, tx).await? {
+        match self.watch_absent(origin, client, tx).await? {
             Some(armed) => Ok(armed),
-            None => self.arm(backend, client, tx).await,
+            None => self.arm(origin, client, tx).await,
         }
     }
 
@@ -252,12 +271,8 @@ impl KeyWatch {
     /// the node exists, otherwise a revision at which it was absent (the
     /// parent's `pzxid`: at least the zxid of its deletion, and older than
     /// any creation after the read).
-    async fn absent_since(
-        &self,
-        backend: &ZkBackend,
-        client: &zk::Client,
-    ) -> Result<Option<Revision>> {
-        let ctx = backend.ctx("watch", None);
+    async fn absent_since(&self, origin: &Origin, client: &zk::Client) -> Result<Option<Revision>> {
+        let ctx = origin.ctx("watch");
         let ops = [Read::Data(&self.path), Read::Data(parent_of(&self.path))];
         let mut it = multi_read(client, &ops, ctx).await?.into_iter();
         match (it.next(), it.next()) {
@@ -291,42 +306,39 @@ impl KeyWatch {
     /// has been created since it was found absent (read it again).
     async fn watch_absent(
         &mut self,
-        backend: &ZkBackend,
+        origin: &Origin,
         client: &zk::Client,
         tx: &Tx,
     ) -> Result<Option<Armed>> {
-        let ctx = backend.ctx("watch", None);
-        for attempt in 0..RETRIES {
-            match client.check_and_watch_stat(&self.path).await {
-                Ok((Some(_), _)) => return Ok(None),
-                Ok((None, watcher)) => return Ok(Some(Armed::Watching(watcher))),
-                Err(zk::Error::ConnectionLoss | zk::Error::Custom(_)) => pause(attempt).await,
-                Err(zk::Error::SessionExpired | zk::Error::ClientClosed) => {
-                    let _ = send(tx, Ok(WatchEvent::HistoryLost)).await;
-                    return Ok(Some(Armed::Done));
-                }
-                Err(e) => return Err(ctx.error(e)),
+        let ctx = origin.ctx("watch");
+        match answer(|| client.check_and_watch_stat(&self.path)).await {
+            Ok((Some(_), _)) => Ok(None),
+            Ok((None, watcher)) => Ok(Some(Armed::Watching(watcher))),
+            Err(zk::Error::SessionExpired | zk::Error::ClientClosed) => {
+                let _ = send(tx, Ok(WatchEvent::HistoryLost)).await;
+                Ok(Some(Armed::Done))
             }
+            Err(e) => Err(ctx.error(e)),
         }
-        Err(ctx.error(zk::Error::ConnectionLoss))
     }
 }
 
 /// Watches an election's candidates: see the module documentation.
 pub(crate) async fn election(
-    backend: ZkBackend,
+    origin: Origin,
     client: zk::Client,
     dir: String,
     from: Revision,
 ) -> Result<WatchStream> {
-    let ctx = backend.ctx("watch", None);
+    let ctx = origin.ctx("watch");
     let watcher = client
         .watch(&dir, zk::AddWatchMode::PersistentRecursive)
         .await
         .map_err(|e| ctx.error(e))?;
     let (tx, rx) = mpsc::channel(BUFFER);
     // The state after the watch was set, read before returning.
-    let snapshot = backend.read_candidates(&client, &dir).await?;
+    let snapshot =
+        read::candidates(&client, &origin.names, &dir, origin.ctx("read candidates")).await?;
     // Did a candidate come or go since `from`? Comings are in the read;
     // goings are not, and no read can tell them.
     let child_change = match client.check_stat(&dir).await {
@@ -355,7 +367,7 @@ pub(crate) async fn election(
                 return;
             }
         }
-        if let Err(e) = run_election(&backend, &client, &dir, watcher, known, last, &tx).await {
+        if let Err(e) = run_election(&origin, &client, &dir, watcher, known, last, &tx).await {
             let _ = tx.send(Err(e)).await;
         }
     });
@@ -363,7 +375,7 @@ pub(crate) async fn election(
 }
 
 async fn run_election(
-    backend: &ZkBackend,
+    origin: &Origin,
     client: &zk::Client,
     dir: &str,
     mut watcher: zk::PersistentWatcher,
@@ -371,8 +383,8 @@ async fn run_election(
     mut last: Revision,
     tx: &Tx,
 ) -> Result<()> {
-    let ctx = backend.ctx("watch", None);
-    let layout = backend.options().layout;
+    let ctx = origin.ctx("watch");
+    let layout = origin.names.layout();
     loop {
         let ev = tokio::select! {
             ev = watcher.changed() => ev,
@@ -402,7 +414,7 @@ async fn run_election(
             zk::EventType::NodeCreated | zk::EventType::NodeDataChanged => {
                 match client.get_data(&ev.path).await {
                     Ok((data, stat)) => {
-                        let e = entry(backend.relative(&ev.path), data, &stat);
+                        let e = entry(origin.names.relative(&ev.path), data, &stat);
                         let state = (e.created, e.modified);
                         // A persistent node (no session) is never a
                         // candidate, whatever its name.
@@ -427,7 +439,7 @@ async fn run_election(
             _ => false,
         };
         if deleted {
-            let key = backend.relative(&ev.path);
+            let key = origin.names.relative(&ev.path);
             known.remove(&key);
             let revision = match client.check_stat(dir).await {
                 Ok(Some(stat)) => zxid(stat.pzxid),

@@ -1,0 +1,183 @@
+//! Opening ZooKeeper sessions: one attempt per host list with a bounded
+//! handshake, retried with back-off until the connect timeout, and what a
+//! test handshake finds when every attempt failed.
+
+use std::time::Duration;
+
+use tenure_core::retry::{AttemptError, ConnectFailed};
+use tenure_core::{ConnectRetry, Error, Result};
+use zookeeper_client as zk;
+
+use crate::error::{Ctx, KIND};
+use crate::options::ZkOptions;
+use crate::probe;
+
+/// The longest a session's connection may stay silent before the client
+/// gives up on it and tries again. zookeeper-client's default is 2/5 of
+/// the session timeout: 4 s for the 10 s shared session, so a
+/// reconnection that reached a server still starting up (connection
+/// accepted, never answered) stalled every read for 4 s after a server
+/// restart (found by the fault campaign). The client pings every 3/8 of
+/// this, so a live connection is never silent that long.
+///
+/// The same bound applies to each attempt at opening a session: a
+/// handshake left unanswered that long is given up and tried again (after
+/// a back-off) while the connect timeout lasts, so a server that is slow
+/// under a burst of new sessions delays them instead of failing them.
+pub(crate) const MAX_SILENCE: Duration = Duration::from_secs(1);
+
+/// The retry loop of every session opened with `options`.
+pub(crate) fn connect_retry(options: &ZkOptions) -> ConnectRetry {
+    ConnectRetry::new(KIND, options.connect.clone(), options.connect_timeout)
+}
+
+/// Opens one session with `session_timeout`, retrying failed attempts
+/// with back-off until the connect timeout runs out.
+///
+/// # Errors
+/// [`Error::Unreachable`] (endpoint, attempts, last cause, and what a
+/// test handshake found) after the connect timeout; [`Error::InvalidConfig`]
+/// for a bad connect string, [`Error::Unauthenticated`] when the server
+/// rejects the credentials, at once.
+pub(crate) async fn open_session(
+    options: &ZkOptions,
+    session_timeout: Duration,
+) -> Result<zk::Client> {
+    match connect_retry(options)
+        .run(|_| session_attempt(options, session_timeout))
+        .await
+    {
+        Ok(client) => Ok(client),
+        Err(e) => Err(diagnosed(e, options).await),
+    }
+}
+
+/// The TLS settings of the backend's own handshakes with the servers.
+///
+/// # Errors
+/// [`Error::InvalidConfig`] when the certificates cannot be used.
+pub(crate) fn probe_tls(options: &ZkOptions) -> Result<Option<probe::ProbeTls>> {
+    #[cfg(feature = "tls")]
+    return crate::tls::rustls_config(options);
+    #[cfg(not(feature = "tls"))]
+    {
+        let _ = options;
+        Ok(None)
+    }
+}
+
+/// A failed attempt with `cause`: permanent when TLS is why (a
+/// certificate refused on either side), else worth retrying.
+pub(crate) async fn attempt_failed(
+    options: &ZkOptions,
+    cause: tenure_core::BoxError,
+) -> AttemptError {
+    #[cfg(feature = "tls")]
+    if let Some(e) = crate::tls::failure(options).await {
+        return AttemptError::Permanent(e);
+    }
+    #[cfg(not(feature = "tls"))]
+    let _ = options;
+    AttemptError::Transient(cause)
+}
+
+/// zookeeper-client's one word for "every host failed" (the real cause
+/// goes to its log only): the cause of an attempt that ended so.
+#[derive(Debug)]
+struct NoHostAvailable {
+    handshake_timeout: Duration,
+}
+
+impl std::fmt::Display for NoHostAvailable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "no available hosts (each refused the connection, closed it, or left the \
+             handshake unanswered for {:?})",
+            self.handshake_timeout
+        )
+    }
+}
+
+impl std::error::Error for NoHostAvailable {}
+
+/// One attempt at opening a session: every host of the connect string
+/// tried once (`with_fail_eagerly`), each handshake given up after
+/// [`MAX_SILENCE`] of silence.
+pub(crate) async fn session_attempt(
+    options: &ZkOptions,
+    session_timeout: Duration,
+) -> std::result::Result<zk::Client, AttemptError> {
+    let handshake_timeout = (session_timeout * 2 / 5).min(MAX_SILENCE);
+    let mut connector = zk::Client::connector()
+        .with_session_timeout(session_timeout)
+        .with_connection_timeout(handshake_timeout)
+        .with_fail_eagerly();
+    if let Some((user, password)) = &options.digest {
+        connector = connector.with_auth("digest", format!("{user}:{password}").as_bytes());
+    }
+    let ctx = Ctx {
+        operation: "connect",
+        endpoint: &options.connect,
+        lease: None,
+    };
+    #[cfg(feature = "tls")]
+    let connected = match &options.tls {
+        Some(pem) => {
+            let tls = crate::tls::client_options(pem).map_err(AttemptError::Permanent)?;
+            connector
+                .with_tls(tls)
+                .secure_connect(&options.connect)
+                .await
+        }
+        None => connector.connect(&options.connect).await,
+    };
+    #[cfg(not(feature = "tls"))]
+    let connected = connector.connect(&options.connect).await;
+    match connected {
+        Ok(client) => Ok(client),
+        Err(zk::Error::BadArguments(reason)) => {
+            Err(AttemptError::Permanent(Error::InvalidConfig {
+                field: "connect",
+                reason: format!("bad connect string {:?}: {reason}", options.connect),
+            }))
+        }
+        Err(e @ zk::Error::AuthFailed) => Err(AttemptError::Permanent(ctx.error(e))),
+        Err(zk::Error::NoHosts) => {
+            Err(attempt_failed(options, Box::new(NoHostAvailable { handshake_timeout })).await)
+        }
+        // Connection loss, a handshake cut short, a session the server
+        // closed at once: the next attempt may well succeed (unless TLS
+        // is why).
+        Err(e) => Err(attempt_failed(options, Box::new(e)).await),
+    }
+}
+
+/// Adds to an [`Error::Unreachable`] whose retries ended on "no available
+/// hosts" what one test handshake per host finds (a refused port, a
+/// server closing connections beyond `maxClientCnxns`, a frozen server).
+pub(crate) async fn diagnosed(e: Error, options: &ZkOptions) -> Error {
+    let Error::Unreachable {
+        backend,
+        endpoint,
+        source,
+    } = e
+    else {
+        return e;
+    };
+    let source = match source.downcast::<ConnectFailed>() {
+        Ok(mut failed) if failed.last.is::<NoHostAvailable>() => {
+            let tls = probe_tls(options).ok().flatten();
+            let found = probe::diagnose(&options.connect, MAX_SILENCE, tls.as_ref()).await;
+            failed.last = format!("{}; a test handshake found {found}", failed.last).into();
+            failed
+        }
+        Ok(failed) => failed,
+        Err(other) => other,
+    };
+    Error::Unreachable {
+        backend,
+        endpoint,
+        source,
+    }
+}
