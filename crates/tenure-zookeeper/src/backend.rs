@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use tenure_core::queue_reads::{QueueReads, QueueSource};
 use tenure_core::retry::AttemptError;
 use tenure_core::{
     CoordinationBackend, CreateOutcome, ElectionName, Entry, Error, LeaseGrant, LeaseId, Result,
@@ -105,6 +106,8 @@ struct Inner {
     /// when it expires.
     reader: tokio::sync::Mutex<zk::Client>,
     leases: Leases,
+    /// Concurrent queue reads of one election, answered by one read.
+    queue_reads: QueueReads,
 }
 
 impl ZkBackend {
@@ -179,6 +182,7 @@ impl ZkBackend {
                 session_timeout,
                 reader: tokio::sync::Mutex::new(reader.clone()),
                 leases: Leases::default(),
+                queue_reads: QueueReads::new(),
             }),
         };
         let root = backend.inner.options.root.clone();
@@ -417,23 +421,14 @@ impl CoordinationBackend for ZkBackend {
     }
 
     async fn candidates(&self, election: &ElectionName) -> Result<Snapshot> {
-        let dir = self.election_path(election)?;
-        let ctx = self.ctx("read candidates", None);
-        self.on_reader(|client| {
-            let dir = dir.clone();
-            async move { read::candidates(&client, self.names(), &dir, ctx).await }
-        })
-        .await
+        self.read_queue(election).await
     }
 
+    /// One read for the whole queue while several candidates of the
+    /// election ask at once through this backend ([`QueueReads`]); alone,
+    /// the one-round-trip read of [`read::around`].
     async fn queue_around(&self, election: &ElectionName, own: &Entry) -> Result<Snapshot> {
-        let dir = self.election_path(election)?;
-        let ctx = self.ctx("read candidates", None);
-        self.on_reader(|client| {
-            let dir = dir.clone();
-            async move { read::around(&client, self.names(), &dir, own, ctx).await }
-        })
-        .await
+        self.inner.queue_reads.around(self, election, own).await
     }
 
     async fn get(&self, key: &str) -> Result<(Option<Entry>, Revision)> {
@@ -478,5 +473,28 @@ impl CoordinationBackend for ZkBackend {
                 watch::election(origin, client, dir, from).await
             }
         }
+    }
+}
+
+#[async_trait]
+impl QueueSource for ZkBackend {
+    async fn read_around(&self, election: &ElectionName, own: &Entry) -> Result<Snapshot> {
+        let dir = self.election_path(election)?;
+        let ctx = self.ctx("read candidates", None);
+        self.on_reader(|client| {
+            let dir = dir.clone();
+            async move { read::around(&client, self.names(), &dir, own, ctx).await }
+        })
+        .await
+    }
+
+    async fn read_queue(&self, election: &ElectionName) -> Result<Snapshot> {
+        let dir = self.election_path(election)?;
+        let ctx = self.ctx("read candidates", None);
+        self.on_reader(|client| {
+            let dir = dir.clone();
+            async move { read::candidates(&client, self.names(), &dir, ctx).await }
+        })
+        .await
     }
 }

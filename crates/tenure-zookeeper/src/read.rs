@@ -189,10 +189,13 @@ pub(crate) async fn candidates(
 
 /// [`queue_around`](tenure_core::CoordinationBackend::queue_around) in one
 /// atomic multi-read: the election's children (names only), the election
-/// node and `own`'s node. When no candidate name sorts before ours,
-/// we lead and that one round trip is the whole read (the hand-over's
-/// critical path); otherwise the full read finds the nearest live
-/// predecessor (skipping nodes no session owns).
+/// node and `own`'s node. When no candidate name sorts before ours, we
+/// lead and that one round trip is the whole read (the hand-over's
+/// critical path). Otherwise the names say which node comes just before
+/// ours, and one more read of that node alone completes the answer: what
+/// a candidate reads does not grow with the queue, beyond the names.
+/// Only when that node is gone by then, or is no candidate (a node no
+/// session owns), does the full read find the nearest live predecessor.
 pub(crate) async fn around(
     client: &zk::Client,
     names: &Names,
@@ -218,7 +221,7 @@ pub(crate) async fn around(
         let revision = zxid(parent.pzxid).max(zxid(parent.mzxid));
         let mine = match it.next() {
             Some(zk::MultiReadResult::Data { data, stat }) if stat.ephemeral_owner != 0 => {
-                Some(entry(own.key.clone(), data, &stat))
+                entry(own.key.clone(), data, &stat)
             }
             Some(zk::MultiReadResult::Error {
                 err: zk::Error::NoNode,
@@ -228,19 +231,37 @@ pub(crate) async fn around(
                     revision,
                 })
             }
-            _ => None,
+            _ => return Ok(candidates(client, names, dir, ctx).await?.around(own)),
         };
-        let ahead = children.iter().any(|c| {
-            layout
-                .sequence(c)
-                .is_some_and(|seq| (seq, c.as_str()) < (own_seq, own_name))
-        });
-        if let Some(mine) = mine.filter(|_| !ahead) {
-            let revision = revision.max(mine.modified);
+        let revision = revision.max(mine.modified);
+        let previous = children
+            .iter()
+            .filter_map(|c| layout.sequence(c).map(|seq| (seq, c.as_str())))
+            .filter(|&named| named < (own_seq, own_name))
+            .max();
+        let Some((_, previous)) = previous else {
             return Ok(Snapshot {
                 entries: vec![mine],
                 revision,
             });
+        };
+        // A name is never given twice under one election node: the node
+        // read now is the one listed above, unless it is gone.
+        let previous_path = format!("{dir}/{previous}");
+        if let Some(zk::MultiReadResult::Data { data, stat }) =
+            multi_read(client, &[Read::Data(&previous_path)], ctx)
+                .await?
+                .into_iter()
+                .next()
+        {
+            if stat.ephemeral_owner != 0 {
+                let previous = entry(names.relative(&previous_path), data, &stat);
+                let revision = revision.max(previous.modified);
+                return Ok(Snapshot {
+                    entries: vec![previous, mine],
+                    revision,
+                });
+            }
         }
     }
     Ok(candidates(client, names, dir, ctx).await?.around(own))
