@@ -34,6 +34,10 @@ struct Args {
     /// Run only these sections (repeatable).
     #[arg(long, value_enum)]
     only: Vec<Which>,
+    /// Herd sizes of the scale section, on every backend (default: the
+    /// plan's), e.g. `--scale-sizes 1000` to look at one row.
+    #[arg(long, value_delimiter = ',')]
+    scale_sizes: Vec<usize>,
     /// An earlier report whose Targets are shown beside this run's.
     #[arg(long, default_value = "crates/tenure-bench/results/report.md")]
     baseline: PathBuf,
@@ -116,11 +120,15 @@ fn main() -> std::process::ExitCode {
 
 async fn bench(args: Args) -> Result<()> {
     let started = Instant::now();
-    let plan = if args.quick {
+    let mut plan = if args.quick {
         Plan::quick()
     } else {
         Plan::full()
     };
+    if !args.scale_sizes.is_empty() {
+        plan.scale_sizes.clone_from(&args.scale_sizes);
+        plan.zk_scale_sizes.clone_from(&args.scale_sizes);
+    }
     let wants = |w: Which| args.only.is_empty() || args.only.contains(&w);
     let needs_servers = [
         Which::Handover,

@@ -71,21 +71,42 @@ struct Herd {
     tasks: Vec<Option<JoinHandle<()>>>,
     tx: mpsc::UnboundedSender<Won>,
     rx: mpsc::UnboundedReceiver<Won>,
+    /// Campaigns that ended in an error: how many, and the first.
+    failed: Arc<std::sync::Mutex<(usize, Option<String>)>>,
 }
 
 impl Herd {
     fn campaign(&mut self, i: usize) {
         let e = self.elections[i].clone();
         let tx = self.tx.clone();
+        let failed = self.failed.clone();
         self.tasks[i] = Some(tokio::spawn(async move {
-            if let Ok(leadership) = e.campaign(format!("c{i}")).await {
-                let _ = tx.send(Won {
-                    index: i,
-                    at: mono_ns(),
-                    leadership,
-                });
+            match e.campaign(format!("c{i}")).await {
+                Ok(leadership) => {
+                    let _ = tx.send(Won {
+                        index: i,
+                        at: mono_ns(),
+                        leadership,
+                    });
+                }
+                Err(error) => {
+                    let mut failed = failed.lock().unwrap_or_else(|p| p.into_inner());
+                    failed.0 += 1;
+                    failed.1.get_or_insert_with(|| format!("candidate {i}: {error}"));
+                }
             }
         }));
+    }
+
+    /// `result`, with the failed campaigns (if any) named in its error.
+    fn explain<T>(&self, result: Result<T>) -> Result<T> {
+        let failed = self.failed.lock().unwrap_or_else(|p| p.into_inner());
+        match (result, &*failed) {
+            (Err(e), (n, Some(first))) if *n > 0 => Err(fail(format!(
+                "{e} ({n} campaigns failed; the first: {first})"
+            ))),
+            (r, _) => r,
+        }
     }
 
     async fn next_leader(&mut self, what: &str) -> Result<Won> {
@@ -156,6 +177,7 @@ pub async fn herd(
         tasks: (0..n).map(|_| None).collect(),
         tx,
         rx,
+        failed: Arc::default(),
     };
     let mut out = ScaleResult {
         n,
@@ -170,9 +192,10 @@ pub async fn herd(
         for i in 0..n {
             herd.campaign(i);
         }
-        let won = herd.next_leader("scale: first leader").await?;
+        let won = herd.next_leader("scale: first leader").await;
+        let won = herd.explain(won)?;
         out.first_leader.push(between(t0, won.at));
-        wait_queue(&watcher, n).await?;
+        herd.explain(wait_queue(&watcher, n).await)?;
         if round + 1 < cfg.first_rounds.max(1) {
             herd.withdraw_all();
             won.leadership.resign().await;
@@ -201,7 +224,7 @@ pub async fn herd(
         out.requests.push(d.requests_but_keep_alives() as f64);
         out.watch_events.push(d.watch_events as f64);
         herd.campaign(resigned);
-        wait_queue(&watcher, n).await?;
+        herd.explain(wait_queue(&watcher, n).await)?;
         tokio::time::sleep(Duration::from_millis(30)).await;
         leader = won;
     }
