@@ -92,7 +92,9 @@ impl Herd {
                 Err(error) => {
                     let mut failed = failed.lock().unwrap_or_else(|p| p.into_inner());
                     failed.0 += 1;
-                    failed.1.get_or_insert_with(|| format!("candidate {i}: {error}"));
+                    failed
+                        .1
+                        .get_or_insert_with(|| format!("candidate {i}: {error}"));
                 }
             }
         }));
