@@ -1,4 +1,4 @@
-//! tenure's benchmark suite (issue 7): handover, crash failover, herd and
+//! tenure's benchmark suite: handover, crash failover, herd and
 //! scale, footprint and the state machine's cost, against the peers
 //! (`etcdctl elect`, kazoo) and the raw backend floors measured in the
 //! same run. The `tenure-bench` binary runs the sections and writes

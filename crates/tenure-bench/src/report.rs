@@ -104,7 +104,8 @@ pub fn ratio_cell(r: Option<f64>) -> String {
     r.map_or_else(|| "–".to_owned(), |r| format!("{r:.2}×"))
 }
 
-/// One target of the issue and what this run reached.
+/// One performance target the report checks (a figure tenure is meant
+/// to reach) and what this run reached.
 #[derive(Clone, Debug)]
 pub struct Target {
     /// What is measured.

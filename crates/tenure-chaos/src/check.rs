@@ -2,7 +2,7 @@
 //! shared invariant checker of `tenure_testkit::history`, the liveness
 //! after every heal, and the time each fault cost.
 //!
-//! The invariants (the letters):
+//! The invariants, by the letters the reports use:
 //! - (a) intervals `[elected, min(lost, last valid_until)]` of different
 //!   terms never overlap, and (4) every loss is reported
 //!   ([`History::check`]);
@@ -18,19 +18,14 @@
 //!   ([`check_command_writes`]).
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use tenure::LossReason;
-use tenure_testkit::history::{History, RecordKind, Term, Violation, WriteStats};
+use tenure_testkit::history::{RecordKind, Term, Violation, WriteStats};
+use tenure_testkit::stats::Distribution;
 
 use crate::clock::Timeline;
-use crate::faults::FaultKind;
-use crate::log::{self, Event, Line};
-
-/// Candidate id used for the runner's own records.
-pub const RUNNER: usize = usize::MAX;
+use crate::record::{Recorded, RUNNER};
 
 /// Settings of the check.
 #[derive(Clone, Copy, Debug)]
@@ -41,230 +36,6 @@ pub struct CheckParams {
     pub liveness_bound: Duration,
     /// (e): how late after its deadline a loss may be reported.
     pub stale_grace: Duration,
-}
-
-/// One fault as the runner recorded it.
-#[derive(Clone, Debug, Serialize)]
-pub struct FaultSpan {
-    /// Fault number.
-    pub id: u64,
-    /// Kind.
-    pub kind: FaultKind,
-    /// What it hit.
-    pub target: String,
-    /// Start, seconds from the campaign's origin.
-    pub start: f64,
-    /// Heal, seconds from the origin.
-    pub heal: Option<f64>,
-    #[serde(skip)]
-    start_ns: u64,
-}
-
-/// A campaign's logs, merged.
-#[derive(Debug)]
-pub struct Recorded {
-    /// The merged history.
-    pub history: History,
-    /// Nanoseconds ↔ instants.
-    pub timeline: Timeline,
-    /// Faults in start order.
-    pub faults: Vec<FaultSpan>,
-    /// Instants at which an episode's faults had all healed.
-    pub quiet: Vec<Instant>,
-    /// End of the campaign (its `stop`).
-    pub end: Instant,
-    /// Lines that did not parse (torn by a kill).
-    pub torn_lines: usize,
-    /// Guarded writes whose outcome is unknown (timeouts, errors).
-    pub unknown_writes: usize,
-    /// Answers of the guarded writes by (candidate, token, sequence):
-    /// `Some(true)` accepted, `Some(false)` refused, `None` unknown.
-    pub answers: BTreeMap<(usize, u64, u64), Option<bool>>,
-    /// What the fenced key held at the end, if the runner read it.
-    pub final_value: Option<Option<String>>,
-    /// Every election: (candidate, token, when).
-    pub elections: Vec<(usize, u64, Instant)>,
-    /// Every line of a gated command: (candidate, token, when).
-    pub command_writes: Vec<(usize, u64, Instant)>,
-}
-
-fn reason(text: &str) -> LossReason {
-    [
-        LossReason::Resigned,
-        LossReason::LeaseExpired,
-        LossReason::DeadlineExceeded,
-        LossReason::EntryDeleted,
-        LossReason::Shutdown,
-    ]
-    .into_iter()
-    .find(|r| r.to_string() == text)
-    .unwrap_or(LossReason::Shutdown)
-}
-
-/// Reads every log of the campaign in `dir`.
-///
-/// # Errors
-/// A log cannot be read.
-pub fn load(dir: &Path) -> std::io::Result<Recorded> {
-    let mut lines: Vec<Line> = Vec::new();
-    let mut torn = 0;
-    let mut files: Vec<_> = std::fs::read_dir(dir)?
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|e| e == "jsonl"))
-        .collect();
-    files.sort();
-    for f in files {
-        let (l, t) = log::read(&f)?;
-        lines.extend(l);
-        torn += t;
-    }
-    Ok(merge(lines, torn))
-}
-
-/// The instant a line stands for: a write when it was sent, anything else
-/// when it was logged.
-fn stamp(l: &Line) -> u64 {
-    match l.event {
-        Event::Write { sent_ns, .. } => sent_ns,
-        _ => l.mono_ns,
-    }
-}
-
-/// Merges the lines of every log into one history.
-pub fn merge(mut lines: Vec<Line>, torn_lines: usize) -> Recorded {
-    lines.sort_by_key(stamp);
-    let origin = lines.first().map(stamp).unwrap_or(0);
-    let tl = Timeline::new(origin);
-    let mut h = History::new();
-    let mut faults: Vec<FaultSpan> = Vec::new();
-    let mut quiet = Vec::new();
-    let mut end_ns = lines.last().map(stamp).unwrap_or(origin);
-    let mut stopped = false;
-    let mut unknown_writes = 0;
-    let mut answers = BTreeMap::new();
-    let mut final_value = None;
-    let mut elections = Vec::new();
-    let mut command_writes = Vec::new();
-    // Open term per candidate, to aim operator records at the right term.
-    let mut open: BTreeMap<usize, u64> = BTreeMap::new();
-    for l in &lines {
-        let at = tl.instant(stamp(l));
-        let c = l.cand.unwrap_or(RUNNER);
-        let kind = match &l.event {
-            Event::Elected {
-                token,
-                valid_until_ns,
-            } => {
-                open.insert(c, *token);
-                elections.push((c, *token, at));
-                Some(RecordKind::Elected {
-                    token: *token,
-                    valid_until: tl.instant(*valid_until_ns),
-                })
-            }
-            Event::Renewed { valid_until_ns } => Some(RecordKind::Extended {
-                valid_until: tl.instant(*valid_until_ns),
-            }),
-            Event::Lost { reason: r } => {
-                open.remove(&c);
-                Some(RecordKind::Lost { reason: reason(r) })
-            }
-            Event::Write {
-                token,
-                seq,
-                accepted,
-                answer,
-                ..
-            } => {
-                let known = *accepted || answer == "refused";
-                if !known {
-                    unknown_writes += 1;
-                }
-                answers.insert((c, *token, *seq), known.then_some(*accepted));
-                Some(RecordKind::Write {
-                    token: *token,
-                    accepted: *accepted,
-                })
-            }
-            Event::Killed => {
-                open.remove(&c);
-                Some(RecordKind::Crashed)
-            }
-            Event::Paused => Some(RecordKind::Paused),
-            Event::Resumed => Some(RecordKind::Resumed),
-            Event::Deposed { token, .. } => {
-                (open.get(&c) == Some(token)).then_some(RecordKind::Deposed)
-            }
-            Event::Fenced { token } => (open.get(&c) == Some(token)).then_some(RecordKind::Fenced),
-            Event::FaultStart { id, kind, target } => {
-                if let Some(k) = FaultKind::from_name(kind) {
-                    faults.push(FaultSpan {
-                        id: *id,
-                        kind: k,
-                        target: target.clone(),
-                        start: tl.secs(l.mono_ns),
-                        heal: None,
-                        start_ns: l.mono_ns,
-                    });
-                }
-                Some(RecordKind::Note(format!("fault {id} {kind}: {target}")))
-            }
-            Event::FaultHeal { id } => {
-                if let Some(f) = faults.iter_mut().rev().find(|f| f.id == *id) {
-                    f.heal = Some(tl.secs(l.mono_ns));
-                }
-                Some(RecordKind::Note(format!("fault {id} healed")))
-            }
-            Event::Quiet => {
-                quiet.push(at);
-                Some(RecordKind::Note("all faults healed".into()))
-            }
-            Event::Stop => {
-                if !stopped {
-                    stopped = true;
-                    end_ns = l.mono_ns;
-                }
-                Some(RecordKind::Note("campaign stops".into()))
-            }
-            Event::Start { pid, broken } => Some(RecordKind::Note(format!(
-                "process {pid} starts{}",
-                if *broken { " (broken)" } else { "" }
-            ))),
-            Event::Error { what, message } => {
-                Some(RecordKind::Note(format!("error: {what}: {message}")))
-            }
-            Event::FinalValue { value } => {
-                final_value = Some(value.clone());
-                Some(RecordKind::Note(format!(
-                    "the fenced key holds {}",
-                    value.as_deref().unwrap_or("nothing")
-                )))
-            }
-            Event::CommandWrite { token } => {
-                command_writes.push((c, *token, at));
-                None
-            }
-            Event::Campaign | Event::Spawned { .. } => None,
-        };
-        if let Some(k) = kind {
-            h.push(at, c, k);
-        }
-    }
-    faults.sort_by(|a, b| a.start.total_cmp(&b.start));
-    Recorded {
-        history: h.count_late_extensions(),
-        timeline: tl,
-        faults,
-        quiet,
-        end: tl.instant(end_ns),
-        torn_lines,
-        unknown_writes,
-        answers,
-        final_value,
-        elections,
-        command_writes,
-    }
 }
 
 /// (f): a gated command's tree must be dead before the successor's
@@ -352,42 +123,6 @@ pub struct Found {
     pub context: Vec<String>,
 }
 
-/// Distribution of durations, in seconds.
-#[derive(Clone, Debug, Default, Serialize)]
-pub struct Distribution {
-    /// Samples.
-    pub count: usize,
-    /// Median.
-    pub p50: f64,
-    /// 90th percentile.
-    pub p90: f64,
-    /// 99th percentile.
-    pub p99: f64,
-    /// Largest.
-    pub max: f64,
-}
-
-impl Distribution {
-    /// Summarises `samples` (seconds).
-    pub fn of(mut samples: Vec<f64>) -> Distribution {
-        if samples.is_empty() {
-            return Distribution::default();
-        }
-        samples.sort_by(f64::total_cmp);
-        let q = |p: f64| {
-            let i = ((samples.len() - 1) as f64 * p).round() as usize;
-            samples[i.min(samples.len() - 1)]
-        };
-        Distribution {
-            count: samples.len(),
-            p50: q(0.5),
-            p90: q(0.9),
-            p99: q(0.99),
-            max: q(1.0),
-        }
-    }
-}
-
 /// Per fault kind.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct KindStats {
@@ -395,8 +130,9 @@ pub struct KindStats {
     pub injected: usize,
     /// Of those, how many ended the term of the leader in office.
     pub deposed_leader: usize,
-    /// Fault start → next leader elected, over faults that deposed one.
-    pub time_to_new_leader: Distribution,
+    /// Fault start → next leader elected, over faults that deposed one,
+    /// in seconds (`None` without such a fault).
+    pub time_to_new_leader: Option<Distribution>,
 }
 
 /// The verdict on a campaign.
@@ -420,8 +156,9 @@ pub struct Report {
     pub liveness_checked: usize,
     /// Heals followed by a new fault before the bound (not judged).
     pub liveness_not_judged: usize,
-    /// Heal → a leader valid, over the checked heals.
-    pub time_to_leader_after_heal: Distribution,
+    /// Heal → a leader valid, over the checked heals, in seconds (`None`
+    /// without a checked heal).
+    pub time_to_leader_after_heal: Option<Distribution>,
     /// Log lines torn by kills.
     pub torn_lines: usize,
     /// What the fenced key held at the end (checked against the writes'
@@ -640,7 +377,7 @@ pub fn check(rec: &Recorded, p: CheckParams) -> Report {
     }
     for (k, v) in samples {
         if let Some(stats) = by_kind.get_mut(&k) {
-            stats.time_to_new_leader = Distribution::of(v);
+            stats.time_to_new_leader = Distribution::of(&v);
         }
     }
     let mut losses: BTreeMap<String, usize> = BTreeMap::new();
@@ -662,7 +399,7 @@ pub fn check(rec: &Recorded, p: CheckParams) -> Report {
         writes_unknown: rec.unknown_writes,
         liveness_checked: checked,
         liveness_not_judged: unjudged,
-        time_to_leader_after_heal: Distribution::of(after_heal),
+        time_to_leader_after_heal: Distribution::of(&after_heal),
         torn_lines: rec.torn_lines,
         fenced_key_at_end: rec.final_value.clone().flatten(),
         violations,
@@ -671,7 +408,11 @@ pub fn check(rec: &Recorded, p: CheckParams) -> Report {
 
 #[cfg(test)]
 mod tests {
+    use tenure::LossReason;
+
     use super::*;
+    use crate::log::{Event, Line};
+    use crate::record::{merge, reason};
 
     fn line(ns: u64, cand: Option<usize>, event: Event) -> Line {
         Line {
@@ -761,7 +502,8 @@ mod tests {
         assert_eq!(r.faults, 1);
         let k = &r.by_kind["sigstop"];
         assert_eq!((k.injected, k.deposed_leader), (1, 1));
-        assert!((k.time_to_new_leader.p50 - 1.3).abs() < 1e-6);
+        let to_new_leader = k.time_to_new_leader.as_ref().expect("one sample");
+        assert!((to_new_leader.median - 1.3).abs() < 1e-6);
         assert_eq!(r.liveness_checked, 1);
         assert_eq!(r.losses["keep-alive deadline exceeded"], 1);
     }

@@ -18,7 +18,8 @@
 //! - [`faults`], [`schedule`]: the kinds of fault and the seeded plan.
 //! - [`live`]: the runner's live view of who leads.
 //! - [`runner`]: one campaign from start to stop.
-//! - [`check`]: from logs to a verdict and statistics.
+//! - [`record`]: the logs of a campaign merged into one history.
+//! - [`check`]: from that history to a verdict and statistics.
 //! - [`summary`]: the report, `summary.json` and `summary.md`.
 
 pub mod candidate;
@@ -29,6 +30,7 @@ pub mod faults;
 pub mod live;
 pub mod log;
 pub mod procs;
+pub mod record;
 pub mod runner;
 pub mod schedule;
 pub mod summary;

@@ -6,7 +6,9 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use crate::check::{Distribution, Report};
+use tenure_testkit::stats::Distribution;
+
+use crate::check::Report;
 use crate::cluster::BackendKind;
 
 /// One campaign's settings and verdict.
@@ -28,13 +30,13 @@ pub struct CampaignSummary {
     pub report: Report,
 }
 
-fn dist(d: &Distribution) -> String {
-    if d.count == 0 {
+fn dist(d: &Option<Distribution>) -> String {
+    let Some(d) = d else {
         return "–".into();
-    }
+    };
     format!(
         "{:.2} / {:.2} / {:.2} / {:.2} s (n={})",
-        d.p50, d.p90, d.p99, d.max, d.count
+        d.median, d.p90, d.p99, d.max, d.n
     )
 }
 

@@ -11,6 +11,7 @@ use tenure_chaos::cluster::BackendKind;
 use tenure_chaos::faults::FaultKind;
 use tenure_chaos::live::LiveView;
 use tenure_chaos::log::{Event, EventLog};
+use tenure_chaos::record;
 use tenure_chaos::runner::{self, CampaignConfig};
 use tenure_testkit::etcd_server::EtcdServer;
 use tenure_testkit::proxy::{Mode, Proxy};
@@ -126,7 +127,7 @@ async fn checker_catches_a_broken_candidates_split_brain() {
     stop(broken).await;
     stop(healthy).await;
 
-    let rec = check::load(dir.path()).unwrap_or_else(|e| panic!("logs: {e}"));
+    let rec = record::load(dir.path()).unwrap_or_else(|e| panic!("logs: {e}"));
     let report = check::check(&rec, params());
     let found = invariants(&report);
     assert!(
@@ -179,7 +180,7 @@ async fn healthy_campaign(backend: BackendKind, seed: u64) {
     let run = runner::run(cfg)
         .await
         .unwrap_or_else(|e| panic!("campaign: {e}"));
-    let rec = check::load(dir.path()).unwrap_or_else(|e| panic!("logs: {e}"));
+    let rec = record::load(dir.path()).unwrap_or_else(|e| panic!("logs: {e}"));
     let report = check::check(&rec, params());
     let summary = tenure_chaos::summary::CampaignSummary {
         backend,
@@ -236,7 +237,7 @@ async fn signal_gated_campaign_on_etcd_has_no_violation() {
     let run = runner::run(cfg)
         .await
         .unwrap_or_else(|e| panic!("campaign: {e}"));
-    let rec = check::load(dir.path()).unwrap_or_else(|e| panic!("logs: {e}"));
+    let rec = record::load(dir.path()).unwrap_or_else(|e| panic!("logs: {e}"));
     let report = check::check(&rec, params());
     assert!(report.violations.is_empty(), "{:#?}", report.violations);
     assert!(run.faults >= 12, "{} faults", run.faults);

@@ -238,3 +238,34 @@ impl Error {
         )
     }
 }
+
+/// Constructors for backend implementations, so that every backend builds
+/// the same error the same way.
+impl Error {
+    /// An operation of `backend` that got no answer within `after`:
+    /// [`Error::Timeout`] (transient).
+    pub fn timed_out(backend: &'static str, operation: &'static str, after: Duration) -> Error {
+        Error::Timeout {
+            backend,
+            operation,
+            after,
+        }
+    }
+
+    /// `backend` answered `operation` with something the backend cannot
+    /// use (a reply without its header, a result missing from a batch):
+    /// [`Error::Backend`] with `what` as its source, transient like any
+    /// backend failure. An answer that breaks tenure's contract itself is
+    /// [`Error::Protocol`] instead.
+    pub fn unusable_answer(
+        backend: &'static str,
+        operation: &'static str,
+        what: impl Into<String>,
+    ) -> Error {
+        Error::Backend {
+            backend,
+            operation,
+            source: what.into().into(),
+        }
+    }
+}

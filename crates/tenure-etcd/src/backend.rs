@@ -256,6 +256,14 @@ impl EtcdBackend {
         head.replace("%2F", "/").replace("%25", "%")
     }
 
+    /// The condition of every write guarded by `entry`: its key still
+    /// holds that entry (same create revision), so the write fails once
+    /// the entry was deleted or replaced.
+    fn still_ours(&self, entry: &Entry) -> Compare {
+        let created = i64::try_from(entry.created).unwrap_or(i64::MAX);
+        Compare::create_revision(self.full(&entry.key), CompareOp::Equal, created)
+    }
+
     fn full(&self, key: &str) -> String {
         format!("{}{key}", self.inner.prefix)
     }
@@ -467,22 +475,15 @@ impl CoordinationBackend for EtcdBackend {
 
     async fn update(&self, entry: &Entry, value: Bytes) -> Result<Entry> {
         let full = self.full(&entry.key);
-        let created = i64::try_from(entry.created).unwrap_or(i64::MAX);
-        let txn = Txn::new()
-            .when([Compare::create_revision(
+        let txn = Txn::new().when([self.still_ours(entry)]).and_then([
+            // Keep the entry's lease (a plain put would detach it).
+            TxnOp::put(
                 full.clone(),
-                CompareOp::Equal,
-                created,
-            )])
-            .and_then([
-                // Keep the entry's lease (a plain put would detach it).
-                TxnOp::put(
-                    full.clone(),
-                    value.to_vec(),
-                    Some(PutOptions::new().with_ignore_lease()),
-                ),
-                TxnOp::get(full, None),
-            ]);
+                value.to_vec(),
+                Some(PutOptions::new().with_ignore_lease()),
+            ),
+            TxnOp::get(full, None),
+        ]);
         let mut kv = self.inner.client.kv_client();
         let resp = self.call("update", Some(entry.lease), kv.txn(txn)).await?;
         if !resp.succeeded() {
@@ -501,15 +502,9 @@ impl CoordinationBackend for EtcdBackend {
     }
 
     async fn delete(&self, entry: &Entry) -> Result<bool> {
-        let full = self.full(&entry.key);
-        let created = i64::try_from(entry.created).unwrap_or(i64::MAX);
         let txn = Txn::new()
-            .when([Compare::create_revision(
-                full.clone(),
-                CompareOp::Equal,
-                created,
-            )])
-            .and_then([TxnOp::delete(full, None)]);
+            .when([self.still_ours(entry)])
+            .and_then([TxnOp::delete(self.full(&entry.key), None)]);
         let mut kv = self.inner.client.kv_client();
         let resp = self.call("delete", None, kv.txn(txn)).await?;
         Ok(resp.succeeded())
@@ -527,13 +522,8 @@ impl CoordinationBackend for EtcdBackend {
                 election: Self::election_of(&guard.key),
             });
         }
-        let created = i64::try_from(guard.created).unwrap_or(i64::MAX);
         let txn = Txn::new()
-            .when([Compare::create_revision(
-                self.full(&guard.key),
-                CompareOp::Equal,
-                created,
-            )])
+            .when([self.still_ours(guard)])
             .and_then([TxnOp::put(self.full(key), value.to_vec(), None)]);
         let mut kv = self.inner.client.kv_client();
         let resp = self.call("guarded put", None, kv.txn(txn)).await?;

@@ -178,20 +178,12 @@ impl std::error::Error for SharedSource {
 
 /// A request that got no answer within its deadline.
 pub(crate) fn timeout(operation: &'static str, after: Duration) -> Error {
-    Error::Timeout {
-        backend: KIND,
-        operation,
-        after,
-    }
+    Error::timed_out(KIND, operation, after)
 }
 
 /// The server answered something that breaks the protocol.
 pub(crate) fn protocol(operation: &'static str, what: impl Into<String>) -> Error {
-    Error::Backend {
-        backend: KIND,
-        operation,
-        source: what.into().into(),
-    }
+    Error::unusable_answer(KIND, operation, what)
 }
 
 #[cfg(test)]

@@ -81,11 +81,7 @@ pub(crate) fn map(operation: &'static str, endpoint: &str, e: tokio_postgres::Er
 
 /// A request that did not answer within the request timeout.
 pub(crate) fn timeout(operation: &'static str, after: Duration) -> Error {
-    Error::Timeout {
-        backend: KIND,
-        operation,
-        after,
-    }
+    Error::timed_out(KIND, operation, after)
 }
 
 /// An answer that breaks what tenure's functions promise.

@@ -7,6 +7,8 @@
 //! - [`history`]: recorded leadership histories and the invariant checker.
 //! - [`proxy`]: a fault-injecting TCP proxy on loopback.
 //! - [`sim`]: a deterministic simulator of candidates with faults.
+//! - [`stats`]: distributions of measured samples (nearest-rank
+//!   percentiles), for the benchmark's and the fault campaign's reports.
 //! - [`etcd_server`], [`zk_server`], [`pg_server`]: real servers on
 //!   loopback for tests.
 //! - [`pki`]: certificate authorities and certificates for TLS tests.
@@ -21,4 +23,5 @@ pub mod pg_server;
 pub mod pki;
 pub mod proxy;
 pub mod sim;
+pub mod stats;
 pub mod zk_server;

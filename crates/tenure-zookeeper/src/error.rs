@@ -69,20 +69,12 @@ impl Ctx<'_> {
 
 /// A request that got no answer within its deadline.
 pub(crate) fn timeout(operation: &'static str, after: Duration) -> Error {
-    Error::Timeout {
-        backend: KIND,
-        operation,
-        after,
-    }
+    Error::timed_out(KIND, operation, after)
 }
 
 /// The server answered something we cannot use.
 pub(crate) fn protocol(operation: &'static str, what: impl Into<String>) -> Error {
-    Error::Backend {
-        backend: KIND,
-        operation,
-        source: what.into().into(),
-    }
+    Error::unusable_answer(KIND, operation, what)
 }
 
 #[cfg(test)]

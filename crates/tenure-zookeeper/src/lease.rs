@@ -10,7 +10,7 @@ use tenure_core::{Error, LeaseId, Result};
 use tracing::debug;
 use zookeeper_client as zk;
 
-use crate::options::Uuid;
+use crate::layout::Uuid;
 
 /// Locks `m`, recovering the guard if another thread panicked while
 /// holding it: the values behind these locks (a table of sessions, an

@@ -27,7 +27,9 @@
 //! A map of the crate:
 //!
 //! - `options`: [`ZkOptions`] (connect string, root, layout, timeouts,
-//!   digest credentials, [`ZkAcl`]) and [`Layout`].
+//!   digest credentials, [`ZkAcl`]).
+//! - `layout`: [`Layout`], how queue candidates are named (Curator's or
+//!   kazoo's).
 //! - `backend`: [`ZkBackend`], the trait implementation (how leases,
 //!   entries, revisions and guarded writes map onto ZooKeeper is described
 //!   there), over the parts below.
@@ -51,6 +53,7 @@
 mod backend;
 mod create;
 mod error;
+mod layout;
 mod lease;
 mod options;
 mod paths;
@@ -64,7 +67,8 @@ mod watch;
 mod write;
 
 pub use backend::ZkBackend;
-pub use options::{Layout, ZkAcl, ZkOptions};
+pub use layout::Layout;
+pub use options::{ZkAcl, ZkOptions};
 
 /// The ZooKeeper client library this backend is built on, for callers
 /// that need raw access (see [`ZkBackend::lease_session`]).

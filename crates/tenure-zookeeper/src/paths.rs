@@ -3,7 +3,7 @@
 
 use tenure_core::{ElectionName, Error, Result};
 
-use crate::options::{validate_path, Layout};
+use crate::layout::Layout;
 
 /// Name of the single-key strategy's leader node inside an election's
 /// node. Not a candidate in either layout.
@@ -156,4 +156,41 @@ pub(crate) fn parent_of(path: &str) -> &str {
         Some(0) | None => "/",
         Some(i) => &path[..i],
     }
+}
+
+/// ZooKeeper's path rules (as the server checks them), so that bad paths
+/// fail with a clear message before any request.
+pub(crate) fn validate_path(path: &str) -> std::result::Result<(), &'static str> {
+    if !path.starts_with('/') {
+        return Err("must start with '/'");
+    }
+    if path.len() > 1 && path.ends_with('/') {
+        return Err("must not end with '/'");
+    }
+    if path.len() == 1 {
+        return Ok(());
+    }
+    for segment in path[1..].split('/') {
+        if segment.is_empty() {
+            return Err("contains an empty segment ('//')");
+        }
+        if segment == "." || segment == ".." {
+            return Err("contains a '.' or '..' segment");
+        }
+    }
+    let bad = |c: char| {
+        let u = u32::from(c);
+        [
+            0x0000..=0x001f,
+            0x007f..=0x009f,
+            0xd800..=0xf8ff,
+            0xfff0..=0xffff,
+        ]
+        .into_iter()
+        .any(|r| r.contains(&u))
+    };
+    if path.chars().any(bad) {
+        return Err("contains a character ZooKeeper does not allow in paths");
+    }
+    Ok(())
 }

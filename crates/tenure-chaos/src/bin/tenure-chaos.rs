@@ -10,6 +10,7 @@ use clap::Parser;
 use tenure_chaos::check::{self, CheckParams};
 use tenure_chaos::cluster::BackendKind;
 use tenure_chaos::faults::FaultKind;
+use tenure_chaos::record;
 use tenure_chaos::runner::{self, CampaignConfig};
 use tenure_chaos::summary::{self, CampaignSummary};
 
@@ -189,7 +190,7 @@ async fn main() -> ExitCode {
     let mut all = Vec::new();
     for (i, b) in backends.iter().enumerate() {
         let dir = out.join(b.name());
-        let rec = match check::load(&dir) {
+        let rec = match record::load(&dir) {
             Ok(r) => r,
             Err(e) => {
                 eprintln!("[{b}] cannot read the logs in {}: {e}", dir.display());

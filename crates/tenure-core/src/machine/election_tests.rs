@@ -4,6 +4,8 @@
 use std::time::{Duration, Instant};
 
 use super::*;
+use crate::machine::messages::Request;
+use crate::Slot;
 
 const LEASE: LeaseId = LeaseId(0xa);
 

@@ -14,14 +14,15 @@
 //! - [`LeaderTracker`]: who leads, from a read plus watch events.
 
 mod backoff;
+mod config;
 mod election;
 mod lease;
+mod messages;
 mod tracker;
 
 pub use backoff::Backoff;
-pub use election::{
-    Command, ElectionConfig, ElectionMachine, Event, FailReason, Phase, Reply, Request, RequestId,
-    Strategy, WatchId,
-};
+pub use config::{ElectionConfig, Strategy};
+pub use election::ElectionMachine;
 pub use lease::{LeaseCommand, LeaseConfig, LeaseEvent, LeaseKeeper};
+pub use messages::{Command, Event, FailReason, Phase, Reply, Request, RequestId, WatchId};
 pub use tracker::LeaderTracker;
