@@ -7,8 +7,8 @@ use async_trait::async_trait;
 use bytes::Bytes;
 
 use crate::{
-    CreateOutcome, ElectionName, Entry, LeaseGrant, LeaseId, Result, Revision, Slot, Snapshot,
-    WatchScope, WatchStream,
+    CreateOutcome, ElectionName, Entry, LeaseGrant, LeaseId, Queued, Result, Revision, Slot,
+    Snapshot, WatchScope, WatchStream,
 };
 
 /// A coordination service that tenure runs elections on.
@@ -110,6 +110,29 @@ pub trait CoordinationBackend: Send + Sync + std::fmt::Debug + 'static {
         lease: LeaseId,
         value: Bytes,
     ) -> Result<CreateOutcome>;
+
+    /// [`create`](Self::create) in [`Slot::Queue`], and, where the backend
+    /// can tell in the same atomic request at no extra cost, where the new
+    /// entry stands ([`Queued::around`]): a candidate that learns with its
+    /// create that nobody is ahead leads without a read. That saves the
+    /// first leader of a burst the read that would queue behind every
+    /// other candidate's create.
+    ///
+    /// The default creates and leaves `around` empty.
+    ///
+    /// # Errors
+    /// As [`create`](Self::create).
+    async fn create_queued(
+        &self,
+        election: &ElectionName,
+        lease: LeaseId,
+        value: Bytes,
+    ) -> Result<Queued> {
+        Ok(Queued {
+            outcome: self.create(election, Slot::Queue, lease, value).await?,
+            around: None,
+        })
+    }
 
     /// Reads the election's queue entries, lowest creation revision first.
     async fn candidates(&self, election: &ElectionName) -> Result<Snapshot>;

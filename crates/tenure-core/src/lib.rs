@@ -51,5 +51,5 @@ pub use name::{ElectionName, MAX_ELECTION_NAME_LEN};
 pub use retry::ConnectRetry;
 pub use types::{
     CreateOutcome, Entry, FencingToken, LeaderInfo, LeaseGrant, LeaseId, LossReason, Observation,
-    Revision, Slot, Snapshot, WatchEvent, WatchScope, WatchStream,
+    Queued, Revision, Slot, Snapshot, WatchEvent, WatchScope, WatchStream,
 };

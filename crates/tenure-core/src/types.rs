@@ -91,6 +91,20 @@ pub enum CreateOutcome {
     Exists(Entry),
 }
 
+/// What [`create_queued`](crate::CoordinationBackend::create_queued)
+/// did: the create's outcome and, when the same request could tell, where
+/// the new entry stands.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Queued {
+    /// What [`create`](crate::CoordinationBackend::create) would return.
+    pub outcome: CreateOutcome,
+    /// What [`queue_around`](crate::CoordinationBackend::queue_around)
+    /// would read for the entry, read by the create's own atomic request
+    /// (so as current as a read sent after it); `None` when the backend
+    /// did not find out in that request, and the candidate reads.
+    pub around: Option<Snapshot>,
+}
+
 impl CreateOutcome {
     /// The entry, created or found.
     pub fn entry(&self) -> &Entry {

@@ -14,7 +14,7 @@ use tenure_core::queue_reads::{QueueReads, QueueSource};
 use tenure_core::retry::AttemptError;
 use tenure_core::{
     ConnectRetry, CoordinationBackend, CreateOutcome, ElectionName, Entry, Error, LeaseGrant,
-    LeaseId, Result, Revision, Slot, Snapshot, WatchScope, WatchStream,
+    LeaseId, Queued, Result, Revision, Slot, Snapshot, WatchScope, WatchStream,
 };
 use tracing::debug;
 
@@ -382,77 +382,22 @@ impl CoordinationBackend for EtcdBackend {
         lease: LeaseId,
         value: Bytes,
     ) -> Result<CreateOutcome> {
-        let leader = self.full(&self.leader_key(election));
-        let dir = self.full(&Self::queue_dir(election));
-        let key = match slot {
-            Slot::Queue => Self::queue_key(election, lease),
-            Slot::Leader => self.leader_key(election),
-        };
-        let full = self.full(&key);
-        // etcd's Campaign (if create_revision(key) == 0 then put with the
-        // lease, else get), plus one compare that keeps the other strategy
-        // out in the same transaction: a queue entry only while no lease
-        // holds the leader key, the leader key only while no lease holds
-        // a key of the queue. A compare on a range holds when every key in
-        // it matches (an empty range compares as one absent key, lease 0),
-        // so keys bound to no lease never block anyone.
-        let shape = match slot {
-            Slot::Queue => Compare::lease(leader.clone(), CompareOp::Equal, 0),
-            Slot::Leader => {
-                Compare::lease(dir.clone(), CompareOp::Equal, 0).with_range(prefix_end(&dir))
-            }
-        };
-        let txn = Txn::new()
-            .when([
-                Compare::create_revision(full.clone(), CompareOp::Equal, 0),
-                shape,
-            ])
-            .and_then([TxnOp::put(
-                full.clone(),
-                value.to_vec(),
-                Some(PutOptions::new().with_lease(lease.0)),
-            )])
-            .or_else([TxnOp::get(full, None), TxnOp::get(leader, None)]);
-        let mut kv = self.inner.client.kv_client();
-        let resp = self.call("create", Some(lease), kv.txn(txn)).await?;
-        let revision = header_rev("create", resp.header())?;
-        if resp.succeeded() {
-            return Ok(CreateOutcome::Created(Entry {
-                key,
-                value,
-                lease,
-                created: revision,
-                modified: revision,
-            }));
-        }
-        let mut found = Vec::with_capacity(2);
-        for op in resp.op_responses() {
-            if let TxnOpResponse::Get(get) = op {
-                found.push(get.kvs().first().map(|kv| self.entry(kv)));
-            }
-        }
-        let conflict = |existing| Error::ShapeConflict {
-            election: election.to_string(),
-            existing,
-            requested: slot.strategy_name(),
-        };
-        match (slot, found.as_slice()) {
-            // Our key is taken: the entry there, as etcd's Campaign finds
-            // it (ours when a campaign resumes).
-            (Slot::Queue, [Some(own), _]) => Ok(CreateOutcome::Exists(own.clone())),
-            (Slot::Queue, [None, Some(l)]) if l.lease.0 != 0 => {
-                Err(conflict("single-key candidates"))
-            }
-            (Slot::Leader, [Some(l), _]) if l.lease.0 != 0 => Ok(CreateOutcome::Exists(l.clone())),
-            (Slot::Leader, [Some(_), _]) => {
-                Err(conflict("a key bound to no lease at its leader key"))
-            }
-            (Slot::Leader, [None, _]) => Err(conflict("queue candidates")),
-            _ => Err(error::protocol(
-                "create",
-                format!("key {key:?} neither created nor found"),
-            )),
-        }
+        Ok(self.create_in(election, slot, lease, value, false).await?.0)
+    }
+
+    /// The create's transaction also counts the election's keys before
+    /// the put (from etcd's key index alone: no value is read): none
+    /// means the new entry is the first and nobody is ahead of it.
+    async fn create_queued(
+        &self,
+        election: &ElectionName,
+        lease: LeaseId,
+        value: Bytes,
+    ) -> Result<Queued> {
+        let (outcome, around) = self
+            .create_in(election, Slot::Queue, lease, value, true)
+            .await?;
+        Ok(Queued { outcome, around })
     }
 
     async fn candidates(&self, election: &ElectionName) -> Result<Snapshot> {
@@ -537,6 +482,116 @@ impl CoordinationBackend for EtcdBackend {
 
     async fn watch(&self, scope: WatchScope, from: Revision) -> Result<WatchStream> {
         watch::open(self, scope, from).await
+    }
+}
+
+impl EtcdBackend {
+    /// etcd's Campaign transaction; with `count_first` (queue entries
+    /// only), also where the new entry stands when nobody is ahead of it.
+    async fn create_in(
+        &self,
+        election: &ElectionName,
+        slot: Slot,
+        lease: LeaseId,
+        value: Bytes,
+        count_first: bool,
+    ) -> Result<(CreateOutcome, Option<Snapshot>)> {
+        let leader = self.full(&self.leader_key(election));
+        let dir = self.full(&Self::queue_dir(election));
+        let key = match slot {
+            Slot::Queue => Self::queue_key(election, lease),
+            Slot::Leader => self.leader_key(election),
+        };
+        let full = self.full(&key);
+        // etcd's Campaign (if create_revision(key) == 0 then put with the
+        // lease, else get), plus one compare that keeps the other strategy
+        // out in the same transaction: a queue entry only while no lease
+        // holds the leader key, the leader key only while no lease holds
+        // a key of the queue. A compare on a range holds when every key in
+        // it matches (an empty range compares as one absent key, lease 0),
+        // so keys bound to no lease never block anyone.
+        let shape = match slot {
+            Slot::Queue => Compare::lease(leader.clone(), CompareOp::Equal, 0),
+            Slot::Leader => {
+                Compare::lease(dir.clone(), CompareOp::Equal, 0).with_range(prefix_end(&dir))
+            }
+        };
+        let put = TxnOp::put(
+            full.clone(),
+            value.to_vec(),
+            Some(PutOptions::new().with_lease(lease.0)),
+        );
+        // Ops of a transaction run in order: the count comes before our
+        // put, and a count reads only the key index. Any key under the
+        // election's directory counts (a nested election's, one bound to
+        // no lease): zero proves nobody is ahead; more only sends the
+        // candidate to the usual read.
+        let count_first = count_first && slot == Slot::Queue;
+        let then = if count_first {
+            let count = GetOptions::new().with_prefix().with_count_only();
+            vec![TxnOp::get(dir.clone(), Some(count)), put]
+        } else {
+            vec![put]
+        };
+        let txn = Txn::new()
+            .when([
+                Compare::create_revision(full.clone(), CompareOp::Equal, 0),
+                shape,
+            ])
+            .and_then(then)
+            .or_else([TxnOp::get(full, None), TxnOp::get(leader, None)]);
+        let mut kv = self.inner.client.kv_client();
+        let resp = self.call("create", Some(lease), kv.txn(txn)).await?;
+        let revision = header_rev("create", resp.header())?;
+        if resp.succeeded() {
+            let entry = Entry {
+                key,
+                value,
+                lease,
+                created: revision,
+                modified: revision,
+            };
+            let alone = count_first
+                && matches!(
+                    resp.op_responses().first(),
+                    Some(TxnOpResponse::Get(before)) if before.count() == 0
+                );
+            let around = alone.then(|| Snapshot {
+                entries: vec![entry.clone()],
+                revision,
+            });
+            return Ok((CreateOutcome::Created(entry), around));
+        }
+        let mut found = Vec::with_capacity(2);
+        for op in resp.op_responses() {
+            if let TxnOpResponse::Get(get) = op {
+                found.push(get.kvs().first().map(|kv| self.entry(kv)));
+            }
+        }
+        let conflict = |existing| Error::ShapeConflict {
+            election: election.to_string(),
+            existing,
+            requested: slot.strategy_name(),
+        };
+        match (slot, found.as_slice()) {
+            // Our key is taken: the entry there, as etcd's Campaign finds
+            // it (ours when a campaign resumes).
+            (Slot::Queue, [Some(own), _]) => Ok((CreateOutcome::Exists(own.clone()), None)),
+            (Slot::Queue, [None, Some(l)]) if l.lease.0 != 0 => {
+                Err(conflict("single-key candidates"))
+            }
+            (Slot::Leader, [Some(l), _]) if l.lease.0 != 0 => {
+                Ok((CreateOutcome::Exists(l.clone()), None))
+            }
+            (Slot::Leader, [Some(_), _]) => {
+                Err(conflict("a key bound to no lease at its leader key"))
+            }
+            (Slot::Leader, [None, _]) => Err(conflict("queue candidates")),
+            _ => Err(error::protocol(
+                "create",
+                format!("key {key:?} neither created nor found"),
+            )),
+        }
     }
 }
 

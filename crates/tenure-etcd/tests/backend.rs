@@ -532,3 +532,55 @@ async fn a_broken_keep_alive_stream_fails_every_lease_on_it_then_recovers() {
         assert!(ok, "lease {} did not renew after the restart", l.id);
     }
 }
+
+/// The first candidate of an empty election learns from its create alone
+/// that it leads (the count in the create's transaction); a later one, or
+/// one behind a stray key under the election's directory, is sent to the
+/// usual read.
+#[tokio::test(flavor = "multi_thread")]
+async fn create_queued_places_only_an_entry_with_nobody_ahead() {
+    let server = common::server().await;
+    let b = common::connect(&server.endpoint()).await;
+    let e = name("placed");
+    let first = b.grant_lease(Duration::from_secs(5)).await.unwrap();
+    let q = b
+        .create_queued(&e, first.id, Bytes::from_static(b"a"))
+        .await
+        .unwrap();
+    let CreateOutcome::Created(own) = &q.outcome else {
+        panic!("expected Created, got {q:?}")
+    };
+    let around = q.around.expect("the first entry is placed by its create");
+    assert_eq!(around.entries, vec![own.clone()]);
+    assert_eq!(around.revision, own.created);
+
+    let second = b.grant_lease(Duration::from_secs(5)).await.unwrap();
+    let q = b
+        .create_queued(&e, second.id, Bytes::from_static(b"b"))
+        .await
+        .unwrap();
+    assert!(matches!(q.outcome, CreateOutcome::Created(_)), "{q:?}");
+    assert_eq!(q.around, None, "someone is ahead: the candidate must read");
+
+    // A stray key bound to no lease alone under the directory (written
+    // by some other tool): counted too, so the candidate reads (and the
+    // read finds that it leads).
+    let stray_election = name("lonely");
+    b.client()
+        .kv_client()
+        .put("lonely/stray", "x", None)
+        .await
+        .unwrap();
+    let fourth = b.grant_lease(Duration::from_secs(5)).await.unwrap();
+    let q = b
+        .create_queued(&stray_election, fourth.id, Bytes::from_static(b"d"))
+        .await
+        .unwrap();
+    assert_eq!(
+        q.around, None,
+        "a stray key under the directory must send it to read"
+    );
+    let own = q.outcome.entry().clone();
+    let read = b.queue_around(&stray_election, &own).await.unwrap();
+    assert_eq!(read.entries, vec![own]);
+}

@@ -9,8 +9,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 use tenure_core::{
-    CoordinationBackend, CreateOutcome, ElectionName, Entry, Error, LeaseGrant, LeaseId, Result,
-    Revision, Slot, Snapshot, WatchScope, WatchStream,
+    CoordinationBackend, CreateOutcome, ElectionName, Entry, Error, LeaseGrant, LeaseId, Queued,
+    Result, Revision, Slot, Snapshot, WatchScope, WatchStream,
 };
 use tokio::time::Instant;
 
@@ -228,6 +228,26 @@ impl CoordinationBackend for MemoryClient {
     ) -> Result<CreateOutcome> {
         self.call(|s, now| s.create(now, election, slot, lease, value))
             .await?
+    }
+
+    /// Created and placed in one step of the server, like etcd's one
+    /// transaction: `around` when nobody is ahead of the new entry.
+    async fn create_queued(
+        &self,
+        election: &ElectionName,
+        lease: LeaseId,
+        value: Bytes,
+    ) -> Result<Queued> {
+        self.call(|s, now| {
+            let outcome = s.create(now, election, Slot::Queue, lease, value)?;
+            let around = match &outcome {
+                CreateOutcome::Created(entry) => Some(s.queue_around(now, election, entry))
+                    .filter(|around| around.entries.len() == 1),
+                CreateOutcome::Exists(_) => None,
+            };
+            Ok(Queued { outcome, around })
+        })
+        .await?
     }
 
     async fn candidates(&self, election: &ElectionName) -> Result<Snapshot> {

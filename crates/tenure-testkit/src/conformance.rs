@@ -31,7 +31,7 @@ use bytes::Bytes;
 use futures::StreamExt;
 use tenure_core::{
     CoordinationBackend, CreateOutcome, DynBackend, ElectionName, Entry, Error, LeaseGrant,
-    LeaseId, Revision, Slot, Snapshot, WatchEvent, WatchScope, WatchStream,
+    LeaseId, Queued, Revision, Slot, Snapshot, WatchEvent, WatchScope, WatchStream,
 };
 use tokio::time::Instant;
 
@@ -93,6 +93,7 @@ pub async fn run_all(backend: DynBackend, caps: Capabilities) {
     create_with_dead_lease_fails(b, &caps).await;
     candidates_ordered_by_creation(b, &caps).await;
     queue_around_agrees_with_candidates(b, &caps).await;
+    create_queued_places_what_it_creates(b, &caps).await;
     revisions_strictly_increase(b, &caps).await;
     update_and_delete_are_guarded(b, &caps).await;
     guarded_put_requires_guard(b, &caps).await;
@@ -481,6 +482,62 @@ pub async fn queue_around_agrees_with_candidates(
     );
     for g in leases {
         revoke(backend, g.id).await;
+    }
+}
+
+/// `create_queued` creates like `create` in the queue slot, and where it
+/// also says where the entry stands, that agrees with `queue_around`
+/// read right after (nothing changed in between): the first entry alone,
+/// a later one after its predecessor; a lease that already holds its
+/// entry finds it (`Exists`), with no placement.
+pub async fn create_queued_places_what_it_creates(
+    backend: &dyn CoordinationBackend,
+    caps: &Capabilities,
+) {
+    let e = unique("queued");
+    let mut leases = Vec::new();
+    for i in 0..3 {
+        let g = grant(backend, caps.ttl).await;
+        leases.push(g.id);
+        let value = Bytes::from(format!("c{i}"));
+        let queued = expect_ok(
+            backend.create_queued(&e, g.id, value.clone()).await,
+            "create_queued",
+        );
+        let CreateOutcome::Created(own) = &queued.outcome else {
+            panic!("create_queued of a new lease must create, got {queued:?}");
+        };
+        assert_eq!(
+            (own.lease, &own.value),
+            (g.id, &value),
+            "create_queued created another entry"
+        );
+        if let Some(around) = &queued.around {
+            let read = expect_ok(backend.queue_around(&e, own).await, "queue_around");
+            assert_eq!(
+                around.entries, read.entries,
+                "candidate {i}: create_queued placed its entry unlike queue_around"
+            );
+            assert!(
+                around.revision >= own.created,
+                "candidate {i}: placement older than the entry"
+            );
+        }
+        let again = expect_ok(
+            backend.create_queued(&e, g.id, value).await,
+            "create_queued again",
+        );
+        assert_eq!(
+            again,
+            Queued {
+                outcome: CreateOutcome::Exists(own.clone()),
+                around: None
+            },
+            "create_queued of a lease holding its entry must find it"
+        );
+    }
+    for lease in leases {
+        revoke(backend, lease).await;
     }
 }
 

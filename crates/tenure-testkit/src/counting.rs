@@ -12,7 +12,7 @@ use bytes::Bytes;
 use futures::StreamExt;
 use tenure_core::{
     CoordinationBackend, CreateOutcome, DynBackend, ElectionName, Entry, LeaseGrant, LeaseId,
-    Result, Revision, Slot, Snapshot, WatchScope, WatchStream,
+    Queued, Result, Revision, Slot, Snapshot, WatchScope, WatchStream,
 };
 
 /// Counters shared by a [`Counting`] wrapper and its clones.
@@ -146,6 +146,15 @@ impl CoordinationBackend for Counting {
     ) -> Result<CreateOutcome> {
         self.add(|c| &c.writes);
         self.inner.create(election, slot, lease, value).await
+    }
+    async fn create_queued(
+        &self,
+        election: &ElectionName,
+        lease: LeaseId,
+        value: Bytes,
+    ) -> Result<Queued> {
+        self.add(|c| &c.writes);
+        self.inner.create_queued(election, lease, value).await
     }
     async fn candidates(&self, election: &ElectionName) -> Result<Snapshot> {
         self.add(|c| &c.reads);

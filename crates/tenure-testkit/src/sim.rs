@@ -23,7 +23,7 @@ use tenure_core::machine::{
     Command, ElectionConfig, ElectionMachine, Event, LeaseCommand, LeaseConfig, LeaseEvent,
     LeaseKeeper, Reply, Request, Strategy, WatchId,
 };
-use tenure_core::{CoordinationBackend, ElectionName, WatchStream};
+use tenure_core::{CoordinationBackend, ElectionName, Slot, WatchStream};
 use tenure_memory::{MemoryBackend, MemoryClient};
 
 use crate::history::{History, RecordKind};
@@ -412,6 +412,12 @@ impl Sim {
                 match cmd {
                     Command::Request { id, request } => {
                         let reply = match request {
+                            Request::Create {
+                                election,
+                                slot: Slot::Queue,
+                                lease,
+                                value,
+                            } => Reply::Queued(client.create_queued(&election, lease, value).await),
                             Request::Create {
                                 election,
                                 slot,

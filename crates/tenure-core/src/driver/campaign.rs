@@ -18,7 +18,9 @@ use super::session::{LeaseStatus, Session};
 use crate::machine::{
     Command, ElectionMachine, Event, FailReason, Phase, Reply, Request, RequestId, WatchId,
 };
-use crate::{DynBackend, ElectionName, Entry, Error, LossReason, Result, WatchEvent, WatchStream};
+use crate::{
+    DynBackend, ElectionName, Entry, Error, LossReason, Result, Slot, WatchEvent, WatchStream,
+};
 
 /// What the leader's handle sees of its term.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -310,6 +312,20 @@ async fn execute(
     request: Request,
 ) -> Done {
     let reply = match request {
+        Request::Create {
+            election,
+            slot: Slot::Queue,
+            lease,
+            value,
+        } => Reply::Queued(
+            with_timeout(
+                kind,
+                "create",
+                timeout,
+                backend.create_queued(&election, lease, value),
+            )
+            .await,
+        ),
         Request::Create {
             election,
             slot,

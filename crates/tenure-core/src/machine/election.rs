@@ -268,7 +268,12 @@ impl ElectionMachine {
     /// ignored.
     pub fn handle_reply(&mut self, now: Instant, id: RequestId, reply: Reply) {
         match (&self.state, reply) {
-            (State::Creating { req }, Reply::Create(r)) if *req == id => self.on_created(now, r),
+            (State::Creating { req }, Reply::Create(r)) if *req == id => {
+                self.on_created(now, r.map(|outcome| (outcome, None)))
+            }
+            (State::Creating { req }, Reply::Queued(r)) if *req == id => {
+                self.on_created(now, r.map(|q| (q.outcome, q.around)))
+            }
             (State::Reading { req, .. }, Reply::Candidates(r)) if *req == id => {
                 self.on_candidates(now, r)
             }
@@ -390,8 +395,14 @@ impl ElectionMachine {
 
     // ---- transitions -------------------------------------------------
 
-    fn on_created(&mut self, now: Instant, reply: Result<CreateOutcome, Error>) {
-        let outcome = match reply {
+    /// A create answered, perhaps with where the entry stands (`around`:
+    /// then no read is needed).
+    fn on_created(
+        &mut self,
+        now: Instant,
+        reply: Result<(CreateOutcome, Option<Snapshot>), Error>,
+    ) {
+        let (outcome, around) = match reply {
             Ok(o) => o,
             Err(e) => return self.on_error(now, e, Next::Create),
         };
@@ -406,7 +417,10 @@ impl ElectionMachine {
             };
         }
         match (self.config.strategy, ours) {
-            (Strategy::Queue, true) => self.read(entry),
+            (Strategy::Queue, true) => match around {
+                Some(snapshot) => self.place(now, entry, snapshot),
+                None => self.read(entry),
+            },
             (Strategy::Queue, false) => {
                 // The backend put someone else's entry at our key: it broke
                 // its contract; do not pretend we hold a place.
@@ -441,10 +455,15 @@ impl ElectionMachine {
             return;
         };
         let entry = entry.clone();
-        let snapshot = match reply {
-            Ok(s) => s,
-            Err(e) => return self.on_error(now, e, Next::Read(entry)),
-        };
+        match reply {
+            Ok(snapshot) => self.place(now, entry, snapshot),
+            Err(e) => self.on_error(now, e, Next::Read(entry)),
+        }
+    }
+
+    /// Where our `entry` stands in `snapshot`: leader, follower of the
+    /// entry before it, or gone (create again).
+    fn place(&mut self, now: Instant, entry: Entry, snapshot: Snapshot) {
         let pos = snapshot.entries.iter().position(|e| {
             e.key == entry.key && e.created == entry.created && e.lease == self.lease
         });

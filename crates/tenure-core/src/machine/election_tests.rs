@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use super::*;
 use crate::machine::messages::Request;
-use crate::Slot;
+use crate::{Queued, Slot};
 
 const LEASE: LeaseId = LeaseId(0xa);
 
@@ -574,4 +574,58 @@ fn permanent_errors_end_the_campaign_typed_and_transient_ones_back_off() {
         }
         other => panic!("expected a protocol failure, got {other:?}"),
     }
+}
+
+#[test]
+fn a_create_that_places_its_entry_first_elects_without_a_read() {
+    let t = Instant::now();
+    let mut m = machine(Strategy::Queue, t);
+    let (id, _) = request(&mut m);
+    let ours = entry("e/a", 0xa, 5);
+    let around = Snapshot {
+        entries: vec![ours.clone()],
+        revision: 5,
+    };
+    m.handle_reply(
+        t,
+        id,
+        Reply::Queued(Ok(Queued {
+            outcome: CreateOutcome::Created(ours),
+            around: Some(around),
+        })),
+    );
+    // The leader watch on our own key, and no read request before it.
+    let (_, scope, from) = watch(&mut m);
+    assert_eq!(scope, WatchScope::Key("e/a".into()));
+    assert_eq!(from, 6);
+    assert!(matches!(
+        m.poll_event(),
+        Some(Event::Elected { token: 5, .. })
+    ));
+    assert!(m.poll_command().is_none(), "no read after a placing create");
+}
+
+#[test]
+fn a_create_that_does_not_place_its_entry_reads_first() {
+    let t = Instant::now();
+    let mut m = machine(Strategy::Queue, t);
+    let (id, _) = request(&mut m);
+    let ours = entry("e/a", 0xa, 5);
+    m.handle_reply(
+        t,
+        id,
+        Reply::Queued(Ok(Queued {
+            outcome: CreateOutcome::Created(ours.clone()),
+            around: None,
+        })),
+    );
+    let (_, req) = request(&mut m);
+    assert_eq!(
+        req,
+        Request::Candidates {
+            election: name(),
+            own: ours
+        }
+    );
+    assert!(m.poll_event().is_none(), "not elected before the read");
 }

@@ -8,8 +8,8 @@ use std::time::Instant;
 use bytes::Bytes;
 
 use crate::{
-    CreateOutcome, ElectionName, Entry, Error, FencingToken, LeaseId, LossReason, Revision, Slot,
-    Snapshot, WatchScope,
+    CreateOutcome, ElectionName, Entry, Error, FencingToken, LeaseId, LossReason, Queued, Revision,
+    Slot, Snapshot, WatchScope,
 };
 
 /// Identifies a request so that late answers to abandoned requests are
@@ -60,6 +60,11 @@ pub enum Request {
 pub enum Reply {
     /// Answer to [`Request::Create`].
     Create(Result<CreateOutcome, Error>),
+    /// Answer to a [`Request::Create`] in [`Slot::Queue`] from
+    /// [`create_queued`](crate::CoordinationBackend::create_queued): with
+    /// [`Queued::around`], the machine needs no read to know where it
+    /// stands.
+    Queued(Result<Queued, Error>),
     /// Answer to [`Request::Candidates`].
     Candidates(Result<Snapshot, Error>),
     /// Answer to [`Request::Get`].
