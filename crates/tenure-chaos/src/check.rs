@@ -5,14 +5,14 @@
 //! The invariants, by the letters the reports use:
 //! - (a) intervals `[elected, min(lost, last valid_until)]` of different
 //!   terms never overlap, and (4) every loss is reported
-//!   ([`History::check`]);
-//! - (b) fencing tokens strictly increase ([`History::check`]);
+//!   ([`History::check`](tenure_testkit::history::History::check));
+//! - (b) fencing tokens strictly increase ([`History::check`](tenure_testkit::history::History::check));
 //! - (c) no guarded write of a deposed leader is accepted
-//!   ([`History::check_writes`]);
+//!   ([`History::check_writes`](tenure_testkit::history::History::check_writes));
 //! - (d) after every episode of faults heals, a leader exists within
-//!   TTL + the stated bound ([`History::check_leader_within`]);
+//!   TTL + the stated bound ([`History::check_leader_within`](tenure_testkit::history::History::check_leader_within));
 //! - (e) no candidate acts as leader after its deadline, nor hears of its
-//!   loss much later ([`History::check_stale`]);
+//!   loss much later ([`History::check_stale`](tenure_testkit::history::History::check_stale));
 //! - (f) no line of a gated command's tree (`command_write`) carries the
 //!   token of a term older than one already elected
 //!   ([`check_command_writes`]).
