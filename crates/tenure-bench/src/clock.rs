@@ -6,15 +6,8 @@
 
 use std::time::Duration;
 
-use rustix::time::{clock_gettime, ClockId};
-
-/// `CLOCK_MONOTONIC` now, in nanoseconds.
-pub fn mono_ns() -> u64 {
-    let t = clock_gettime(ClockId::Monotonic);
-    let secs = u64::try_from(t.tv_sec).unwrap_or(0);
-    let nanos = u64::try_from(t.tv_nsec).unwrap_or(0);
-    secs.saturating_mul(1_000_000_000).saturating_add(nanos)
-}
+/// `CLOCK_MONOTONIC` now, in nanoseconds: the CLI's own clock.
+pub use tenure_cli::clock::mono_ns;
 
 /// The time from `earlier` to `later` (zero if `later` is not later).
 pub fn between(earlier: u64, later: u64) -> Duration {

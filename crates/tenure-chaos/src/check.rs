@@ -5,14 +5,14 @@
 //! The invariants, by the letters the reports use:
 //! - (a) intervals `[elected, min(lost, last valid_until)]` of different
 //!   terms never overlap, and (4) every loss is reported
-//!   ([`History::check`]);
-//! - (b) fencing tokens strictly increase ([`History::check`]);
+//!   ([`History::check`](tenure_testkit::history::History::check));
+//! - (b) fencing tokens strictly increase ([`History::check`](tenure_testkit::history::History::check));
 //! - (c) no guarded write of a deposed leader is accepted
-//!   ([`History::check_writes`]);
+//!   ([`History::check_writes`](tenure_testkit::history::History::check_writes));
 //! - (d) after every episode of faults heals, a leader exists within
-//!   TTL + the stated bound ([`History::check_leader_within`]);
+//!   TTL + the stated bound ([`History::check_leader_within`](tenure_testkit::history::History::check_leader_within));
 //! - (e) no candidate acts as leader after its deadline, nor hears of its
-//!   loss much later ([`History::check_stale`]);
+//!   loss much later ([`History::check_stale`](tenure_testkit::history::History::check_stale));
 //! - (f) no line of a gated command's tree (`command_write`) carries the
 //!   token of a term older than one already elected
 //!   ([`check_command_writes`]).
@@ -21,7 +21,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use tenure_testkit::history::{RecordKind, Term, Violation, WriteStats};
+use tenure_testkit::history::{Invariant, RecordKind, Term, Violation, WriteStats};
 use tenure_testkit::stats::Distribution;
 
 use crate::clock::Timeline;
@@ -55,7 +55,7 @@ pub fn check_command_writes(rec: &Recorded) -> Option<Found> {
         .filter(|&(_, later, elected)| later > token && elected <= at)
         .min_by_key(|&(_, _, elected)| elected)?;
     Some(Found {
-        invariant: "the gated command ends before the successor's election".into(),
+        invariant: Invariant::GatedCommandEnds,
         message: format!(
             "candidate {cand}'s command of term {token} wrote at {:.3} s, after candidate \
              {successor} was elected with token {later} at {:.3} s",
@@ -106,7 +106,7 @@ fn check_final_value(rec: &Recorded) -> Option<Found> {
         },
     };
     problem.map(|message| Found {
-        invariant: "a deposed leader's write is never accepted".into(),
+        invariant: Invariant::FencedWrites,
         message,
         context: Vec::new(),
     })
@@ -116,7 +116,7 @@ fn check_final_value(rec: &Recorded) -> Option<Found> {
 #[derive(Clone, Debug, Serialize)]
 pub struct Found {
     /// Which invariant.
-    pub invariant: String,
+    pub invariant: Invariant,
     /// What happened.
     pub message: String,
     /// The history around it, one line per record.
@@ -233,7 +233,7 @@ fn render(rec: &Recorded, v: &Violation) -> Found {
     }
     flush(&mut context, &mut run);
     Found {
-        invariant: v.invariant.to_owned(),
+        invariant: v.invariant,
         message: v.message.clone(),
         context,
     }
@@ -521,7 +521,7 @@ mod tests {
         let r = check(&merge(lines, 0), params());
         assert_eq!(r.violations.len(), 1, "{:?}", r.violations);
         let v = &r.violations[0];
-        assert!(v.invariant.contains("gated command"), "{v:?}");
+        assert_eq!(v.invariant, Invariant::GatedCommandEnds, "{v:?}");
         assert!(v.message.contains("term 5"), "{v:?}");
         assert!(v.message.contains("token 9"), "{v:?}");
     }
@@ -541,7 +541,7 @@ mod tests {
         let rec = merge(lines, 0);
         let r = check(&rec, params());
         let v = &r.violations[0];
-        assert_eq!(v.invariant, "no overlapping leaders");
+        assert_eq!(v.invariant, Invariant::NoOverlap);
         assert!(
             v.context.iter().any(|l| l.contains("elected token 9")),
             "{v:?}"
@@ -571,10 +571,7 @@ mod tests {
         ];
         let r = check(&merge(lines, 0), params());
         assert_eq!(r.violations.len(), 1, "{:?}", r.violations);
-        assert_eq!(
-            r.violations[0].invariant,
-            "a leader is elected after faults heal"
-        );
+        assert_eq!(r.violations[0].invariant, Invariant::LeaderAfterHeal);
     }
 
     #[test]

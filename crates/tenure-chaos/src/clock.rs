@@ -3,19 +3,9 @@
 
 use std::time::{Duration, Instant};
 
-use nix::time::{clock_gettime, ClockId};
-
-/// Nanoseconds on `CLOCK_MONOTONIC` now.
-pub fn mono_ns() -> u64 {
-    // CLOCK_MONOTONIC cannot fail on Linux; 0 would only shift the origin
-    // of a broken system's logs.
-    match clock_gettime(ClockId::CLOCK_MONOTONIC) {
-        Ok(ts) => (ts.tv_sec() as u64)
-            .saturating_mul(1_000_000_000)
-            .saturating_add(ts.tv_nsec() as u64),
-        Err(_) => 0,
-    }
-}
+/// Nanoseconds on `CLOCK_MONOTONIC` now: the CLI's clock, the one the
+/// `mono_ns` of its event lines comes from.
+pub use tenure_cli::clock::mono_ns;
 
 /// Converts `std::time::Instant`s of this process (what tenure hands out,
 /// e.g. `Leadership::valid_until`) to `CLOCK_MONOTONIC` nanoseconds, by

@@ -14,6 +14,7 @@ use tenure_chaos::log::{Event, EventLog};
 use tenure_chaos::record;
 use tenure_chaos::runner::{self, CampaignConfig};
 use tenure_testkit::etcd_server::EtcdServer;
+use tenure_testkit::history::Invariant;
 use tenure_testkit::proxy::{Mode, Proxy};
 use tokio::process::{Child, Command};
 
@@ -64,8 +65,8 @@ async fn stop(mut child: Child) {
     }
 }
 
-fn invariants(r: &Report) -> Vec<&str> {
-    r.violations.iter().map(|v| v.invariant.as_str()).collect()
+fn invariants(r: &Report) -> Vec<Invariant> {
+    r.violations.iter().map(|v| v.invariant).collect()
 }
 
 /// A leader that ignores its deadline and guards its writes with any entry
@@ -131,11 +132,11 @@ async fn checker_catches_a_broken_candidates_split_brain() {
     let report = check::check(&rec, params());
     let found = invariants(&report);
     assert!(
-        found.contains(&"no overlapping leaders"),
+        found.contains(&Invariant::NoOverlap),
         "split brain not reported: {found:?}"
     );
     assert!(
-        found.contains(&"a deposed leader's write is never accepted"),
+        found.contains(&Invariant::FencedWrites),
         "accepted write of the deposed leader not reported: {found:?}"
     );
     let overlap = &report.violations[0];

@@ -6,6 +6,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 
+use crate::machine::{Reply, Request};
 use crate::{
     CreateOutcome, ElectionName, Entry, LeaseGrant, LeaseId, Queued, Result, Revision, Slot,
     Snapshot, WatchScope, WatchStream,
@@ -181,3 +182,84 @@ pub trait CoordinationBackend: Send + Sync + std::fmt::Debug + 'static {
 
 /// A shared, type-erased backend.
 pub type DynBackend = Arc<dyn CoordinationBackend>;
+
+/// Runs one request of the election machine on `backend`: each
+/// [`Request`] is one backend call, answered by the [`Reply`] of the same
+/// name ([`Request::Candidates`] is
+/// [`queue_around`](CoordinationBackend::queue_around); a create in
+/// [`Slot::Queue`] is [`create_queued`](CoordinationBackend::create_queued),
+/// answered by [`Reply::Queued`]). With a `timeout`,
+/// a call that has not answered within it becomes
+/// [`Error::Timeout`](crate::Error::Timeout) naming the backend and the
+/// operation.
+///
+/// This is the one mapping from requests to calls: the driver runs every
+/// request through it, and so does a simulator that drives machines by
+/// hand.
+pub async fn execute(
+    backend: &dyn CoordinationBackend,
+    request: Request,
+    timeout: Option<Duration>,
+) -> Reply {
+    let kind = backend.kind();
+    match request {
+        Request::Create {
+            election,
+            slot: Slot::Queue,
+            lease,
+            value,
+        } => Reply::Queued(
+            bounded(
+                kind,
+                "create",
+                timeout,
+                backend.create_queued(&election, lease, value),
+            )
+            .await,
+        ),
+        Request::Create {
+            election,
+            slot,
+            lease,
+            value,
+        } => Reply::Create(
+            bounded(
+                kind,
+                "create",
+                timeout,
+                backend.create(&election, slot, lease, value),
+            )
+            .await,
+        ),
+        Request::Candidates { election, own } => Reply::Candidates(
+            bounded(
+                kind,
+                "read candidates",
+                timeout,
+                backend.queue_around(&election, &own),
+            )
+            .await,
+        ),
+        Request::Get { key } => Reply::Get(bounded(kind, "get", timeout, backend.get(&key)).await),
+        Request::Delete { entry } => {
+            Reply::Delete(bounded(kind, "delete", timeout, backend.delete(&entry)).await)
+        }
+    }
+}
+
+/// `call`, failing with [`Error::Timeout`](crate::Error::Timeout) once
+/// `timeout` (if any) has passed without an answer.
+async fn bounded<T>(
+    kind: &'static str,
+    operation: &'static str,
+    timeout: Option<Duration>,
+    call: impl std::future::Future<Output = Result<T>>,
+) -> Result<T> {
+    let Some(after) = timeout else {
+        return call.await;
+    };
+    match tokio::time::timeout(after, call).await {
+        Ok(answer) => answer,
+        Err(_) => Err(crate::Error::timed_out(kind, operation, after)),
+    }
+}

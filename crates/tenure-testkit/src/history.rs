@@ -144,11 +144,64 @@ pub struct WriteStats {
     pub refused: usize,
 }
 
+/// The invariants a recorded history is checked against (see the module
+/// documentation), for callers that match on which one broke.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
+pub enum Invariant {
+    /// 1. The leadership intervals of different terms never overlap.
+    NoOverlap,
+    /// 2. Fencing tokens strictly increase from one term to the next.
+    TokensIncrease,
+    /// 3. After faults heal, a leader exists within a bound.
+    LeaderAfterHeal,
+    /// 4. A term that ends while its candidate is alive ends with a loss
+    ///    the candidate was told of.
+    LossReported,
+    /// 5. The backend never accepts a guarded write of a deposed leader.
+    FencedWrites,
+    /// 6. No candidate acts as leader after its term, and each hears of
+    ///    its loss soon after its deadline.
+    NoStaleLeader,
+    /// A gated command (`tenure campaign -- CMD`) and everything it
+    /// started are gone before a successor is elected: checked by the
+    /// fault campaign over the lines such commands write.
+    GatedCommandEnds,
+}
+
+impl Invariant {
+    /// The invariant as a sentence, for reports.
+    pub fn statement(self) -> &'static str {
+        match self {
+            Invariant::NoOverlap => "no overlapping leaders",
+            Invariant::TokensIncrease => "fencing tokens strictly increase",
+            Invariant::LeaderAfterHeal => "a leader is elected after faults heal",
+            Invariant::LossReported => "every loss is reported",
+            Invariant::FencedWrites => "a deposed leader's write is never accepted",
+            Invariant::NoStaleLeader => "no stale leader acts",
+            Invariant::GatedCommandEnds => "the gated command ends before the successor's election",
+        }
+    }
+}
+
+impl fmt::Display for Invariant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.statement())
+    }
+}
+
+/// Reports carry the statement, as people read it.
+impl serde::Serialize for Invariant {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.statement())
+    }
+}
+
 /// A broken invariant, with enough context to understand it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Violation {
     /// Which invariant.
-    pub invariant: &'static str,
+    pub invariant: Invariant,
     /// What happened.
     pub message: String,
     /// Records around the violation.
@@ -325,7 +378,7 @@ impl History {
             if let Some(prev) = latest {
                 if t.elected < prev.end && t.elected < t.end {
                     return Err(self.violation(
-                        "no overlapping leaders",
+                        Invariant::NoOverlap,
                         format!(
                             "candidate {} was elected (token {}) while candidate {} (token {}) was still valid for {:?}",
                             t.candidate,
@@ -340,7 +393,7 @@ impl History {
                 }
                 if t.token <= prev.token {
                     return Err(self.violation(
-                        "fencing tokens strictly increase",
+                        Invariant::TokensIncrease,
                         format!(
                             "candidate {} got token {} after candidate {} had token {}",
                             t.candidate, t.token, prev.candidate, prev.token
@@ -361,7 +414,7 @@ impl History {
         for t in &terms {
             if t.lost.is_none() && !t.crashed && t.valid_until < end {
                 return Err(self.violation(
-                    "every loss is reported",
+                    Invariant::LossReported,
                     format!(
                         "candidate {} (token {}) passed its deadline without being told it lost leadership",
                         t.candidate, t.token
@@ -391,7 +444,7 @@ impl History {
             Ok(())
         } else {
             Err(self.violation(
-                "a leader is elected after faults heal",
+                Invariant::LeaderAfterHeal,
                 format!("no leader between the heal and {bound:?} after it"),
                 healed,
                 deadline,
@@ -418,7 +471,7 @@ impl History {
             stats.accepted += 1;
             let Some(term) = index.term_of(terms, r.candidate, token, r.at) else {
                 return Err(self.violation_about(
-                    "a deposed leader's write is never accepted",
+                    Invariant::FencedWrites,
                     format!(
                         "the backend accepted a guarded write of candidate {} with token {token}, \
                          a token it never held",
@@ -431,7 +484,7 @@ impl History {
             };
             if let Some(fenced) = term.fenced.filter(|f| *f <= r.at) {
                 return Err(self.violation_about(
-                    "a deposed leader's write is never accepted",
+                    Invariant::FencedWrites,
                     format!(
                         "the backend accepted a guarded write of candidate {} (token {token}) \
                          sent {:?} after the backend had confirmed its entry gone",
@@ -445,7 +498,7 @@ impl History {
             }
             if let Some(later) = index.later_term_elected_by(terms, token, r.at) {
                 return Err(self.violation_about(
-                    "a deposed leader's write is never accepted",
+                    Invariant::FencedWrites,
                     format!(
                         "the backend accepted a guarded write of candidate {} (token {token}) \
                          sent {:?} after candidate {} had been elected with token {}",
@@ -479,7 +532,7 @@ impl History {
             };
             if r.at >= term.own_end() {
                 return Err(self.violation_about(
-                    "no stale leader acts",
+                    Invariant::NoStaleLeader,
                     format!(
                         "candidate {} sent a guarded write (token {token}) {:?} after its term \
                          had ended for itself",
@@ -503,7 +556,7 @@ impl History {
             let late = lost_at - t.valid_until;
             if late > grace + frozen {
                 return Err(self.violation_about(
-                    "no stale leader acts",
+                    Invariant::NoStaleLeader,
                     format!(
                         "candidate {} (token {}) was told of its loss {late:?} after its \
                          deadline (grace {grace:?}, frozen {frozen:?} of it)",
@@ -544,7 +597,7 @@ impl History {
 
     fn violation(
         &self,
-        invariant: &'static str,
+        invariant: Invariant,
         message: String,
         from: Instant,
         to: Instant,
@@ -557,7 +610,7 @@ impl History {
     /// given, so that the writes of bystanders do not crowd the report.
     fn violation_about(
         &self,
-        invariant: &'static str,
+        invariant: Invariant,
         message: String,
         from: Instant,
         to: Instant,
@@ -718,7 +771,7 @@ mod tests {
             },
         );
         let v = h.check(secs(t0, 3.0)).unwrap_err();
-        assert_eq!(v.invariant, "no overlapping leaders");
+        assert_eq!(v.invariant, Invariant::NoOverlap);
         assert!(v.to_string().contains("candidate 1 was elected"), "{v}");
     }
 
@@ -784,7 +837,7 @@ mod tests {
         );
         assert_eq!(
             h.check(secs(t0, 2.1)).unwrap_err().invariant,
-            "every loss is reported"
+            Invariant::LossReported
         );
         h.push(
             secs(t0, 1.0),
@@ -826,7 +879,7 @@ mod tests {
         );
         assert_eq!(
             h.check(secs(t0, 2.5)).unwrap_err().invariant,
-            "fencing tokens strictly increase"
+            Invariant::TokensIncrease
         );
 
         let mut h = History::new();
@@ -840,7 +893,7 @@ mod tests {
         );
         assert_eq!(
             h.check(secs(t0, 2.0)).unwrap_err().invariant,
-            "every loss is reported"
+            Invariant::LossReported
         );
         // Still valid at the end of the run: fine.
         h.check(secs(t0, 0.5)).unwrap();
@@ -959,7 +1012,7 @@ mod tests {
         write(&mut h, secs(t0, 1.6), 0, 5, true);
         let terms = h.terms();
         let v = h.check_writes(&terms).unwrap_err();
-        assert_eq!(v.invariant, "a deposed leader's write is never accepted");
+        assert_eq!(v.invariant, Invariant::FencedWrites);
         assert!(
             v.message.contains("after candidate 1 had been elected"),
             "{v}"
@@ -968,7 +1021,7 @@ mod tests {
         let v = h
             .check_stale(&terms, Duration::from_millis(500))
             .unwrap_err();
-        assert_eq!(v.invariant, "no stale leader acts");
+        assert_eq!(v.invariant, Invariant::NoStaleLeader);
     }
 
     #[test]

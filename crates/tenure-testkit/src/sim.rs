@@ -21,9 +21,9 @@ use std::time::{Duration, Instant};
 use futures::{FutureExt, StreamExt};
 use tenure_core::machine::{
     Command, ElectionConfig, ElectionMachine, Event, LeaseCommand, LeaseConfig, LeaseEvent,
-    LeaseKeeper, Reply, Request, Strategy, WatchId,
+    LeaseKeeper, Strategy, WatchId,
 };
-use tenure_core::{CoordinationBackend, ElectionName, Slot, WatchStream};
+use tenure_core::{backend, CoordinationBackend, ElectionName, WatchStream};
 use tenure_memory::{MemoryBackend, MemoryClient};
 
 use crate::history::{History, RecordKind};
@@ -411,25 +411,9 @@ impl Sim {
                 did = true;
                 match cmd {
                     Command::Request { id, request } => {
-                        let reply = match request {
-                            Request::Create {
-                                election,
-                                slot: Slot::Queue,
-                                lease,
-                                value,
-                            } => Reply::Queued(client.create_queued(&election, lease, value).await),
-                            Request::Create {
-                                election,
-                                slot,
-                                lease,
-                                value,
-                            } => Reply::Create(client.create(&election, slot, lease, value).await),
-                            Request::Candidates { election, own } => {
-                                Reply::Candidates(client.queue_around(&election, &own).await)
-                            }
-                            Request::Get { key } => Reply::Get(client.get(&key).await),
-                            Request::Delete { entry } => Reply::Delete(client.delete(&entry).await),
-                        };
+                        // No timeout: the simulated client answers or
+                        // fails at once.
+                        let reply = backend::execute(&client, request, None).await;
                         m.handle_reply(now(), id, reply);
                     }
                     Command::Watch { id, scope, from } => match client.watch(scope, from).await {

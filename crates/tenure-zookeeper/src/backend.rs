@@ -19,7 +19,7 @@ use zookeeper_client as zk;
 use crate::error::{self, Ctx, KIND};
 use crate::lease::{expire_unrenewed, locked, LeaseSession, Leases};
 use crate::options::{ZkAcl, ZkOptions};
-use crate::paths::{Names, LEADER_NODE};
+use crate::paths::{Names, Shape, LEADER_NODE};
 use crate::session::{
     attempt_failed, connect_retry, diagnosed, open_session, probe_tls, session_attempt,
 };
@@ -264,11 +264,6 @@ impl ZkBackend {
         &self.inner.names
     }
 
-    /// The live lease sessions.
-    pub(crate) fn leases(&self) -> &Leases {
-        &self.inner.leases
-    }
-
     /// The ACL of every node the backend creates.
     pub(crate) fn acls(&self) -> zk::Acls<'static> {
         match self.inner.options.acl {
@@ -417,7 +412,25 @@ impl CoordinationBackend for ZkBackend {
         lease: LeaseId,
         value: Bytes,
     ) -> Result<CreateOutcome> {
-        self.create_candidate(election, slot, lease, value).await
+        // One create at a time per lease, then the one-shape rule.
+        let l = self.inner.leases.live(lease)?;
+        let _one_at_a_time = l.creating.lock().await;
+        let outcome = match slot {
+            Slot::Queue => self.create_queue(election, &l, value).await?,
+            Slot::Leader => self.create_leader(election, &l, value).await?,
+        };
+        let mine = match slot {
+            Slot::Queue => Shape::Queue(self.names().layout()),
+            Slot::Leader => Shape::Leader,
+        };
+        let own = outcome.entry();
+        if own.lease == lease {
+            // Checked whenever the entry is ours, not only when this call
+            // created it: a create whose check failed half-way is retried
+            // and finds its entry.
+            self.one_shape(election, own, mine).await?;
+        }
+        Ok(outcome)
     }
 
     async fn candidates(&self, election: &ElectionName) -> Result<Snapshot> {

@@ -3,7 +3,7 @@
 //! election holds one shape of candidate at a time.
 
 use bytes::Bytes;
-use tenure_core::{CreateOutcome, ElectionName, Entry, Error, LeaseId, Result, Revision, Slot};
+use tenure_core::{CreateOutcome, ElectionName, Entry, Error, Result, Revision};
 use tracing::debug;
 use zookeeper_client as zk;
 
@@ -15,36 +15,6 @@ use crate::read::{entry, zxid};
 use crate::retry::{answer, lost, Retries};
 
 impl ZkBackend {
-    /// [`create`](tenure_core::CoordinationBackend::create): one create at
-    /// a time per lease, then the one-shape rule whenever the entry is
-    /// ours.
-    pub(crate) async fn create_candidate(
-        &self,
-        election: &ElectionName,
-        slot: Slot,
-        lease: LeaseId,
-        value: Bytes,
-    ) -> Result<CreateOutcome> {
-        let l = self.leases().live(lease)?;
-        let _one_at_a_time = l.creating.lock().await;
-        let outcome = match slot {
-            Slot::Queue => self.create_queue(election, &l, value).await?,
-            Slot::Leader => self.create_leader(election, &l, value).await?,
-        };
-        let mine = match slot {
-            Slot::Queue => Shape::Queue(self.names().layout()),
-            Slot::Leader => Shape::Leader,
-        };
-        let own = outcome.entry();
-        if own.lease == lease {
-            // Checked whenever the entry is ours, not only when this call
-            // created it: a create whose check failed half-way is retried
-            // and finds its entry.
-            self.one_shape(election, own, mine).await?;
-        }
-        Ok(outcome)
-    }
-
     /// Creates `path` and its missing ancestors as persistent nodes.
     pub(crate) async fn mkdir(&self, client: &zk::Client, path: &str, ctx: Ctx<'_>) -> Result<()> {
         let options = zk::CreateMode::Persistent.with_acls(self.acls());
@@ -112,7 +82,7 @@ impl ZkBackend {
         Ok(None)
     }
 
-    async fn create_queue(
+    pub(crate) async fn create_queue(
         &self,
         election: &ElectionName,
         lease: &LeaseSession,
@@ -153,7 +123,7 @@ impl ZkBackend {
         }
     }
 
-    async fn create_leader(
+    pub(crate) async fn create_leader(
         &self,
         election: &ElectionName,
         lease: &LeaseSession,
@@ -208,7 +178,12 @@ impl ZkBackend {
     /// another shape created after ours sees ours here and backs off in
     /// the same way, so of two racing shapes only the older one stays: the
     /// shape of an election is that of its oldest live candidate.
-    async fn one_shape(&self, election: &ElectionName, own: &Entry, mine: Shape) -> Result<()> {
+    pub(crate) async fn one_shape(
+        &self,
+        election: &ElectionName,
+        own: &Entry,
+        mine: Shape,
+    ) -> Result<()> {
         let ctx = self.ctx("create", Some(own.lease));
         let dir = self.names().election_path(election)?;
         let client = self.reader().await?;

@@ -18,9 +18,7 @@ use super::session::{LeaseStatus, Session};
 use crate::machine::{
     Command, ElectionMachine, Event, FailReason, Phase, Reply, Request, RequestId, WatchId,
 };
-use crate::{
-    DynBackend, ElectionName, Entry, Error, LossReason, Result, Slot, WatchEvent, WatchStream,
-};
+use crate::{DynBackend, ElectionName, Entry, Error, LossReason, Result, WatchEvent, WatchStream};
 
 /// What the leader's handle sees of its term.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -96,9 +94,7 @@ impl CampaignTask {
             while let Some(cmd) = self.machine.poll_command() {
                 match cmd {
                     Command::Request { id, request } => {
-                        pending.push(
-                            execute(self.backend.clone(), kind, timeout, id, request).boxed(),
-                        );
+                        pending.push(execute(self.backend.clone(), timeout, id, request).boxed());
                     }
                     Command::Watch { id, scope, from } => {
                         let b = self.backend.clone();
@@ -304,57 +300,10 @@ fn apply_lease(machine: &mut ElectionMachine, status: LeaseStatus) {
     }
 }
 
-async fn execute(
-    backend: DynBackend,
-    kind: &'static str,
-    timeout: Duration,
-    id: RequestId,
-    request: Request,
-) -> Done {
-    let reply = match request {
-        Request::Create {
-            election,
-            slot: Slot::Queue,
-            lease,
-            value,
-        } => Reply::Queued(
-            with_timeout(
-                kind,
-                "create",
-                timeout,
-                backend.create_queued(&election, lease, value),
-            )
-            .await,
-        ),
-        Request::Create {
-            election,
-            slot,
-            lease,
-            value,
-        } => Reply::Create(
-            with_timeout(
-                kind,
-                "create",
-                timeout,
-                backend.create(&election, slot, lease, value),
-            )
-            .await,
-        ),
-        Request::Candidates { election, own } => Reply::Candidates(
-            with_timeout(
-                kind,
-                "read candidates",
-                timeout,
-                backend.queue_around(&election, &own),
-            )
-            .await,
-        ),
-        Request::Get { key } => {
-            Reply::Get(with_timeout(kind, "get", timeout, backend.get(&key)).await)
-        }
-        Request::Delete { entry } => {
-            Reply::Delete(with_timeout(kind, "delete", timeout, backend.delete(&entry)).await)
-        }
-    };
-    Done::Reply(id, reply)
+/// Runs one request of the machine, bounded by the request timeout.
+async fn execute(backend: DynBackend, timeout: Duration, id: RequestId, request: Request) -> Done {
+    Done::Reply(
+        id,
+        crate::backend::execute(&*backend, request, Some(timeout)).await,
+    )
 }

@@ -22,7 +22,7 @@ pub struct RequestId(pub u64);
 pub struct WatchId(pub u64);
 
 /// A backend request for the driver to execute; answer it with the
-/// matching [`Reply`] through [`ElectionMachine::handle_reply`].
+/// matching [`Reply`] through [`ElectionMachine::handle_reply`](super::ElectionMachine::handle_reply).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Request {
     /// [`CoordinationBackend::create`](crate::CoordinationBackend::create).
@@ -84,7 +84,7 @@ pub enum Command {
         /// What to do.
         request: Request,
     },
-    /// Start a watch and feed its events with [`ElectionMachine::handle_watch`].
+    /// Start a watch and feed its events with [`ElectionMachine::handle_watch`](super::ElectionMachine::handle_watch).
     Watch {
         /// Echo this with every event.
         id: WatchId,
