@@ -33,3 +33,37 @@ pub async fn within<T>(
         .await
         .map_err(|_| fail(format!("{}: not within {within:?}", what())))
 }
+
+/// Campaigns that ended in an error, counted across their tasks (how many,
+/// and the first), so that a step that then fails (a queue that never
+/// fills) says why. Clones share the count.
+#[derive(Clone, Debug, Default)]
+pub struct Failures(std::sync::Arc<std::sync::Mutex<(usize, Option<String>)>>);
+
+impl Failures {
+    fn lock(&self) -> std::sync::MutexGuard<'_, (usize, Option<String>)> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Counts one failure, described by `what` if it is the first.
+    pub fn record(&self, what: impl FnOnce() -> String) {
+        let mut failed = self.lock();
+        failed.0 += 1;
+        failed.1.get_or_insert_with(what);
+    }
+
+    /// `result`, its error naming the failures recorded so far (if any).
+    ///
+    /// # Errors
+    /// `result`'s error.
+    pub fn explain<T>(&self, result: Result<T>) -> Result<T> {
+        match (result, &*self.lock()) {
+            (Err(e), (n, Some(first))) => Err(fail(format!(
+                "{e} ({n} campaigns failed; the first: {first})"
+            ))),
+            (r, _) => r,
+        }
+    }
+}

@@ -8,7 +8,7 @@ use std::time::Duration;
 use futures::future::join_all;
 use tenure::{DynBackend, Election, Session};
 
-use crate::error::{fail, Context, Result};
+use crate::error::{fail, Context, Failures, Result};
 use crate::handover::wait_queue_within;
 use tenure_testkit::counting::{Counting as Traffic, Counts};
 
@@ -86,15 +86,20 @@ pub async fn measure(
     }
     let t_fill = std::time::Instant::now();
     let mut tasks = Vec::with_capacity(n);
+    let failed = Failures::default();
     for (i, s) in sessions.iter().enumerate() {
         let conn: DynBackend = link(i).0.clone();
         let e = Election::builder(conn, group_name(name, i))
             .session(s.clone())
             .build()
             .context(|| "footprint: election".into())?;
+        let failed = failed.clone();
         tasks.push(tokio::spawn(async move {
-            if let Ok(l) = e.campaign(format!("c{i}")).await {
-                let _ = l.lost().await;
+            match e.campaign(format!("c{i}")).await {
+                Ok(l) => {
+                    let _ = l.lost().await;
+                }
+                Err(error) => failed.record(|| format!("candidate {i}: {error}")),
             }
         }));
     }
@@ -107,7 +112,7 @@ pub async fn measure(
         watchers.push((e, GROUP.min(n - g * GROUP)));
     }
     for (e, size) in &watchers {
-        wait_queue_within(e, *size, Duration::from_secs(60)).await?;
+        failed.explain(wait_queue_within(e, *size, Duration::from_secs(60)).await)?;
     }
     out.fill = t_fill.elapsed();
     tokio::time::sleep(Duration::from_secs(1)).await;

@@ -18,7 +18,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::clock::{between, mono_ns};
-use crate::error::{fail, within, Context, Result};
+use crate::error::{fail, within, Context, Failures, Result};
 use crate::handover::wait_queue;
 use tenure_testkit::counting::Counting as Traffic;
 
@@ -71,8 +71,8 @@ struct Herd {
     tasks: Vec<Option<JoinHandle<()>>>,
     tx: mpsc::UnboundedSender<Won>,
     rx: mpsc::UnboundedReceiver<Won>,
-    /// Campaigns that ended in an error: how many, and the first.
-    failed: Arc<std::sync::Mutex<(usize, Option<String>)>>,
+    /// Campaigns that ended in an error.
+    failed: Failures,
 }
 
 impl Herd {
@@ -89,26 +89,9 @@ impl Herd {
                         leadership,
                     });
                 }
-                Err(error) => {
-                    let mut failed = failed.lock().unwrap_or_else(|p| p.into_inner());
-                    failed.0 += 1;
-                    failed
-                        .1
-                        .get_or_insert_with(|| format!("candidate {i}: {error}"));
-                }
+                Err(error) => failed.record(|| format!("candidate {i}: {error}")),
             }
         }));
-    }
-
-    /// `result`, with the failed campaigns (if any) named in its error.
-    fn explain<T>(&self, result: Result<T>) -> Result<T> {
-        let failed = self.failed.lock().unwrap_or_else(|p| p.into_inner());
-        match (result, &*failed) {
-            (Err(e), (n, Some(first))) if *n > 0 => Err(fail(format!(
-                "{e} ({n} campaigns failed; the first: {first})"
-            ))),
-            (r, _) => r,
-        }
     }
 
     async fn next_leader(&mut self, what: &str) -> Result<Won> {
@@ -179,7 +162,7 @@ pub async fn herd(
         tasks: (0..n).map(|_| None).collect(),
         tx,
         rx,
-        failed: Arc::default(),
+        failed: Failures::default(),
     };
     let mut out = ScaleResult {
         n,
@@ -195,9 +178,9 @@ pub async fn herd(
             herd.campaign(i);
         }
         let won = herd.next_leader("scale: first leader").await;
-        let won = herd.explain(won)?;
+        let won = herd.failed.explain(won)?;
         out.first_leader.push(between(t0, won.at));
-        herd.explain(wait_queue(&watcher, n).await)?;
+        herd.failed.explain(wait_queue(&watcher, n).await)?;
         if round + 1 < cfg.first_rounds.max(1) {
             herd.withdraw_all();
             won.leadership.resign().await;
@@ -226,7 +209,7 @@ pub async fn herd(
         out.requests.push(d.requests_but_keep_alives() as f64);
         out.watch_events.push(d.watch_events as f64);
         herd.campaign(resigned);
-        herd.explain(wait_queue(&watcher, n).await)?;
+        herd.failed.explain(wait_queue(&watcher, n).await)?;
         tokio::time::sleep(Duration::from_millis(30)).await;
         leader = won;
     }
