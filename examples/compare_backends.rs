@@ -188,7 +188,7 @@ async fn scenario(target: &Target) -> tenure::Result<Row> {
             conn_a.watch_events() + conn_b.watch_events(),
         );
         let t = Instant::now();
-        leader.resign().await;
+        let _ = leader.resign().await;
         leader = waiting.await.map_err(|e| failed("join", e))??;
         handovers.push(t.elapsed());
         reads += conn_a.candidate_reads() + conn_b.candidate_reads() - before.0;
@@ -201,9 +201,9 @@ async fn scenario(target: &Target) -> tenure::Result<Row> {
         };
         waiting = tokio::spawn(async move { next.campaign(name).await });
     }
-    leader.resign().await;
+    let _ = leader.resign().await;
     if let Ok(Ok(l)) = waiting.await {
-        l.resign().await;
+        let _ = l.resign().await;
     }
 
     // Crash failover: the crasher leads, the survivor waits.
@@ -218,7 +218,7 @@ async fn scenario(target: &Target) -> tenure::Result<Row> {
     let survivor = survivor.await.map_err(|e| failed("join", e))??;
     let failover = t.elapsed();
     tokio::time::sleep(Duration::from_millis(100)).await;
-    survivor.resign().await;
+    let _ = survivor.resign().await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     observer.abort();
 

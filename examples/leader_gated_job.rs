@@ -134,7 +134,7 @@ async fn main() -> tenure::Result<()> {
             reason: e.to_string(),
         })??;
     }
-    let (last, _) = tenure::CoordinationBackend::get(&b, REPORT_KEY).await?;
+    let (last, _) = tenure::backend::CoordinationBackend::get(&b, REPORT_KEY).await?;
     if let Some(e) = last {
         println!(
             "last report in the store: \"{}\"",

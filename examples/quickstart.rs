@@ -64,7 +64,7 @@ async fn main() -> tenure::Result<()> {
     tokio::time::sleep(Duration::from_millis(200)).await;
 
     println!("{} alpha: resigning", stamp(start));
-    alpha.resign().await;
+    let _ = alpha.resign().await;
     let bravo = bravo
         .await
         .map_err(|_| tenure::Error::Cancelled("bravo task"))??;
@@ -87,7 +87,7 @@ async fn main() -> tenure::Result<()> {
         stamp(start),
         charlie.token()
     );
-    charlie.resign().await;
+    let _ = charlie.resign().await;
     tokio::time::sleep(Duration::from_millis(50)).await;
     println!("{} done", stamp(start));
     Ok(())

@@ -13,8 +13,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
+use tenure::backend::CoordinationBackend;
 use tenure::memory::{MemoryBackend, MemoryClient};
-use tenure::{CoordinationBackend, DynBackend, Election, Leadership};
+use tenure::{DynBackend, Election, Leadership};
 
 const TTL: Duration = Duration::from_secs(2);
 const BLOCK_TIME: Duration = Duration::from_millis(250);

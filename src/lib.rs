@@ -21,7 +21,7 @@
 //! let leadership = election.campaign("node-a").await?;
 //! assert!(leadership.is_leader());
 //! println!("leading with fencing token {}", leadership.token());
-//! leadership.resign().await; // the next candidate takes over at once
+//! leadership.resign().await?; // the next candidate takes over at once
 //! # Ok(()) }
 //! ```
 //!
@@ -35,8 +35,59 @@
 //! | `postgres`  | PostgreSQL 11 or newer       | no      |
 //! | `full`      | all of the above             | no      |
 
+// The user's surface, named one by one: what an application writes.
 #[doc(inline)]
-pub use tenure_core::*;
+pub use tenure_core::{
+    Backoff, BoxError, Callbacks, DynBackend, Election, ElectionBuilder, ElectionName, Entry,
+    Error, FencingToken, IntoValue, LeaderContext, LeaderInfo, LeaderStream, Leadership, LeaseId,
+    LeaseStatus, LossReason, Observation, Result, Revision, Session, SessionBuilder, Strategy,
+    MAX_ELECTION_NAME_LEN,
+};
+
+/// Byte buffers: what proposals and values are stored as (re-exported from
+/// the `bytes` crate, so that a user need not depend on it).
+pub use bytes::Bytes;
+
+/// The token that stops [`Election::run`] and
+/// [`Election::campaign_until`] (re-exported from `tokio-util`, so that a
+/// user need not depend on it).
+pub use tokio_util::sync::CancellationToken;
+
+/// `next()` on a [`LeaderStream`] (re-exported from `futures`).
+pub use futures::StreamExt;
+
+#[doc(inline)]
+pub use tenure_core::metrics;
+
+/// The sans-IO election machines the driver runs: for simulations and
+/// custom drivers. Applications use [`Election`].
+pub mod machine {
+    #[doc(inline)]
+    pub use tenure_core::machine::*;
+}
+
+/// For authors of backends: the [`CoordinationBackend`](backend::CoordinationBackend)
+/// contract, the data that crosses it, and the helpers the bundled
+/// backends share (URL options, credentials, TLS, connection retries).
+/// An application never needs this module unless it implements a
+/// backend or calls one directly.
+pub mod backend {
+    #[doc(inline)]
+    pub use tenure_core::backend::CoordinationBackend;
+    #[doc(inline)]
+    pub use tenure_core::error::check_ttl;
+    #[doc(inline)]
+    pub use tenure_core::retry::{self, ConnectRetry};
+    #[cfg(any(feature = "etcd", feature = "zookeeper"))]
+    #[doc(inline)]
+    pub use tenure_core::tls;
+    #[doc(inline)]
+    pub use tenure_core::types::{
+        CreateOutcome, LeaseGrant, Slot, Snapshot, WatchEvent, WatchScope, WatchStream,
+    };
+    #[doc(inline)]
+    pub use tenure_core::{credentials, url_query};
+}
 
 #[cfg(feature = "memory")]
 #[doc(inline)]

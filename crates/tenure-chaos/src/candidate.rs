@@ -22,7 +22,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use futures::future::BoxFuture;
 use futures::FutureExt;
-use tenure::{DynBackend, Election, ElectionName, Entry, Error, Leadership, Slot};
+use tenure::backend::Slot;
+use tenure::{DynBackend, Election, ElectionName, Entry, Error, Leadership};
 use tenure_cli::child::{loss_kill_at, ChildSpec, Supervised};
 use tenure_cli::signals::{stop_self, JobControl, Shutdown};
 
@@ -144,7 +145,7 @@ pub async fn run(opts: CandidateOptions) -> std::io::Result<()> {
                     reason: tenure::LossReason::Resigned.to_string(),
                 });
             }
-            leadership.resign().await;
+            let _ = leadership.resign().await;
             return Ok(());
         }
     }

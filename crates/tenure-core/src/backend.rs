@@ -126,6 +126,22 @@ pub trait CoordinationBackend: Send + Sync + std::fmt::Debug + 'static {
         Ok(self.candidates(election).await?.around(own))
     }
 
+    /// Reads the head of the election's queue, the entry that leads: a
+    /// snapshot holding at most one entry, the lowest creation revision
+    /// of [`candidates`](Self::candidates), with the revision the read
+    /// reflects.
+    ///
+    /// The default reads the whole queue and keeps its first entry.
+    /// Backends that can read the first-created key alone override it
+    /// (etcd: a range sorted by creation revision, limit 1), so that
+    /// [`Election::leader`](crate::Election::leader) does not grow with
+    /// the number of candidates.
+    async fn queue_head(&self, election: &ElectionName) -> Result<Snapshot> {
+        let mut snapshot = self.candidates(election).await?;
+        snapshot.entries.truncate(1);
+        Ok(snapshot)
+    }
+
     /// Reads one key, with the revision the read reflects.
     async fn get(&self, key: &str) -> Result<(Option<Entry>, Revision)>;
 

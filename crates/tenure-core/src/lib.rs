@@ -21,6 +21,7 @@
 //!   certificate and key), read once and checked before any connection.
 //! - `tls` (feature `tls`): the rustls client configuration from PEM
 //!   files, and TLS failures that retrying cannot fix, named.
+//! - [`value`]: [`IntoValue`], what proposals and guarded writes accept.
 //! - [`metrics`]: the names of the metrics the driver records through the
 //!   `metrics` facade.
 
@@ -36,6 +37,7 @@ pub mod retry;
 pub mod tls;
 pub mod types;
 pub mod url_query;
+pub mod value;
 
 pub use backend::{CoordinationBackend, DynBackend};
 pub use driver::{
@@ -50,3 +52,4 @@ pub use types::{
     CreateOutcome, Entry, FencingToken, LeaderInfo, LeaseGrant, LeaseId, LossReason, Observation,
     Revision, Slot, Snapshot, WatchEvent, WatchScope, WatchStream,
 };
+pub use value::IntoValue;

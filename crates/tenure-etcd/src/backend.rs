@@ -466,6 +466,39 @@ impl CoordinationBackend for EtcdBackend {
         Ok(Snapshot { entries, revision })
     }
 
+    /// The first-created key under the election, as etcd's own election
+    /// reads its leader (sorted by creation revision, limit 1). Falls back
+    /// to the full read when that key is not a queue entry (a nested
+    /// election's key or application data).
+    async fn queue_head(&self, election: &ElectionName) -> Result<Snapshot> {
+        let dir = Self::queue_dir(election);
+        let options = GetOptions::new()
+            .with_prefix()
+            .with_sort(SortTarget::Create, SortOrder::Ascend)
+            .with_limit(1);
+        let mut kv = self.inner.client.kv_client();
+        let resp = self
+            .call("read leader", None, kv.get(self.full(&dir), Some(options)))
+            .await?;
+        let revision = header_rev("read leader", resp.header())?;
+        let first = resp.kvs().first().map(|kv| self.entry(kv));
+        match first {
+            None => Ok(Snapshot {
+                entries: Vec::new(),
+                revision,
+            }),
+            Some(e) if is_queue_entry(&dir, &e) => Ok(Snapshot {
+                entries: vec![e],
+                revision,
+            }),
+            Some(_) => {
+                let mut all = self.candidates(election).await?;
+                all.entries.truncate(1);
+                Ok(all)
+            }
+        }
+    }
+
     /// One read-only transaction, as etcd's own election waits on its
     /// predecessor: our key, and the newest entry under the election
     /// created before ours (none: we lead). What comes back does not grow

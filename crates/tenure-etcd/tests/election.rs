@@ -182,7 +182,7 @@ async fn lease_expired_during_campaign_cannot_win() {
     );
     assert_eq!(sb.lost().await, LossReason::LeaseExpired);
 
-    leader.resign().await;
+    leader.resign().await.expect("resign");
     let lc = tokio::time::timeout(Duration::from_secs(5), fc)
         .await
         .expect("C must win")
@@ -217,7 +217,7 @@ async fn observer_misses_no_leader_change_across_compactions() {
             .await
             .unwrap();
         if i < 4 {
-            l.resign().await;
+            l.resign().await.expect("resign");
         } else {
             last = Some(l);
         }
@@ -289,7 +289,7 @@ async fn hundred_candidates_one_connection_one_leader_and_no_herd() {
     assert!(settled, "not every candidate opened its watch");
     let before: Vec<usize> = counters.iter().map(Counting::watch_events).collect();
 
-    leadership.resign().await;
+    leadership.resign().await.expect("resign");
     let (second, l2) = tokio::time::timeout(Duration::from_secs(10), rx.recv())
         .await
         .unwrap()

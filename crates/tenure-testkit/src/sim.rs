@@ -383,10 +383,8 @@ impl Sim {
             }
             if let Some(k) = &c.keeper {
                 c.starts += 1;
-                let config = ElectionConfig {
-                    strategy,
-                    ..ElectionConfig::default()
-                };
+                let mut config = ElectionConfig::default();
+                config.strategy = strategy;
                 c.machine = Some(ElectionMachine::new(
                     election,
                     config,
@@ -471,7 +469,7 @@ impl Sim {
                             .push(at, i, RecordKind::Extended { valid_until })
                     }
                     Event::Lost { reason } => self.history.push(at, i, RecordKind::Lost { reason }),
-                    Event::Failed(_) => {}
+                    Event::Failed(_) | Event::ReleaseFailed(_) => {}
                     Event::Finished => finished = true,
                 }
             }

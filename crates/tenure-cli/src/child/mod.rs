@@ -397,7 +397,7 @@ async fn sleep_until_some(at: Option<Instant>) {
 
 /// Whether a backend URL holds a password (`password=`).
 fn carries_password(url: &str) -> bool {
-    tenure::url_query::redact(url) != url
+    tenure::backend::url_query::redact(url) != url
 }
 
 #[cfg(test)]

@@ -46,7 +46,7 @@ pub async fn run(global: &GlobalArgs, args: CampaignArgs, out: &Output) -> Resul
         b = backend::connect(&url, Some(args.ttl), global.request_timeout) => b?,
         _ = shutdown.recv() => return Ok(Exit::Success),
     };
-    tenure::check_ttl(args.ttl, backend.ttl_bounds())?;
+    tenure::backend::check_ttl(args.ttl, backend.ttl_bounds())?;
     let proposal = args.proposal.clone().unwrap_or_else(default_proposal);
     let command = (!args.command.is_empty()).then(|| ChildSpec {
         argv: args.command.clone(),
@@ -399,7 +399,11 @@ impl Campaigner<'_> {
                 // took two (and the second one slowed the successor's
                 // first read).
                 Some(session) => session.close().await,
-                None => leadership.resign().await,
+                None => {
+                    if let Err(error) = leadership.resign().await {
+                        tracing::warn!(%error, "could not delete our entry; it goes with the lease");
+                    }
+                }
             }
         } else {
             let reason = leadership.lost().await;
@@ -423,11 +427,8 @@ impl Campaigner<'_> {
     /// Back-off after a failed session or campaign: 0.5 s doubling to 10 s,
     /// each drawn from the upper half of its window.
     fn retry_delay(&mut self, failures: u32) -> Duration {
-        let window = tenure::Backoff {
-            initial: Duration::from_millis(500),
-            max: Duration::from_secs(10),
-        }
-        .window(failures.saturating_sub(1));
+        let window = tenure::Backoff::new(Duration::from_millis(500), Duration::from_secs(10))
+            .window(failures.saturating_sub(1));
         window / 2 + jitter(&mut self.rng, window / 2)
     }
 

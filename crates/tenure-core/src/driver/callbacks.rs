@@ -10,7 +10,6 @@ use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
 
-use bytes::Bytes;
 use futures::future::BoxFuture;
 use futures::future::FusedFuture;
 use futures::{FutureExt, StreamExt};
@@ -19,7 +18,7 @@ use tracing::{debug, warn};
 
 use super::election::Election;
 use super::leadership::Leadership;
-use crate::{Error, FencingToken, LossReason, Observation, Result};
+use crate::{Error, FencingToken, IntoValue, LossReason, Observation, Result};
 
 type StartedFn = Box<dyn FnMut(LeaderContext) -> BoxFuture<'static, ()> + Send>;
 type StoppedFn = Box<dyn FnMut(LossReason) + Send>;
@@ -179,11 +178,11 @@ impl Election {
     /// ([`Error::LeaseExpired`]).
     pub async fn run(
         &self,
-        value: impl Into<Bytes>,
+        value: impl IntoValue,
         mut callbacks: Callbacks,
         shutdown: CancellationToken,
     ) -> Result<()> {
-        let value = value.into();
+        let value = value.into_value();
         let _observer = callbacks.new_leader.take().map(|mut f| {
             let mut leaders = self.observe();
             AbortOnDrop(tokio::spawn(async move {
@@ -192,7 +191,6 @@ impl Election {
                 }
             }))
         });
-        let mut rng = fastrand::Rng::new();
         let mut failures = 0u32;
         loop {
             // Waits for the withdrawal when shutdown comes first: `run`
@@ -208,7 +206,7 @@ impl Election {
                             && !self.has_shared_session()) =>
                 {
                     failures = failures.saturating_add(1);
-                    let delay = self.retry().delay(failures, &mut rng);
+                    let delay = self.retry().delay(failures);
                     warn!(election = %self.name(), error = %e, ?delay, "campaign failed; retrying");
                     tokio::select! {
                         () = tokio::time::sleep(delay) => continue,
@@ -252,7 +250,9 @@ impl Election {
             // Resigns, or after a loss waits for the term's cleanup (the
             // entry's delete, the lease's revoke): nothing of this term is
             // left behind when `run` returns or campaigns again.
-            leadership.release().await;
+            if let Err(error) = leadership.release().await {
+                warn!(election = %self.name(), %error, "could not delete our entry; it goes with the lease");
+            }
             if let Some(f) = callbacks.stopped.as_mut() {
                 f(reason);
             }

@@ -14,6 +14,7 @@ use crate::{
 
 /// How candidates of an election decide who leads.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Strategy {
     /// Every candidate creates its own entry; the lowest creation revision
     /// leads; each candidate watches only its immediate predecessor, so a
@@ -28,8 +29,10 @@ pub enum Strategy {
     SingleKey,
 }
 
-/// Settings of one candidacy.
+/// Settings of one candidacy. Start from [`Default`] and set the fields
+/// that differ.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ElectionConfig {
     /// Queue (default) or single key.
     pub strategy: Strategy,
@@ -45,10 +48,7 @@ impl Default for ElectionConfig {
     fn default() -> Self {
         ElectionConfig {
             strategy: Strategy::Queue,
-            retry: Backoff {
-                initial: Duration::from_millis(50),
-                max: Duration::from_secs(1),
-            },
+            retry: Backoff::RETRY,
             start_delay: Duration::ZERO,
         }
     }
@@ -161,6 +161,11 @@ pub enum Event {
     },
     /// The campaign ended before we were elected.
     Failed(FailReason),
+    /// Deleting our entry on resign or withdrawal failed for good (a
+    /// permanent error, or a transient one past the lease's deadline): the
+    /// entry may stay until the lease expires. Followed by
+    /// [`Event::Finished`].
+    ReleaseFailed(SharedError),
     /// The machine has nothing left to do; the driver may drop it.
     Finished,
 }
@@ -195,6 +200,19 @@ impl PartialEq for FailReason {
 }
 
 impl Eq for FailReason {}
+
+/// A backend error carried by an [`Event`], shared so that the event stays
+/// cheap to clone. Compares by identity, or failing that by message.
+#[derive(Clone, Debug)]
+pub struct SharedError(pub Arc<Error>);
+
+impl PartialEq for SharedError {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0) || self.0.to_string() == other.0.to_string()
+    }
+}
+
+impl Eq for SharedError {}
 
 /// Coarse phase of the machine, for introspection and tests.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -295,6 +313,9 @@ pub struct ElectionMachine {
     next_id: u64,
     rng: fastrand::Rng,
     resign_pending: bool,
+    /// The last failure to delete our entry while releasing, reported if
+    /// the lease ends before a retry succeeds.
+    release_error: Option<Arc<Error>>,
     commands: VecDeque<Command>,
     events: VecDeque<Event>,
 }
@@ -327,6 +348,7 @@ impl ElectionMachine {
             valid_until,
             state: State::Finished,
             attempt: 0,
+            release_error: None,
             next_id: 0,
             rng,
             resign_pending: false,
@@ -411,7 +433,17 @@ impl ElectionMachine {
         match self.phase() {
             Phase::Finished => {}
             Phase::Leader => self.lose(reason, false),
-            Phase::Releasing => self.finish(),
+            Phase::Releasing => {
+                // A lease the backend reports gone took the entry with it;
+                // a local deadline proves nothing about the entry.
+                if let Some(error) = self.release_error.take() {
+                    if reason != LossReason::LeaseExpired {
+                        self.events
+                            .push_back(Event::ReleaseFailed(SharedError(error)));
+                    }
+                }
+                self.finish();
+            }
             _ => {
                 self.events
                     .push_back(Event::Failed(FailReason::LeaseLost(reason)));
@@ -539,7 +571,12 @@ impl ElectionMachine {
                 Phase::Releasing => {
                     // Past the deadline nobody retries the delete: the lease
                     // keeper revokes the lease, or the backend expires it.
+                    // The entry may stay until then: the failure is told.
                     if matches!(self.state, State::Backoff { .. }) {
+                        if let Some(error) = self.release_error.take() {
+                            self.events
+                                .push_back(Event::ReleaseFailed(SharedError(error)));
+                        }
                         return self.finish();
                     }
                 }
@@ -841,12 +878,24 @@ impl ElectionMachine {
                 if e.is_transient() && now < self.valid_until =>
             {
                 let entry = entry.clone();
+                self.release_error = Some(Arc::new(e));
                 let delay = self.next_delay();
                 self.backoff(now, delay, Next::Release(entry));
             }
+            // The delete failed for good, or kept failing until the
+            // deadline: the entry may outlive us until the lease expires.
+            (Err(e), State::Releasing { .. }) => {
+                self.release_error = None;
+                self.events
+                    .push_back(Event::ReleaseFailed(SharedError(Arc::new(e))));
+                self.finish();
+            }
             // Deleted, already gone, not ours any more, or the lease is
-            // gone or past its deadline (its keeper revokes it).
-            _ => self.finish(),
+            // gone.
+            _ => {
+                self.release_error = None;
+                self.finish();
+            }
         }
     }
 
@@ -869,7 +918,7 @@ impl ElectionMachine {
     }
 
     fn next_delay(&mut self) -> Duration {
-        let d = self.config.retry.delay(self.attempt, &mut self.rng);
+        let d = self.config.retry.delay_from(self.attempt, &mut self.rng);
         self.attempt = self.attempt.saturating_add(1);
         d
     }

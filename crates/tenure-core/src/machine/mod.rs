@@ -21,7 +21,7 @@ mod tracker;
 pub use backoff::Backoff;
 pub use election::{
     Command, ElectionConfig, ElectionMachine, Event, FailReason, Phase, Reply, Request, RequestId,
-    Strategy, WatchId,
+    SharedError, Strategy, WatchId,
 };
 pub use lease::{LeaseCommand, LeaseConfig, LeaseEvent, LeaseKeeper};
 pub use tracker::LeaderTracker;
