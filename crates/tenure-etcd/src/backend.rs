@@ -468,8 +468,8 @@ impl CoordinationBackend for EtcdBackend {
 
     /// The first-created key under the election, as etcd's own election
     /// reads its leader (sorted by creation revision, limit 1). Falls back
-    /// to the full read when that key is not a queue entry (a nested
-    /// election's key or application data).
+    /// to the full read when that key is not a queue entry (a key under the
+    /// election bound to no lease, written by another client).
     async fn queue_head(&self, election: &ElectionName) -> Result<Snapshot> {
         let dir = Self::queue_dir(election);
         let options = GetOptions::new()

@@ -14,6 +14,7 @@ use crate::{check_ttl, DynBackend, Error, LeaseId, LossReason, Result};
 
 /// What a session's lease looks like right now.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct LeaseStatus {
     /// Local deadline: the lease is trusted strictly before this instant.
     pub valid_until: Instant,

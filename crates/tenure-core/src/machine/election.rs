@@ -216,6 +216,7 @@ impl Eq for SharedError {}
 
 /// Coarse phase of the machine, for introspection and tests.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Phase {
     /// Waiting before (re)trying a request.
     Backoff,
