@@ -1230,6 +1230,23 @@ pub(crate) async fn ancestor_revision(
         .unwrap_or(0))
 }
 
+impl ZkBackend {
+    /// Runs one trait operation within the request timeout: its retries
+    /// after connection loss stop with it, so a request timeout means the
+    /// same on ZooKeeper as on etcd (one operation, retries included).
+    async fn bounded<T>(
+        &self,
+        operation: &'static str,
+        op: impl std::future::Future<Output = Result<T>>,
+    ) -> Result<T> {
+        let timeout = self.inner.options.request_timeout;
+        match tokio::time::timeout(timeout, op).await {
+            Ok(result) => result,
+            Err(_) => Err(error::timeout(operation, timeout)),
+        }
+    }
+}
+
 #[async_trait]
 impl CoordinationBackend for ZkBackend {
     fn kind(&self) -> &'static str {
@@ -1333,104 +1350,122 @@ impl CoordinationBackend for ZkBackend {
         lease: LeaseId,
         value: Bytes,
     ) -> Result<CreateOutcome> {
-        let l = self.live_lease(lease)?;
-        let _one_at_a_time = l.creating.lock().await;
-        let outcome = match slot {
-            Slot::Queue => self.create_queue(election, &l, value).await?,
-            Slot::Leader => self.create_leader(election, &l, value).await?,
-        };
-        let mine = match slot {
-            Slot::Queue => Shape::Queue(self.layout()),
-            Slot::Leader => Shape::Leader,
-        };
-        let own = outcome.entry();
-        if own.lease == lease {
-            // Checked whenever the entry is ours, not only when this call
-            // created it: a create whose check failed half-way is retried
-            // and finds its entry.
-            self.one_shape(election, own, mine).await?;
-        }
-        Ok(outcome)
+        self.bounded("create", async move {
+            let l = self.live_lease(lease)?;
+            let _one_at_a_time = l.creating.lock().await;
+            let outcome = match slot {
+                Slot::Queue => self.create_queue(election, &l, value).await?,
+                Slot::Leader => self.create_leader(election, &l, value).await?,
+            };
+            let mine = match slot {
+                Slot::Queue => Shape::Queue(self.layout()),
+                Slot::Leader => Shape::Leader,
+            };
+            let own = outcome.entry();
+            if own.lease == lease {
+                // Checked whenever the entry is ours, not only when this call
+                // created it: a create whose check failed half-way is retried
+                // and finds its entry.
+                self.one_shape(election, own, mine).await?;
+            }
+            Ok(outcome)
+        })
+        .await
     }
 
     async fn candidates(&self, election: &ElectionName) -> Result<Snapshot> {
-        let dir = self.election_path(election)?;
-        self.on_reader(|client| {
-            let dir = dir.clone();
-            async move { self.read_candidates(&client, &dir).await }
+        self.bounded("read candidates", async move {
+            let dir = self.election_path(election)?;
+            self.on_reader(|client| {
+                let dir = dir.clone();
+                async move { self.read_candidates(&client, &dir).await }
+            })
+            .await
         })
         .await
     }
 
     async fn queue_around(&self, election: &ElectionName, own: &Entry) -> Result<Snapshot> {
-        let dir = self.election_path(election)?;
-        self.on_reader(|client| {
-            let dir = dir.clone();
-            async move { self.read_around(&client, &dir, own).await }
+        self.bounded("read candidates", async move {
+            let dir = self.election_path(election)?;
+            self.on_reader(|client| {
+                let dir = dir.clone();
+                async move { self.read_around(&client, &dir, own).await }
+            })
+            .await
         })
         .await
     }
 
     async fn get(&self, key: &str) -> Result<(Option<Entry>, Revision)> {
-        let path = self.resolve(key)?;
-        self.on_reader(|client| {
-            let path = path.clone();
-            async move { self.read_key(&client, key, &path).await }
+        self.bounded("get", async move {
+            let path = self.resolve(key)?;
+            self.on_reader(|client| {
+                let path = path.clone();
+                async move { self.read_key(&client, key, &path).await }
+            })
+            .await
         })
         .await
     }
 
     async fn update(&self, entry: &Entry, value: Bytes) -> Result<Entry> {
-        let ctx = self.ctx("update", None);
-        let client = self.reader().await?;
-        let not_owner = || Error::NotOwner {
-            key: entry.key.clone(),
-        };
-        let path = self.resolve(&entry.key)?;
-        for attempt in 0..RETRIES {
-            let Some(stat) = self.owned_stat(&client, entry, ctx).await? else {
-                return Err(not_owner());
+        self.bounded("update", async move {
+            let ctx = self.ctx("update", None);
+            let client = self.reader().await?;
+            let not_owner = || Error::NotOwner {
+                key: entry.key.clone(),
             };
-            match client.set_data(&path, &value, Some(stat.version)).await {
-                Ok(stat) => {
-                    return Ok(Entry {
-                        value,
-                        modified: zxid(stat.mzxid),
-                        created: zxid(stat.czxid),
-                        lease: LeaseId(stat.ephemeral_owner),
-                        key: entry.key.clone(),
-                    })
+            let path = self.resolve(&entry.key)?;
+            for attempt in 0..RETRIES {
+                let Some(stat) = self.owned_stat(&client, entry, ctx).await? else {
+                    return Err(not_owner());
+                };
+                match client.set_data(&path, &value, Some(stat.version)).await {
+                    Ok(stat) => {
+                        return Ok(Entry {
+                            value,
+                            modified: zxid(stat.mzxid),
+                            created: zxid(stat.czxid),
+                            lease: LeaseId(stat.ephemeral_owner),
+                            key: entry.key.clone(),
+                        })
+                    }
+                    Err(zk::Error::NoNode) => return Err(not_owner()),
+                    Err(zk::Error::BadVersion)
+                    | Err(zk::Error::ConnectionLoss | zk::Error::Custom(_)) => pause(attempt).await,
+                    Err(e) => return Err(ctx.error(e)),
                 }
-                Err(zk::Error::NoNode) => return Err(not_owner()),
-                Err(zk::Error::BadVersion)
-                | Err(zk::Error::ConnectionLoss | zk::Error::Custom(_)) => pause(attempt).await,
-                Err(e) => return Err(ctx.error(e)),
             }
-        }
-        Err(ctx.error(zk::Error::ConnectionLoss))
+            Err(ctx.error(zk::Error::ConnectionLoss))
+        })
+        .await
     }
 
     async fn delete(&self, entry: &Entry) -> Result<bool> {
-        let ctx = self.ctx("delete", None);
-        let client = self.reader().await?;
-        let path = self.resolve(&entry.key)?;
-        if self.is_sequential(&path) {
-            return self.delete_sequential(&client, &path, ctx).await;
-        }
-        for attempt in 0..RETRIES {
-            let Some(stat) = self.owned_stat(&client, entry, ctx).await? else {
-                return Ok(false);
-            };
-            match client.delete(&path, Some(stat.version)).await {
-                Ok(()) => return Ok(true),
-                Err(zk::Error::NoNode) => return Ok(false),
-                // A lost reply: the next round finds out whether it went.
-                Err(zk::Error::BadVersion)
-                | Err(zk::Error::ConnectionLoss | zk::Error::Custom(_)) => pause(attempt).await,
-                Err(e) => return Err(ctx.error(e)),
+        self.bounded("delete", async move {
+            let ctx = self.ctx("delete", None);
+            let client = self.reader().await?;
+            let path = self.resolve(&entry.key)?;
+            if self.is_sequential(&path) {
+                return self.delete_sequential(&client, &path, ctx).await;
             }
-        }
-        Err(ctx.error(zk::Error::ConnectionLoss))
+            for attempt in 0..RETRIES {
+                let Some(stat) = self.owned_stat(&client, entry, ctx).await? else {
+                    return Ok(false);
+                };
+                match client.delete(&path, Some(stat.version)).await {
+                    Ok(()) => return Ok(true),
+                    Err(zk::Error::NoNode) => return Ok(false),
+                    // A lost reply: the next round finds out whether it went.
+                    Err(zk::Error::BadVersion)
+                    | Err(zk::Error::ConnectionLoss | zk::Error::Custom(_)) => pause(attempt).await,
+                    Err(e) => return Err(ctx.error(e)),
+                }
+            }
+            Err(ctx.error(zk::Error::ConnectionLoss))
+        })
+        .await
     }
 
     /// Refuses, with [`Error::KeyInElection`], keys inside the guard's
@@ -1438,99 +1473,107 @@ impl CoordinationBackend for ZkBackend {
     /// candidate or a leader node (`leader`, `…latch-<n>`, `…__lock__<n>`),
     /// which would sit among the candidates of the election above them.
     async fn guarded_put(&self, guard: &Entry, key: &str, value: Bytes) -> Result<Revision> {
-        let ctx = self.ctx("guarded put", None);
-        let path = self.resolve(key)?;
-        let guard_path = self.resolve(&guard.key)?;
-        let election = parent_of(&guard_path);
-        let guard_is_candidate =
-            Shape::of(guard_path[election.len()..].trim_start_matches('/')).is_some();
-        let inside = if guard_is_candidate
-            && (path == election || path.starts_with(&format!("{election}/")))
-        {
-            Some(election)
-        } else {
-            let name = &path[parent_of(&path).len()..];
-            Shape::of(name.trim_start_matches('/'))
-                .is_some()
-                .then(|| parent_of(&path))
-        };
-        if let Some(election) = inside {
-            return Err(Error::KeyInElection {
-                key: key.to_owned(),
-                election: self.relative(election),
-            });
-        }
-        let client = self.reader().await?;
-        let not_owner = || Error::NotOwner {
-            key: guard.key.clone(),
-        };
-        let acls = self.acls();
-        let persistent = zk::CreateMode::Persistent.with_acls(acls);
-        let mut create = false;
-        for attempt in 0..RETRIES {
-            let Some(stat) = self.owned_stat(&client, guard, ctx).await? else {
-                return Err(not_owner());
-            };
-            let mut writer = client.new_multi_writer();
-            writer
-                .add_check_version(&guard_path, stat.version)
-                .map_err(|e| ctx.error(e))?;
-            if create {
-                writer
-                    .add_create(&path, &value, &persistent)
-                    .map_err(|e| ctx.error(e))?;
+        self.bounded("guarded put", async move {
+            let ctx = self.ctx("guarded put", None);
+            let path = self.resolve(key)?;
+            let guard_path = self.resolve(&guard.key)?;
+            let election = parent_of(&guard_path);
+            let guard_is_candidate =
+                Shape::of(guard_path[election.len()..].trim_start_matches('/')).is_some();
+            let inside = if guard_is_candidate
+                && (path == election || path.starts_with(&format!("{election}/")))
+            {
+                Some(election)
             } else {
-                writer
-                    .add_set_data(&path, &value, None)
-                    .map_err(|e| ctx.error(e))?;
+                let name = &path[parent_of(&path).len()..];
+                Shape::of(name.trim_start_matches('/'))
+                    .is_some()
+                    .then(|| parent_of(&path))
+            };
+            if let Some(election) = inside {
+                return Err(Error::KeyInElection {
+                    key: key.to_owned(),
+                    election: self.relative(election),
+                });
             }
-            match writer.commit().await {
-                Ok(results) => {
-                    for r in results {
-                        match r {
-                            zk::MultiWriteResult::SetData { stat } => return Ok(zxid(stat.mzxid)),
-                            zk::MultiWriteResult::Create { stat, .. } if !stat.is_invalid() => {
-                                return Ok(zxid(stat.mzxid))
+            let client = self.reader().await?;
+            let not_owner = || Error::NotOwner {
+                key: guard.key.clone(),
+            };
+            let acls = self.acls();
+            let persistent = zk::CreateMode::Persistent.with_acls(acls);
+            let mut create = false;
+            for attempt in 0..RETRIES {
+                let Some(stat) = self.owned_stat(&client, guard, ctx).await? else {
+                    return Err(not_owner());
+                };
+                let mut writer = client.new_multi_writer();
+                writer
+                    .add_check_version(&guard_path, stat.version)
+                    .map_err(|e| ctx.error(e))?;
+                if create {
+                    writer
+                        .add_create(&path, &value, &persistent)
+                        .map_err(|e| ctx.error(e))?;
+                } else {
+                    writer
+                        .add_set_data(&path, &value, None)
+                        .map_err(|e| ctx.error(e))?;
+                }
+                match writer.commit().await {
+                    Ok(results) => {
+                        for r in results {
+                            match r {
+                                zk::MultiWriteResult::SetData { stat } => {
+                                    return Ok(zxid(stat.mzxid))
+                                }
+                                zk::MultiWriteResult::Create { stat, .. } if !stat.is_invalid() => {
+                                    return Ok(zxid(stat.mzxid))
+                                }
+                                zk::MultiWriteResult::Create { .. } => {
+                                    // Old servers omit the stat: read it back.
+                                    return match client.check_stat(&path).await {
+                                        Ok(Some(s)) => Ok(zxid(s.mzxid)),
+                                        Ok(None) => Err(error::protocol(
+                                            "guarded put",
+                                            "created node vanished",
+                                        )),
+                                        Err(e) => Err(ctx.error(e)),
+                                    };
+                                }
+                                _ => {}
                             }
-                            zk::MultiWriteResult::Create { .. } => {
-                                // Old servers omit the stat: read it back.
-                                return match client.check_stat(&path).await {
-                                    Ok(Some(s)) => Ok(zxid(s.mzxid)),
-                                    Ok(None) => {
-                                        Err(error::protocol("guarded put", "created node vanished"))
-                                    }
-                                    Err(e) => Err(ctx.error(e)),
-                                };
-                            }
-                            _ => {}
+                        }
+                        return Err(error::protocol(
+                            "guarded put",
+                            "multi without a write result",
+                        ));
+                    }
+                    Err(zk::MultiWriteError::OperationFailed { index: 0, source }) => {
+                        match source {
+                            // The guard changed version (a proclaim) or went away:
+                            // the next round re-checks its czxid.
+                            zk::Error::BadVersion | zk::Error::NoNode => continue,
+                            e => return Err(ctx.error(e)),
                         }
                     }
-                    return Err(error::protocol(
-                        "guarded put",
-                        "multi without a write result",
-                    ));
+                    Err(zk::MultiWriteError::OperationFailed { source, .. }) => match source {
+                        zk::Error::NoNode if !create => create = true,
+                        zk::Error::NodeExists if create => create = false,
+                        zk::Error::NoNode => {
+                            self.mkdir(&client, parent_of(&path), ctx).await?;
+                        }
+                        e => return Err(ctx.error(e)),
+                    },
+                    Err(zk::MultiWriteError::RequestFailed { source }) => match source {
+                        zk::Error::ConnectionLoss | zk::Error::Custom(_) => pause(attempt).await,
+                        e => return Err(ctx.error(e)),
+                    },
                 }
-                Err(zk::MultiWriteError::OperationFailed { index: 0, source }) => match source {
-                    // The guard changed version (a proclaim) or went away:
-                    // the next round re-checks its czxid.
-                    zk::Error::BadVersion | zk::Error::NoNode => continue,
-                    e => return Err(ctx.error(e)),
-                },
-                Err(zk::MultiWriteError::OperationFailed { source, .. }) => match source {
-                    zk::Error::NoNode if !create => create = true,
-                    zk::Error::NodeExists if create => create = false,
-                    zk::Error::NoNode => {
-                        self.mkdir(&client, parent_of(&path), ctx).await?;
-                    }
-                    e => return Err(ctx.error(e)),
-                },
-                Err(zk::MultiWriteError::RequestFailed { source }) => match source {
-                    zk::Error::ConnectionLoss | zk::Error::Custom(_) => pause(attempt).await,
-                    e => return Err(ctx.error(e)),
-                },
             }
-        }
-        Err(ctx.error(zk::Error::ConnectionLoss))
+            Err(ctx.error(zk::Error::ConnectionLoss))
+        })
+        .await
     }
 
     async fn watch(&self, scope: WatchScope, from: Revision) -> Result<WatchStream> {
