@@ -40,8 +40,8 @@
 pub use tenure_core::{
     Backoff, BoxError, Callbacks, DynBackend, Election, ElectionBuilder, ElectionName, Entry,
     Error, FencingToken, IntoValue, LeaderContext, LeaderInfo, LeaderStream, Leadership, LeaseId,
-    LeaseStatus, LossReason, Observation, Result, Revision, Session, SessionBuilder, Strategy,
-    MAX_ELECTION_NAME_LEN,
+    LeaseStatus, LossReason, Observation, Result, Revision, RunEnd, RunOptions, Session,
+    SessionBuilder, Strategy, MAX_ELECTION_NAME_LEN,
 };
 
 /// Byte buffers: what proposals and values are stored as (re-exported from

@@ -42,7 +42,7 @@ pub mod value;
 pub use backend::{CoordinationBackend, DynBackend};
 pub use driver::{
     Callbacks, Election, ElectionBuilder, LeaderContext, LeaderStream, Leadership, LeaseStatus,
-    Session, SessionBuilder,
+    RunEnd, RunOptions, Session, SessionBuilder,
 };
 pub use error::{check_ttl, BoxError, Error, Result};
 pub use machine::{Backoff, Strategy};

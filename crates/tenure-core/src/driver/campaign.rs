@@ -97,8 +97,14 @@ impl CampaignTask {
             while let Some(cmd) = self.machine.poll_command() {
                 match cmd {
                     Command::Request { id, request } => {
+                        // A session of the campaign's own holds nothing but
+                        // our entry: revoking its lease deletes the entry and
+                        // ends the session in one write, where a delete and
+                        // then a revoke take two.
+                        let revoke = self.owns_session.then(|| self.session.clone());
                         pending.push(
-                            execute(self.backend.clone(), kind, timeout, id, request).boxed(),
+                            execute(self.backend.clone(), kind, timeout, id, request, revoke)
+                                .boxed(),
                         );
                     }
                     Command::Watch { id, scope, from } => {
@@ -351,6 +357,7 @@ async fn execute(
     timeout: Duration,
     id: RequestId,
     request: Request,
+    revoke: Option<Session>,
 ) -> Done {
     let reply = match request {
         Request::Create {
@@ -379,9 +386,20 @@ async fn execute(
         Request::Get { key } => {
             Reply::Get(with_timeout(kind, "get", timeout, backend.get(&key)).await)
         }
-        Request::Delete { entry } => {
-            Reply::Delete(with_timeout(kind, "delete", timeout, backend.delete(&entry)).await)
-        }
+        Request::Delete { entry } => match revoke {
+            Some(session) => {
+                let lease = session.lease();
+                let revoked =
+                    with_timeout(kind, "revoke", timeout, backend.revoke_lease(lease)).await;
+                if revoked.is_ok() {
+                    session.mark_revoked();
+                }
+                Reply::Delete(revoked.map(|()| true))
+            }
+            None => {
+                Reply::Delete(with_timeout(kind, "delete", timeout, backend.delete(&entry)).await)
+            }
+        },
     };
     Done::Reply(id, reply)
 }

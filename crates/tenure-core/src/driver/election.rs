@@ -385,11 +385,23 @@ impl Election {
         try_only: bool,
         stop: Option<&CancellationToken>,
     ) -> Result<Option<Leadership>> {
+        let (session, owns_session) = self.session_for_campaign().await?;
+        self.start_on(value, session, owns_session, try_only, stop)
+            .await
+    }
+
+    /// The session a campaign runs on: the shared one given to the
+    /// builder, or a fresh one of its own (`true`: the campaign closes it).
+    ///
+    /// # Errors
+    /// [`Error::Cancelled`] once the election is closed; errors starting
+    /// the session.
+    pub(crate) async fn session_for_campaign(&self) -> Result<(Session, bool)> {
         let inner = &self.inner;
         if inner.closing.is_cancelled() {
             return Err(Error::Cancelled("election closed"));
         }
-        let (session, owns_session) = match &inner.session {
+        Ok(match &inner.session {
             Some(s) => (s.clone(), false),
             None => {
                 let mut b = Session::builder(inner.backend.clone()).ttl(inner.ttl);
@@ -401,7 +413,25 @@ impl Election {
                 // it would size every waiting campaign future.
                 (Box::pin(b.start()).await?, true)
             }
-        };
+        })
+    }
+
+    /// Campaigns on `session` (closed at the end when `owns_session`).
+    pub(crate) async fn start_on(
+        &self,
+        value: Bytes,
+        session: Session,
+        owns_session: bool,
+        try_only: bool,
+        stop: Option<&CancellationToken>,
+    ) -> Result<Option<Leadership>> {
+        let inner = &self.inner;
+        if inner.closing.is_cancelled() {
+            if owns_session {
+                session.close().await;
+            }
+            return Err(Error::Cancelled("election closed"));
+        }
         let status = session.status();
         if status.lost.is_some() {
             return Err(Error::LeaseExpired {

@@ -1,5 +1,6 @@
 //! A lease kept alive in the background, shared by any number of elections.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -96,9 +97,17 @@ impl SessionBuilder {
             lost: None,
         });
         let shutdown = CancellationToken::new();
+        let revoked = Arc::new(AtomicBool::new(false));
         tokio::spawn(
-            keep_alive_loop(self.backend.clone(), keeper, tx, shutdown.clone(), timeout)
-                .instrument(tracing::debug_span!("session", lease = %grant.id)),
+            keep_alive_loop(
+                self.backend.clone(),
+                keeper,
+                tx,
+                shutdown.clone(),
+                revoked.clone(),
+                timeout,
+            )
+            .instrument(tracing::debug_span!("session", lease = %grant.id)),
         );
         debug!(lease = %grant.id, ttl = ?grant.ttl, "session started");
         Ok(Session {
@@ -109,6 +118,7 @@ impl SessionBuilder {
                 request_timeout: timeout,
                 status: rx,
                 shutdown,
+                revoked,
             }),
         })
     }
@@ -137,6 +147,9 @@ struct Inner {
     request_timeout: Duration,
     status: watch::Receiver<LeaseStatus>,
     shutdown: CancellationToken,
+    /// Set once the lease was revoked by a campaign of its own: closing
+    /// the session then sends no second revoke.
+    revoked: Arc<AtomicBool>,
 }
 
 impl Drop for Inner {
@@ -211,6 +224,14 @@ impl Session {
         self.inner.status.clone()
     }
 
+    /// Records that the lease was revoked (by the campaign that owns the
+    /// session, as its resignation) and ends the session without a second
+    /// revoke.
+    pub(crate) fn mark_revoked(&self) {
+        self.inner.revoked.store(true, Ordering::SeqCst);
+        self.inner.shutdown.cancel();
+    }
+
     pub(crate) fn request_timeout(&self) -> Duration {
         self.inner.request_timeout
     }
@@ -221,6 +242,7 @@ async fn keep_alive_loop(
     mut keeper: LeaseKeeper,
     status: watch::Sender<LeaseStatus>,
     shutdown: CancellationToken,
+    revoked: Arc<AtomicBool>,
     timeout: Duration,
 ) {
     let kind = backend.kind();
@@ -240,6 +262,7 @@ async fn keep_alive_loop(
                         }),
                     ));
                 }
+                LeaseCommand::Revoke { .. } if revoked.load(Ordering::SeqCst) => {}
                 LeaseCommand::Revoke { lease } => {
                     if let Err(e) =
                         with_timeout(kind, "revoke", timeout, backend.revoke_lease(lease)).await
