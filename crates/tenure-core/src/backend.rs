@@ -93,6 +93,28 @@ pub trait CoordinationBackend: Send + Sync + std::fmt::Debug + 'static {
     /// gone; connection errors.
     async fn keep_alive(&self, lease: LeaseId) -> Result<Duration>;
 
+    /// Re-attaches to `lease`, granted earlier (possibly by another
+    /// process: a candidate that restarted), and renews it with one round
+    /// trip: returns the lease with the TTL it now has.
+    ///
+    /// The default answers [`Error::Unsupported`](crate::Error::Unsupported):
+    /// backends whose leases are bound to a connection (ZooKeeper
+    /// sessions) cannot. Backends whose leases are server objects named by
+    /// their id (etcd) override it.
+    ///
+    /// # Errors
+    /// [`Error::LeaseExpired`](crate::Error::LeaseExpired) if the lease is
+    /// gone; [`Error::Unsupported`](crate::Error::Unsupported); connection
+    /// errors.
+    async fn resume_lease(&self, lease: LeaseId) -> Result<LeaseGrant> {
+        let _ = lease;
+        Err(crate::Error::Unsupported {
+            backend: self.kind(),
+            operation: "resuming a lease",
+            reason: "its leases cannot be re-attached from another connection".into(),
+        })
+    }
+
     /// Revokes the lease, deleting its entries. Unknown leases are ignored.
     async fn revoke_lease(&self, lease: LeaseId) -> Result<()>;
 

@@ -352,6 +352,14 @@ impl CoordinationBackend for EtcdBackend {
             .await
     }
 
+    /// An etcd lease is a server object named by its id: any client may
+    /// renew it, so a restarted candidate takes its lease back with one
+    /// keep-alive (what etcd's `ResumeElection` relies on).
+    async fn resume_lease(&self, lease: LeaseId) -> Result<LeaseGrant> {
+        let ttl = self.keep_alive(lease).await?;
+        Ok(LeaseGrant { id: lease, ttl })
+    }
+
     async fn revoke_lease(&self, lease: LeaseId) -> Result<()> {
         let mut lc = self.inner.client.lease_client();
         match self

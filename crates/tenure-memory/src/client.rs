@@ -215,6 +215,12 @@ impl CoordinationBackend for MemoryClient {
         Ok(ttl)
     }
 
+    /// Leases live in the server: any client may take one back.
+    async fn resume_lease(&self, lease: LeaseId) -> Result<LeaseGrant> {
+        let ttl = self.keep_alive(lease).await?;
+        Ok(LeaseGrant { id: lease, ttl })
+    }
+
     async fn revoke_lease(&self, lease: LeaseId) -> Result<()> {
         self.call(|s, now| s.revoke(now, lease)).await
     }

@@ -338,7 +338,14 @@ impl History {
                         t.elected,
                     ));
                 }
-                if t.token <= prev.token {
+                // A candidate that crashed, restarted and resumed its
+                // lease continues the term it had: the same token, by the
+                // same candidate, after that term ended with the crash.
+                let resumed = t.token == prev.token
+                    && t.candidate == prev.candidate
+                    && prev.crashed
+                    && t.elected >= prev.end;
+                if t.token <= prev.token && !resumed {
                     return Err(self.violation(
                         "fencing tokens strictly increase",
                         format!(

@@ -362,3 +362,26 @@ async fn request_timeout_bounds_each_operation_retries_included() {
     backend.candidates(&e).await.unwrap();
     zk.stop().await.unwrap();
 }
+
+/// A ZooKeeper lease is a session, which a new process cannot re-attach
+/// (that needs the session's password): resuming is a typed "unsupported",
+/// never a fresh session passed off as the old one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resuming_a_lease_is_unsupported() {
+    let zk = common::shared().await;
+    let root = common::unique_root("resume");
+    let backend: Arc<dyn CoordinationBackend> =
+        Arc::new(common::connect(&zk.connect_string(), &root).await);
+    let lease = backend.grant_lease(Duration::from_secs(4)).await.unwrap();
+    let err = tenure_core::Session::builder(backend.clone())
+        .resume(lease.id)
+        .start()
+        .await
+        .unwrap_err();
+    match &err {
+        Error::Unsupported { backend, .. } => assert_eq!(*backend, "zookeeper"),
+        other => panic!("expected Error::Unsupported, got {other:?}"),
+    }
+    assert!(!err.is_transient());
+    backend.revoke_lease(lease.id).await.unwrap();
+}

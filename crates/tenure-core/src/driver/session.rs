@@ -30,6 +30,7 @@ pub struct SessionBuilder {
     ttl: Duration,
     safety_margin: Option<Duration>,
     request_timeout: Option<Duration>,
+    resume: Option<LeaseId>,
 }
 
 impl SessionBuilder {
@@ -53,14 +54,39 @@ impl SessionBuilder {
         self
     }
 
-    /// Grants the lease and starts keeping it alive.
+    /// Re-attaches to `lease`, a lease granted earlier (by this process
+    /// before it restarted: keep [`Session::lease`] somewhere that
+    /// survives), instead of granting a new one.
+    ///
+    /// A campaign on the resumed session finds its entry still there and
+    /// takes its place back: if it led, it leads again *in the same term*,
+    /// with the same fencing token and the proposal it had, without a new
+    /// election (etcd's `ResumeElection`). The lease must still be alive:
+    /// resume within the TTL of the last keep-alive. [`ttl`](Self::ttl) is
+    /// not used: the lease keeps the TTL it was granted with.
+    ///
+    /// Supported by etcd and the in-memory backend. ZooKeeper cannot: its
+    /// lease is a session, and re-attaching one needs the session's
+    /// password, which neither a lease id nor the ZooKeeper client lets a
+    /// new process recover; it answers [`Error::Unsupported`].
+    pub fn resume(mut self, lease: LeaseId) -> Self {
+        self.resume = Some(lease);
+        self
+    }
+
+    /// Grants the lease (or re-attaches to the one given to
+    /// [`resume`](Self::resume)) and starts keeping it alive.
     ///
     /// # Errors
     /// [`Error::InvalidTtl`] outside the backend's bounds,
     /// [`Error::InvalidConfig`] for a bad margin, and any error of the
-    /// grant request (unreachable backend, timeout, credentials).
+    /// grant request (unreachable backend, timeout, credentials). When
+    /// resuming: [`Error::LeaseExpired`] if the lease is gone,
+    /// [`Error::Unsupported`] on a backend that cannot resume.
     pub async fn start(self) -> Result<Session> {
-        check_ttl(self.ttl, self.backend.ttl_bounds())?;
+        if self.resume.is_none() {
+            check_ttl(self.ttl, self.backend.ttl_bounds())?;
+        }
         let timeout = self.request_timeout.unwrap_or(self.ttl / 3);
         if timeout.is_zero() {
             return Err(Error::InvalidConfig {
@@ -70,17 +96,34 @@ impl SessionBuilder {
         }
         let kind = self.backend.kind();
         let sent_at = clock::now();
-        let grant = with_timeout(
-            kind,
-            "grant lease",
-            timeout,
-            self.backend.grant_lease(self.ttl),
-        )
-        .await?;
+        let grant = match self.resume {
+            None => {
+                with_timeout(
+                    kind,
+                    "grant lease",
+                    timeout,
+                    self.backend.grant_lease(self.ttl),
+                )
+                .await?
+            }
+            Some(lease) => {
+                with_timeout(
+                    kind,
+                    "resume lease",
+                    timeout,
+                    self.backend.resume_lease(lease),
+                )
+                .await?
+            }
+        };
         let mut config = LeaseConfig::for_ttl(grant.ttl);
         if let Some(margin) = self.safety_margin {
             if margin >= grant.ttl / 2 {
-                let _ = self.backend.revoke_lease(grant.id).await;
+                // A lease of our own is given back; a resumed one is left
+                // as it was.
+                if self.resume.is_none() {
+                    let _ = self.backend.revoke_lease(grant.id).await;
+                }
                 return Err(Error::InvalidConfig {
                     field: "safety_margin",
                     reason: format!(
@@ -166,6 +209,7 @@ impl Session {
             ttl: Duration::from_secs(10),
             safety_margin: None,
             request_timeout: None,
+            resume: None,
         }
     }
 
