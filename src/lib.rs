@@ -5,8 +5,16 @@
 //! wins, learns the instant it must stop acting as leader, hands over
 //! cleanly on shutdown, and can watch who leads. Consensus is delegated to
 //! a real coordination service (etcd, ZooKeeper, or a PostgreSQL database
-//! the service already runs); the in-memory backend
-//! serves tests, examples and simulation.
+//! the service already runs); the in-memory backend serves tests, examples
+//! and simulation.
+//!
+//! There are three ways to use an [`Election`].
+//!
+//! **1. Campaign, lead until lost.** [`Election::campaign`] resolves once
+//! elected with a [`Leadership`]; do leader work until
+//! [`Leadership::lost`] resolves, pass [`Leadership::token`] (the fencing
+//! token) downstream, and [`resign`](Leadership::resign) to hand over at
+//! once.
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
@@ -18,12 +26,61 @@
 //! let election = Election::builder(backend, "scheduler")
 //!     .ttl(Duration::from_secs(2))
 //!     .build()?;
-//! let leadership = election.campaign("node-a").await?;
-//! assert!(leadership.is_leader());
+//! let node = String::from("node-a");
+//! let leadership = election.campaign(&node).await?;
 //! println!("leading with fencing token {}", leadership.token());
+//! tokio::select! {
+//!     reason = leadership.lost() => println!("stopped leading: {reason}"),
+//!     () = async { /* leader work */ } => {}
+//! }
 //! leadership.resign().await?; // the next candidate takes over at once
 //! # Ok(()) }
 //! ```
+//!
+//! **2. Hand over the loop, with callbacks.** [`Election::run`] campaigns,
+//! runs `on_started_leading` while it leads, campaigns again after a loss,
+//! retries transient errors with [`Backoff::RETRY`], and on shutdown stops
+//! the work before it resigns. [`Election::run_with`] adds
+//! [`RunOptions`]: one term only, a new campaign when the work returns.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> tenure::Result<()> {
+//! use tenure::{Callbacks, CancellationToken, Election, RunEnd, RunOptions};
+//!
+//! let election = Election::builder(tenure::connect("memory://").await?, "jobs").build()?;
+//! let callbacks = Callbacks::new()
+//!     .on_started_leading(|ctx| async move {
+//!         println!("leading with token {}", ctx.token());
+//!         // leader work; return when done, or soon after ctx.stopped()
+//!     })
+//!     .on_stopped_leading(|reason| println!("stopped: {reason}"));
+//! let shutdown = CancellationToken::new(); // cancel it on SIGTERM
+//! let end = election
+//!     .run_with("node-a", callbacks, RunOptions::new().once(true), shutdown)
+//!     .await?;
+//! assert_eq!(end, RunEnd::WorkReturned);
+//! # Ok(()) }
+//! ```
+//!
+//! **3. Observe who leads.** [`Election::observe`] streams
+//! [`Observation`]s: the leader, no leader, or unknown when the backend has
+//! not confirmed it lately; [`Election::leader`] reads it once.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> tenure::Result<()> {
+//! use tenure::{Election, Observation, StreamExt};
+//!
+//! let election = Election::builder(tenure::connect("memory://").await?, "jobs").build()?;
+//! let mut leaders = election.observe();
+//! assert_eq!(leaders.next().await, Some(Observation::NoLeader));
+//! # Ok(()) }
+//! ```
+//!
+//! Errors are one typed [`Error`]: retry those for which
+//! [`Error::is_transient`] holds (with [`Backoff::RETRY`]), report the
+//! others. Backend authors find the trait and its helpers in [`backend`].
 //!
 //! ## Features
 //!
@@ -108,3 +165,31 @@ pub use tenure_postgres as postgres;
 mod url;
 
 pub use url::{connect, connect_with, ConnectOptions, Scheme};
+
+// Every snippet of the README and the guides compiles (and runs, unless
+// marked `no_run`): `cargo test --doc` checks them with the crate's docs.
+#[cfg(doctest)]
+mod guides {
+    #[doc = include_str!("../README.md")]
+    struct Readme;
+    #[doc = include_str!("../docs/getting-started.md")]
+    struct GettingStarted;
+    #[doc = include_str!("../docs/concepts.md")]
+    struct Concepts;
+    #[doc = include_str!("../docs/safety.md")]
+    struct Safety;
+    #[doc = include_str!("../docs/operations.md")]
+    struct Operations;
+    #[doc = include_str!("../docs/reliability.md")]
+    struct Reliability;
+    #[doc = include_str!("../docs/security.md")]
+    struct Security;
+    #[doc = include_str!("../docs/backends/etcd.md")]
+    struct Etcd;
+    #[doc = include_str!("../docs/backends/zookeeper.md")]
+    struct ZooKeeper;
+    #[doc = include_str!("../docs/backends/memory.md")]
+    struct Memory;
+    #[doc = include_str!("../docs/backends/postgres.md")]
+    struct Postgres;
+}

@@ -338,12 +338,13 @@ impl History {
                         t.elected,
                     ));
                 }
-                // A candidate that crashed, restarted and resumed its
-                // lease continues the term it had: the same token, by the
-                // same candidate, after that term ended with the crash.
+                // A candidate that finds its own entry still there (its
+                // lease resumed after a restart, or a delete that failed
+                // on resign) leads again from the same entry: the same
+                // token, the same candidate, after the earlier term ended.
+                // Only its own entry can give a candidate an equal token.
                 let resumed = t.token == prev.token
                     && t.candidate == prev.candidate
-                    && prev.crashed
                     && t.elected >= prev.end;
                 if t.token <= prev.token && !resumed {
                     return Err(self.violation(
