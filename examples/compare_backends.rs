@@ -12,6 +12,8 @@
 //!     --etcd 127.0.0.1:2379 --zk 127.0.0.1:2181 --postgres postgres://app@127.0.0.1/app
 //! # or only some backends:
 //! cargo run --features full --example compare_backends -- --only memory,etcd,postgres
+//! # or one backend by its URL, as every example takes it:
+//! cargo run --features full --example compare_backends -- --backend etcd://127.0.0.1:2379
 //! ```
 //!
 //! On etcd, ZooKeeper and PostgreSQL the crashed leader is a child process
@@ -354,7 +356,13 @@ async fn main() -> tenure::Result<()> {
     if let Some(url) = flag("--child") {
         return child(&url).await;
     }
-    let only = flag("--only").unwrap_or_else(|| "memory,etcd,zookeeper,postgres".into());
+    // `--backend URL`: the scenario on that backend alone, no servers
+    // started.
+    let backend = flag("--backend");
+    let only = match &backend {
+        Some(_) => String::new(),
+        None => flag("--only").unwrap_or_else(|| "memory,etcd,zookeeper,postgres".into()),
+    };
     let wanted = |b: &str| only.split(',').any(|x| x.trim() == b);
 
     // Servers this run starts (kept alive until the end) and the targets.
@@ -362,6 +370,16 @@ async fn main() -> tenure::Result<()> {
     let mut _zk = None;
     let mut _pg = None;
     let mut targets = Vec::new();
+    if let Some(url) = backend {
+        let name = match tenure::Scheme::of(&url)? {
+            tenure::Scheme::Memory => "memory",
+            tenure::Scheme::Etcd => "etcd",
+            tenure::Scheme::ZooKeeper => "zookeeper",
+            tenure::Scheme::Postgres => "postgres",
+            _ => "backend",
+        };
+        targets.push(Target::Url(name, url));
+    }
     if wanted("memory") {
         targets.push(Target::Memory(MemoryBackend::new()));
     }

@@ -343,9 +343,8 @@ impl History {
                 // on resign) leads again from the same entry: the same
                 // token, the same candidate, after the earlier term ended.
                 // Only its own entry can give a candidate an equal token.
-                let resumed = t.token == prev.token
-                    && t.candidate == prev.candidate
-                    && t.elected >= prev.end;
+                let resumed =
+                    t.token == prev.token && t.candidate == prev.candidate && t.elected >= prev.end;
                 if t.token <= prev.token && !resumed {
                     return Err(self.violation(
                         "fencing tokens strictly increase",
