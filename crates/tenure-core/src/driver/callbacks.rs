@@ -151,7 +151,7 @@ impl Callbacks {
     /// ([`Observation::NoLeader`] when nobody leads), then on every change,
     /// whoever the leader is, and with [`Observation::Unknown`] when the
     /// backend has not confirmed the leader within the election's
-    /// staleness bound (see [`Election::observe`]).
+    /// staleness bound (see [`Election::observe`](crate::Election::observe)).
     pub fn on_new_leader(mut self, f: impl FnMut(Observation) + Send + 'static) -> Self {
         self.new_leader = Some(Box::new(f));
         self
