@@ -335,11 +335,13 @@ impl ElectionMachine {
         seed: u64,
     ) -> Self {
         let mut rng = fastrand::Rng::with_seed(seed);
+        // The anti-flap delay, plus up to as much again drawn by the one
+        // jitter policy (`Backoff`, full jitter over a window of the delay).
         let delay = if config.start_delay.is_zero() {
             Duration::ZERO
         } else {
-            let jitter = config.start_delay.as_nanos() as u64;
-            config.start_delay + Duration::from_nanos(rng.u64(0..=jitter))
+            let d = config.start_delay;
+            d + Backoff::new(d, d).delay_from(0, &mut rng)
         };
         let mut m = ElectionMachine {
             election,
