@@ -12,6 +12,8 @@
 //!     --etcd 127.0.0.1:2379 --zk 127.0.0.1:2181 --postgres postgres://app@127.0.0.1/app
 //! # or only some backends:
 //! cargo run --features full --example compare_backends -- --only memory,etcd,postgres
+//! # or one backend by its URL, as every example takes it:
+//! cargo run --features full --example compare_backends -- --backend etcd://127.0.0.1:2379
 //! ```
 //!
 //! On etcd, ZooKeeper and PostgreSQL the crashed leader is a child process
@@ -188,7 +190,7 @@ async fn scenario(target: &Target) -> tenure::Result<Row> {
             conn_a.watch_events() + conn_b.watch_events(),
         );
         let t = Instant::now();
-        leader.resign().await;
+        let _ = leader.resign().await;
         leader = waiting.await.map_err(|e| failed("join", e))??;
         handovers.push(t.elapsed());
         reads += conn_a.candidate_reads() + conn_b.candidate_reads() - before.0;
@@ -201,9 +203,9 @@ async fn scenario(target: &Target) -> tenure::Result<Row> {
         };
         waiting = tokio::spawn(async move { next.campaign(name).await });
     }
-    leader.resign().await;
+    let _ = leader.resign().await;
     if let Ok(Ok(l)) = waiting.await {
-        l.resign().await;
+        let _ = l.resign().await;
     }
 
     // Crash failover: the crasher leads, the survivor waits.
@@ -218,7 +220,7 @@ async fn scenario(target: &Target) -> tenure::Result<Row> {
     let survivor = survivor.await.map_err(|e| failed("join", e))??;
     let failover = t.elapsed();
     tokio::time::sleep(Duration::from_millis(100)).await;
-    survivor.resign().await;
+    let _ = survivor.resign().await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     observer.abort();
 
@@ -354,7 +356,13 @@ async fn main() -> tenure::Result<()> {
     if let Some(url) = flag("--child") {
         return child(&url).await;
     }
-    let only = flag("--only").unwrap_or_else(|| "memory,etcd,zookeeper,postgres".into());
+    // `--backend URL`: the scenario on that backend alone, no servers
+    // started.
+    let backend = flag("--backend");
+    let only = match &backend {
+        Some(_) => String::new(),
+        None => flag("--only").unwrap_or_else(|| "memory,etcd,zookeeper,postgres".into()),
+    };
     let wanted = |b: &str| only.split(',').any(|x| x.trim() == b);
 
     // Servers this run starts (kept alive until the end) and the targets.
@@ -362,6 +370,16 @@ async fn main() -> tenure::Result<()> {
     let mut _zk = None;
     let mut _pg = None;
     let mut targets = Vec::new();
+    if let Some(url) = backend {
+        let name = match tenure::Scheme::of(&url)? {
+            tenure::Scheme::Memory => "memory",
+            tenure::Scheme::Etcd => "etcd",
+            tenure::Scheme::ZooKeeper => "zookeeper",
+            tenure::Scheme::Postgres => "postgres",
+            _ => "backend",
+        };
+        targets.push(Target::Url(name, url));
+    }
     if wanted("memory") {
         targets.push(Target::Memory(MemoryBackend::new()));
     }

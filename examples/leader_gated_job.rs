@@ -10,14 +10,22 @@
 //! lease has expired and `node-b` has taken over, and the backend rejects
 //! it. `node-b` carries on, and shuts down cleanly at the end.
 //!
-//! Run with `cargo run --example leader_gated_job`.
+//! The slow link is one of the in-memory backend's fault knobs. With
+//! `--backend URL` the same workers run on another backend, and `node-a`
+//! shuts down instead of slowing down: `node-b` takes over at once.
+//!
+//! ```text
+//! cargo run --example leader_gated_job
+//! cargo run --features etcd --example leader_gated_job -- --backend etcd://127.0.0.1:2379
+//! ```
+
+mod common;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tenure::memory::{MemoryBackend, MemoryClient};
-use tenure::{Callbacks, DynBackend, Election, Error, LeaderContext};
-use tokio_util::sync::CancellationToken;
+use tenure::memory::MemoryBackend;
+use tenure::{Callbacks, CancellationToken, DynBackend, Election, Error, LeaderContext};
 
 const TTL: Duration = Duration::from_secs(2);
 const PERIOD: Duration = Duration::from_millis(500);
@@ -56,12 +64,11 @@ fn run_job(
 }
 
 fn worker(
-    client: &MemoryClient,
+    backend: DynBackend,
     who: &'static str,
     start: Instant,
     shutdown: CancellationToken,
 ) -> tokio::task::JoinHandle<tenure::Result<()>> {
-    let backend: DynBackend = Arc::new(client.clone());
     let callbacks = Callbacks::new()
         .on_started_leading(move |ctx| async move {
             println!(
@@ -103,25 +110,42 @@ fn worker(
 
 #[tokio::main]
 async fn main() -> tenure::Result<()> {
+    let url = common::backend_url("memory://");
     let start = Instant::now();
+    let shutdown = CancellationToken::new();
+    let stop_a = shutdown.child_token();
+    // On the in-memory backend, two clients of one server: node-a's link
+    // can then be slowed down alone.
     let server = MemoryBackend::new();
     let (a, b) = (server.client(), server.client());
-    let shutdown = CancellationToken::new();
+    let (backend_a, backend_b): (DynBackend, DynBackend) = if common::is_memory(&url) {
+        (Arc::new(a.clone()), Arc::new(b))
+    } else {
+        (tenure::connect(&url).await?, tenure::connect(&url).await?)
+    };
 
-    let node_a = worker(&a, "node-a", start, shutdown.child_token());
+    let node_a = worker(backend_a, "node-a", start, stop_a.clone());
     tokio::time::sleep(Duration::from_millis(100)).await;
-    let node_b = worker(&b, "node-b", start, shutdown.child_token());
+    let node_b = worker(backend_b.clone(), "node-b", start, shutdown.child_token());
     tokio::time::sleep(Duration::from_millis(1200)).await;
 
-    println!(
-        "[{:>6.3}s] -- node-a's link turns slow: every request now takes 3 s",
-        start.elapsed().as_secs_f64()
-    );
-    a.set_latency(Duration::from_secs(3));
-    tokio::time::sleep(Duration::from_secs(5)).await;
-
-    // node-a recovers and queues up behind node-b.
-    a.set_latency(Duration::ZERO);
+    if common::is_memory(&url) {
+        println!(
+            "[{:>6.3}s] -- node-a's link turns slow: every request now takes 3 s",
+            start.elapsed().as_secs_f64()
+        );
+        a.set_latency(Duration::from_secs(3));
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        // node-a recovers and queues up behind node-b.
+        a.set_latency(Duration::ZERO);
+    } else {
+        println!(
+            "[{:>6.3}s] -- node-a shuts down: it stops its job, then resigns",
+            start.elapsed().as_secs_f64()
+        );
+        stop_a.cancel();
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
     tokio::time::sleep(Duration::from_secs(1)).await;
     println!(
         "[{:>6.3}s] -- shutting down both workers",
@@ -134,7 +158,7 @@ async fn main() -> tenure::Result<()> {
             reason: e.to_string(),
         })??;
     }
-    let (last, _) = tenure::CoordinationBackend::get(&b, REPORT_KEY).await?;
+    let (last, _) = backend_b.get(REPORT_KEY).await?;
     if let Some(e) = last {
         println!(
             "last report in the store: \"{}\"",

@@ -1,16 +1,23 @@
-//! Three candidates on the in-memory backend: one wins, resigns, the next
-//! takes over in one round trip; then the new leader's connection is cut
-//! and the last candidate takes over once the lost leader's lease expires.
+//! Three candidates: one wins, resigns, the next takes over in one round
+//! trip; then the new leader's process dies (no resign, no goodbye) and
+//! the last candidate takes over once the dead leader's lease expires.
 //! An observer prints every leader change.
 //!
-//! Run with `cargo run --example quickstart`.
+//! Runs on the in-memory backend by default, on any other with
+//! `--backend URL`:
+//!
+//! ```text
+//! cargo run --example quickstart
+//! cargo run --features etcd --example quickstart -- --backend etcd://127.0.0.1:2379
+//! ```
 
-use std::sync::Arc;
+mod common;
+
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
-use tenure::memory::MemoryBackend;
-use tenure::{DynBackend, Election, Leadership, Observation};
+use tenure::{DynBackend, Election, Leadership, Observation, StreamExt};
+
+use common::Process;
 
 const TTL: Duration = Duration::from_secs(2);
 
@@ -20,20 +27,21 @@ fn stamp(start: Instant) -> String {
 
 async fn candidate(backend: DynBackend, name: &str) -> tenure::Result<Leadership> {
     let election = Election::builder(backend, "scheduler").ttl(TTL).build()?;
-    election.campaign(name.to_string()).await
+    election.campaign(name).await
 }
 
 #[tokio::main]
 async fn main() -> tenure::Result<()> {
+    // A named in-memory backend: every `connect` in this process reaches it.
+    let url = common::backend_url("memory://quickstart");
     let start = Instant::now();
-    // One in-process "server"; each candidate gets its own connection so
-    // that we can cut one of them.
-    let server = MemoryBackend::new();
-    let conn = |_: &str| server.client();
+    // Each candidate gets its own connection, as separate processes would.
+    let conn = || tenure::connect(&url);
 
     // An observer: one line per leader change.
-    let watcher: DynBackend = Arc::new(conn("observer"));
-    let mut leaders = Election::builder(watcher, "scheduler").build()?.observe();
+    let mut leaders = Election::builder(conn().await?, "scheduler")
+        .build()?
+        .observe();
     tokio::spawn(async move {
         while let Some(leader) = leaders.next().await {
             match leader {
@@ -49,35 +57,36 @@ async fn main() -> tenure::Result<()> {
         }
     });
 
-    let alpha = candidate(Arc::new(conn("alpha")), "alpha").await?;
+    let alpha = candidate(conn().await?, "alpha").await?;
     println!(
         "{} alpha: elected with fencing token {}",
         stamp(start),
         alpha.token()
     );
 
-    // Two more candidates queue up behind alpha.
-    let bravo_conn = conn("bravo");
-    let bravo = tokio::spawn(candidate(Arc::new(bravo_conn.clone()), "bravo"));
+    // Two more candidates queue up behind alpha; bravo runs as a process
+    // of its own, so that it can die.
+    let (elected_tx, elected_rx) = tokio::sync::oneshot::channel();
+    let bravo_url = url.clone();
+    let mut bravo = Process::spawn("bravo", move || async move {
+        let leadership = candidate(tenure::connect(&bravo_url).await?, "bravo").await?;
+        let _ = elected_tx.send(leadership.token());
+        leadership.lost().await;
+        Ok(())
+    });
     tokio::time::sleep(Duration::from_millis(50)).await;
-    let charlie = tokio::spawn(candidate(Arc::new(conn("charlie")), "charlie"));
+    let charlie = tokio::spawn(candidate(conn().await?, "charlie"));
     tokio::time::sleep(Duration::from_millis(200)).await;
 
     println!("{} alpha: resigning", stamp(start));
-    alpha.resign().await;
-    let bravo = bravo
+    alpha.resign().await?;
+    let token = elected_rx
         .await
-        .map_err(|_| tenure::Error::Cancelled("bravo task"))??;
-    println!(
-        "{} bravo: elected with fencing token {}",
-        stamp(start),
-        bravo.token()
-    );
+        .map_err(|_| tenure::Error::Cancelled("bravo's process ended"))?;
+    println!("{} bravo: elected with fencing token {token}", stamp(start));
 
-    println!("{} bravo: network cut (simulated partition)", stamp(start));
-    bravo_conn.set_unreachable(true);
-    let reason = bravo.lost().await;
-    println!("{} bravo: stopped leading: {reason}", stamp(start));
+    println!("{} bravo: the process dies (kill -9)", stamp(start));
+    bravo.crash();
 
     let charlie = charlie
         .await
@@ -87,7 +96,7 @@ async fn main() -> tenure::Result<()> {
         stamp(start),
         charlie.token()
     );
-    charlie.resign().await;
+    charlie.resign().await?;
     tokio::time::sleep(Duration::from_millis(50)).await;
     println!("{} done", stamp(start));
     Ok(())

@@ -77,13 +77,15 @@ pub async fn connect(url: &str) -> Result<DynBackend> {
 /// use std::time::Duration;
 /// let options = tenure::ConnectOptions::new()
 ///     .ttl(Duration::from_secs(3))
-///     .timeout(Duration::from_secs(2));
+///     .connect_timeout(Duration::from_secs(10))
+///     .request_timeout(Duration::from_secs(1));
 /// ```
 #[derive(Clone, Debug, Default)]
 #[non_exhaustive]
 pub struct ConnectOptions {
     ttl: Option<Duration>,
-    timeout: Option<Duration>,
+    connect_timeout: Option<Duration>,
+    request_timeout: Option<Duration>,
 }
 
 impl ConnectOptions {
@@ -103,13 +105,33 @@ impl ConnectOptions {
         self
     }
 
-    /// Bounds establishing the connection (retries included) and each
-    /// request the backend makes on its own (etcd, ZooKeeper and
-    /// PostgreSQL), in place
-    /// of the URL's `connect_timeout=` and `request_timeout=`.
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = Some(timeout);
+    /// The connect timeout: bounds establishing the connection or session,
+    /// every retry included (see `docs/concepts.md`, "Timeouts"). In
+    /// place of the URL's `connect_timeout=`; etcd, ZooKeeper and
+    /// PostgreSQL default to 5 s.
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = Some(timeout);
         self
+    }
+
+    /// The request timeout: bounds one operation on the backend, its
+    /// retries after a lost connection included, the same on every
+    /// backend (etcd: one RPC; ZooKeeper: one operation and its retries;
+    /// PostgreSQL: one statement). In place of the URL's
+    /// `request_timeout=`; defaults to 5 s. Elections bound each request
+    /// again by their own
+    /// [`request_timeout`](crate::ElectionBuilder::request_timeout) (TTL /
+    /// 3 by default): the shorter bound wins.
+    pub fn request_timeout(mut self, timeout: Duration) -> Self {
+        self.request_timeout = Some(timeout);
+        self
+    }
+
+    /// Both [`connect_timeout`](Self::connect_timeout) and
+    /// [`request_timeout`](Self::request_timeout) (what the CLI's
+    /// `--request-timeout` sets).
+    pub fn timeout(self, timeout: Duration) -> Self {
+        self.connect_timeout(timeout).request_timeout(timeout)
     }
 }
 
@@ -179,8 +201,11 @@ fn memory(url: &str) -> Result<DynBackend> {
 #[cfg(feature = "etcd")]
 async fn etcd(url: &str, with: &ConnectOptions) -> Result<DynBackend> {
     let mut options = tenure_etcd::EtcdOptions::from_url(url)?;
-    if let Some(t) = with.timeout {
-        options = options.connect_timeout(t).request_timeout(t);
+    if let Some(t) = with.connect_timeout {
+        options = options.connect_timeout(t);
+    }
+    if let Some(t) = with.request_timeout {
+        options = options.request_timeout(t);
     }
     Ok(std::sync::Arc::new(
         tenure_etcd::EtcdBackend::connect(options).await?,
@@ -195,8 +220,11 @@ async fn etcd(url: &str, _: &ConnectOptions) -> Result<DynBackend> {
 #[cfg(feature = "zookeeper")]
 async fn zookeeper(url: &str, with: &ConnectOptions) -> Result<DynBackend> {
     let mut options = tenure_zookeeper::ZkOptions::from_url(url)?;
-    if let Some(t) = with.timeout {
-        options = options.connect_timeout(t).request_timeout(t);
+    if let Some(t) = with.connect_timeout {
+        options = options.connect_timeout(t);
+    }
+    if let Some(t) = with.request_timeout {
+        options = options.request_timeout(t);
     }
     if let Some(ttl) = with.ttl {
         options = options.default_session_timeout(ttl);
@@ -214,8 +242,11 @@ async fn zookeeper(url: &str, _: &ConnectOptions) -> Result<DynBackend> {
 #[cfg(feature = "postgres")]
 async fn postgres(url: &str, with: &ConnectOptions) -> Result<DynBackend> {
     let mut options = tenure_postgres::PostgresOptions::from_url(url)?;
-    if let Some(t) = with.timeout {
-        options = options.connect_timeout(t).request_timeout(t);
+    if let Some(t) = with.connect_timeout {
+        options = options.connect_timeout(t);
+    }
+    if let Some(t) = with.request_timeout {
+        options = options.request_timeout(t);
     }
     Ok(std::sync::Arc::new(
         tenure_postgres::PostgresBackend::connect(options).await?,

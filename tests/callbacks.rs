@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tenure::memory::{MemoryBackend, MemoryClient};
-use tenure::{Callbacks, DynBackend, Election, LossReason};
+use tenure::{Callbacks, DynBackend, Election, LossReason, RunEnd, RunOptions};
 use tokio_util::sync::CancellationToken;
 
 const TTL: Duration = Duration::from_secs(2);
@@ -165,5 +165,154 @@ async fn a_lost_shared_session_ends_the_run_with_a_lease_error() {
     assert!(
         matches!(r, Err(tenure::Error::LeaseExpired { .. })),
         "a closed shared session can never win again: {r:?}"
+    );
+}
+
+/// `once`: the first lost term ends the run with its reason; no second
+/// campaign starts.
+#[tokio::test(start_paused = true)]
+async fn once_ends_the_run_with_the_first_loss() {
+    let server = MemoryBackend::new();
+    let campaigns = Arc::new(Mutex::new(Vec::new()));
+    let c = campaigns.clone();
+    let expire = server.clone();
+    let cb = Callbacks::new()
+        .on_campaigning(move |session| c.lock().unwrap().push(session.lease()))
+        .on_started_leading(move |ctx| {
+            let server = expire.clone();
+            async move {
+                // The backend ends the lease: the term is lost.
+                server.expire_lease(ctx.leadership().entry().lease);
+                ctx.stopped().await;
+            }
+        });
+    let end = election(&server.client())
+        .run_with(
+            "a",
+            cb,
+            RunOptions::new().once(true),
+            CancellationToken::new(),
+        )
+        .await
+        .unwrap();
+    // The watch on the entry or the keep-alive tells first.
+    assert!(
+        matches!(
+            end,
+            RunEnd::Lost(LossReason::EntryDeleted | LossReason::LeaseExpired)
+        ),
+        "{end:?}"
+    );
+    assert_eq!(campaigns.lock().unwrap().len(), 1, "one campaign only");
+}
+
+/// `recampaign_after_work`: work that returns by itself (a command that
+/// exited) is followed by a new campaign on a fresh lease, each announced
+/// by `on_campaigning` with the lease the term then holds.
+#[tokio::test(start_paused = true)]
+async fn recampaign_after_work_starts_the_next_term() {
+    let server = MemoryBackend::new();
+    let stop = CancellationToken::new();
+    let campaigns = Arc::new(Mutex::new(Vec::new()));
+    let terms = Arc::new(Mutex::new(Vec::new()));
+    let (c, t, s) = (campaigns.clone(), terms.clone(), stop.clone());
+    let cb = Callbacks::new()
+        .on_campaigning(move |session| c.lock().unwrap().push(session.lease()))
+        .on_started_leading(move |ctx| {
+            let (terms, stop) = (t.clone(), s.clone());
+            async move {
+                let mut terms = terms.lock().unwrap();
+                terms.push(ctx.leadership().entry().lease);
+                assert_eq!(ctx.lease_ttl(), TTL);
+                assert_eq!(&ctx.proposal()[..], b"a");
+                if terms.len() == 2 {
+                    stop.cancel();
+                }
+            }
+        });
+    let options = RunOptions::new().recampaign_after_work(true);
+    let end = election(&server.client())
+        .run_with("a", cb, options, stop)
+        .await
+        .unwrap();
+    assert_eq!(end, RunEnd::Shutdown);
+    let (campaigns, terms) = (campaigns.lock().unwrap(), terms.lock().unwrap());
+    assert_eq!(terms.len(), 2, "{terms:?}");
+    assert_ne!(terms[0], terms[1], "each term on a fresh lease");
+    assert_eq!(
+        campaigns[..2],
+        terms[..],
+        "on_campaigning names the term's lease"
+    );
+}
+
+/// An unreachable backend at start-up: retried (and told through
+/// `on_retry`) by default, the error at once when
+/// `retry_before_first_session` is off.
+#[tokio::test(start_paused = true)]
+async fn start_up_errors_are_retried_or_returned() {
+    let server = MemoryBackend::new();
+    let client = server.client();
+    client.set_unreachable(true);
+    let e = election(&client);
+    let err = e
+        .run_with(
+            "a",
+            Callbacks::new(),
+            RunOptions::new().retry_before_first_session(false),
+            CancellationToken::new(),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, tenure::Error::Unreachable { .. }), "{err}");
+
+    let stop = CancellationToken::new();
+    let retries = Arc::new(Mutex::new(Vec::new()));
+    let (r, s) = (retries.clone(), stop.clone());
+    let cb = Callbacks::new().on_retry(move |error, delay| {
+        let mut retries = r.lock().unwrap();
+        retries.push((error.is_transient(), delay));
+        if retries.len() == 3 {
+            s.cancel();
+        }
+    });
+    let end = e.run_with("a", cb, RunOptions::new(), stop).await.unwrap();
+    assert_eq!(end, RunEnd::Shutdown);
+    let retries = retries.lock().unwrap();
+    assert_eq!(retries.len(), 3);
+    for (i, (transient, delay)) in retries.iter().enumerate() {
+        assert!(transient);
+        assert!(
+            *delay <= tenure::Backoff::RETRY.window(i as u32),
+            "{delay:?}"
+        );
+    }
+}
+
+/// A campaign on a session of its own resigns with one write: revoking
+/// the lease deletes the entry and ends the session.
+#[tokio::test(start_paused = true)]
+async fn resign_on_a_session_of_its_own_is_one_revoke() {
+    let server = MemoryBackend::new();
+    let client = server.client();
+    let e = election(&client);
+    let leader = e.campaign("a").await.unwrap();
+    let lease = leader.entry().lease;
+    let before = client.stats().requests;
+    leader.resign().await.unwrap();
+    assert_eq!(
+        client.stats().requests - before,
+        1,
+        "one request: the revoke"
+    );
+    let other = server.client();
+    let err = tenure::backend::CoordinationBackend::keep_alive(&other, lease)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, tenure::Error::LeaseExpired { .. }), "{err}");
+    assert_eq!(
+        e.leader().await.unwrap(),
+        None,
+        "the entry went with the lease"
     );
 }

@@ -27,10 +27,10 @@ async fn elect_and_hand_over(backend: DynBackend, name: &str) {
         b"first"
     );
     let token = first.token();
-    first.resign().await;
+    first.resign().await.expect("resign");
     let second = waiting.await.unwrap().unwrap();
     assert!(second.token() > token);
-    second.resign().await;
+    second.resign().await.expect("resign");
 }
 
 #[tokio::test(flavor = "multi_thread")]

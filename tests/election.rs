@@ -8,9 +8,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
+use tenure::backend::CoordinationBackend;
 use tenure::machine::Strategy;
 use tenure::memory::{MemoryBackend, MemoryClient};
-use tenure::{CoordinationBackend, DynBackend, Election, Error, LossReason, Session};
+use tenure::{DynBackend, Election, Error, LossReason, Session};
 use tokio::time::Instant;
 
 const TTL: Duration = Duration::from_secs(2);
@@ -38,7 +39,7 @@ async fn resign_hands_over_without_waiting_for_the_ttl() {
 
     let t0 = Instant::now();
     let token_a = leader.token();
-    leader.resign().await;
+    leader.resign().await.expect("resign");
     let b_lead = follower.await.unwrap().unwrap();
     assert!(
         t0.elapsed() < Duration::from_millis(10),
@@ -207,7 +208,7 @@ async fn observe_reports_every_leader_and_survives_lost_history() {
         async move { e.campaign("b").await }
     });
     tokio::time::sleep(Duration::from_millis(10)).await;
-    la.resign().await;
+    la.resign().await.expect("resign");
     let lb = fb.await.unwrap().unwrap();
     let seen = leaders.next().await.unwrap().into_leader().unwrap();
     assert_eq!((&seen.value[..], seen.token), (&b"b"[..], lb.token()));
@@ -270,7 +271,7 @@ async fn single_key_strategy_hands_over() {
     });
     tokio::time::sleep(Duration::from_millis(10)).await;
     assert_eq!(build(&b).leader().await.unwrap().unwrap().token, la.token());
-    la.resign().await;
+    la.resign().await.expect("resign");
     let lb = fb.await.unwrap().unwrap();
     assert!(lb.token() > 0);
 }
@@ -397,5 +398,80 @@ async fn observer_says_unknown_past_the_bound_and_recovers() {
     watcher.set_unreachable(false);
     let back = leaders.next().await.unwrap();
     assert_eq!(back.leader().unwrap().token, leader.token(), "{back:?}");
-    leader.resign().await;
+    leader.resign().await.expect("resign");
+}
+
+/// A resignation whose delete cannot reach the backend reports the error
+/// (the entry stays until the lease expires), and the term still ends
+/// locally at once.
+#[tokio::test(start_paused = true)]
+async fn failed_resign_is_reported_and_the_term_still_ends() {
+    let server = MemoryBackend::new();
+    let a = server.client();
+    let leader = election(&a, "e").campaign("a").await.unwrap();
+    let lost = leader.cancellation_token();
+    a.set_unreachable(true);
+    let err = leader.resign().await.unwrap_err();
+    assert!(matches!(err, Error::Unreachable { .. }), "{err}");
+    assert!(lost.is_cancelled(), "the term must end locally");
+    // The failed delete left the entry (until the lease expires).
+    let reader = server.client();
+    let name = tenure::ElectionName::new("e").unwrap();
+    let left = reader.candidates(&name).await.unwrap();
+    assert_eq!(left.entries.len(), 1, "the entry must still be there");
+}
+
+/// A successful resignation reports success.
+#[tokio::test(start_paused = true)]
+async fn resign_reports_success() {
+    let server = MemoryBackend::new();
+    let a = server.client();
+    let leader = election(&a, "e").campaign("a").await.unwrap();
+    leader.resign().await.unwrap();
+    let reader = server.client();
+    let name = tenure::ElectionName::new("e").unwrap();
+    let left = reader.candidates(&name).await.unwrap();
+    assert!(left.entries.is_empty());
+}
+
+/// `.ttl()` beside `.session()` would be ignored: `build()` refuses it,
+/// naming both.
+#[tokio::test(start_paused = true)]
+async fn ttl_with_a_shared_session_is_a_config_error() {
+    let server = MemoryBackend::new();
+    let a = server.client();
+    let session = Session::new(dynb(&a), TTL).await.unwrap();
+    let err = Election::builder(dynb(&a), "e")
+        .session(session)
+        .ttl(Duration::from_secs(5))
+        .build()
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::InvalidConfig { field: "ttl", .. }),
+        "{err}"
+    );
+    let msg = err.to_string();
+    assert!(msg.contains("ttl") && msg.contains("session"), "{msg}");
+}
+
+/// `campaign`, `proclaim` and `guarded_put` take borrowed and owned
+/// strings and bytes.
+#[tokio::test(start_paused = true)]
+async fn values_may_be_borrowed_or_owned() {
+    let server = MemoryBackend::new();
+    let a = server.client();
+    let node = String::from("node-a");
+    let borrowed: &str = &node;
+    let e = election(&a, "e");
+    let leader = e.campaign(borrowed).await.unwrap();
+    leader.proclaim(&node).await.unwrap();
+    leader.proclaim(node.as_bytes()).await.unwrap();
+    leader.proclaim(node.clone().into_bytes()).await.unwrap();
+    leader.guarded_put("owner", &node).await.unwrap();
+    leader
+        .guarded_put("owner", tenure::Bytes::from(node.clone()))
+        .await
+        .unwrap();
+    assert_eq!(e.leader().await.unwrap().unwrap().value, node.as_bytes());
+    leader.resign().await.unwrap();
 }

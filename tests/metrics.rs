@@ -88,7 +88,7 @@ fn handover_and_partition_are_counted_timed_and_labelled() {
             async move { e.campaign("b").await.unwrap() }
         });
         tokio::time::sleep(Duration::from_secs(5)).await;
-        leader.resign().await;
+        leader.resign().await.expect("resign");
         let b_lead = follower.await.unwrap();
 
         let v = Values::take(&snap);

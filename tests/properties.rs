@@ -1,5 +1,5 @@
 //! Property tests: random schedules of campaigns, resignations, crashes,
-//! freezes longer than the TTL, partitions, lease expiries, dropped watches
+//! restarts that resume their lease, freezes longer than the TTL, partitions, lease expiries, dropped watches
 //! and lost history, for 2 to 8 candidates on the in-memory backend, run by
 //! the deterministic simulator on paused tokio time. Every history must
 //! pass the checker: no overlapping leaders, strictly increasing fencing
@@ -33,6 +33,7 @@ fn op(n: usize) -> impl Strategy<Value = Op> {
         4 => (0..n).prop_map(Op::Campaign),
         1 => (0..n).prop_map(Op::Resign),
         1 => (0..n).prop_map(Op::Crash),
+        1 => (0..n).prop_map(Op::Restart),
         1 => (0..n, 100..6_000u64).prop_map(|(i, d)| Op::Freeze(i, ms(d))),
         1 => (0..n, 100..6_000u64).prop_map(|(i, d)| Op::Partition(i, ms(d))),
         1 => (0..n).prop_map(Op::ExpireLease),
@@ -123,4 +124,47 @@ fn partitioned_leader_then_heal() {
     ];
     run(ElectionStrategy::Queue, 3, &ops, 2).unwrap();
     run(ElectionStrategy::SingleKey, 3, &ops, 2).unwrap();
+}
+
+/// A leader that restarts with its lease takes its place back in the same
+/// term (same token), ahead of the candidate that was waiting; one that
+/// restarts after its lease expired starts afresh behind it.
+#[test]
+fn restarted_leader_resumes_its_term() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .start_paused(true)
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        for strategy in [ElectionStrategy::Queue, ElectionStrategy::SingleKey] {
+            let mut sim = Sim::new(SimConfig {
+                candidates: 2,
+                ttl: TTL,
+                strategy,
+                seed: 3,
+                ..SimConfig::default()
+            });
+            for op in [
+                Op::Campaign(0),
+                Op::Advance(ms(100)),
+                Op::Campaign(1),
+                Op::Advance(ms(500)),
+                Op::Restart(0),
+                Op::Advance(ms(500)),
+            ] {
+                sim.apply(&op).await;
+            }
+            let end = sim.now();
+            let terms = sim.history().check(end).unwrap();
+            let of_0: Vec<_> = terms.iter().filter(|t| t.candidate == 0).collect();
+            assert_eq!(of_0.len(), 2, "{strategy:?}: {terms:#?}");
+            assert!(of_0[0].crashed);
+            assert_eq!(of_0[1].token, of_0[0].token, "{strategy:?}: the same term");
+            assert!(
+                terms.iter().all(|t| t.candidate == 0),
+                "{strategy:?}: the waiting candidate never led: {terms:#?}"
+            );
+        }
+    });
 }

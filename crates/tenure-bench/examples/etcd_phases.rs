@@ -12,7 +12,8 @@
 use std::time::{Duration, Instant};
 
 use futures::future::join_all;
-use tenure::{DynBackend, ElectionName, Slot, WatchScope};
+use tenure::backend::{Slot, WatchScope};
+use tenure::{DynBackend, ElectionName};
 
 /// Prints one phase: all done, and the per-request distribution.
 fn report(what: &str, t0: Instant, mut v: Vec<Duration>) {

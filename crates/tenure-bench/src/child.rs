@@ -43,7 +43,7 @@ pub async fn run(url: &str, election: &str, proposal: &str, ttl: Duration) -> Re
         _ = int.recv() => {}
         _ = leadership.lost() => {}
     }
-    leadership.resign().await;
+    let _ = leadership.resign().await;
     println!("{{\"event\":\"resigned\",\"mono_ns\":{}}}", mono_ns());
     Ok(())
 }

@@ -99,7 +99,7 @@ async fn one(
         .context(|| format!("{name}: successor task"))?;
     let leadership = r.context(|| format!("{name}: successor campaign"))?;
     proc.kill().await;
-    leadership.resign().await;
+    let _ = leadership.resign().await;
     session.close().await;
     Ok((between(t0, at), granted))
 }

@@ -218,8 +218,9 @@ pub fn rss_bytes() -> Result<usize> {
 /// # Errors
 /// Backend failures.
 pub async fn raw_memory_state(n: usize, ttl: Duration, live_bytes: fn() -> usize) -> Result<f64> {
+    use tenure::backend::{Slot, WatchScope};
     use tenure::memory::MemoryBackend;
-    use tenure::{ElectionName, Slot, WatchScope};
+    use tenure::ElectionName;
     let heap0 = live_bytes();
     let mut servers = Vec::new();
     let mut streams = Vec::with_capacity(n);

@@ -66,7 +66,7 @@ pub async fn in_process(
         leader = r.context(|| format!("handover {i}: successor campaign"))?;
         samples.push(between(t0, at));
     }
-    leader.resign().await;
+    let _ = leader.resign().await;
     sa.close().await;
     sb.close().await;
     Ok(samples)

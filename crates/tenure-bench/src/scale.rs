@@ -183,10 +183,10 @@ pub async fn herd(
         herd.failed.explain(wait_queue(&watcher, n).await)?;
         if round + 1 < cfg.first_rounds.max(1) {
             herd.withdraw_all();
-            won.leadership.resign().await;
+            let _ = won.leadership.resign().await;
             wait_queue(&watcher, 0).await?;
             while let Ok(extra) = herd.rx.try_recv() {
-                extra.leadership.resign().await;
+                let _ = extra.leadership.resign().await;
             }
             wait_queue(&watcher, 0).await?;
         } else {
@@ -223,7 +223,7 @@ pub async fn herd(
     out.other_per_s = d.requests_but_keep_alives() as f64 / secs;
 
     herd.withdraw_all();
-    leader.leadership.resign().await;
+    let _ = leader.leadership.resign().await;
     close_all(&sessions).await;
     Ok(out)
 }

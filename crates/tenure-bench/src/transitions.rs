@@ -5,11 +5,12 @@
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use tenure::backend::{CreateOutcome, LeaseGrant, Snapshot, WatchEvent};
 use tenure::machine::{
     Command, ElectionConfig, ElectionMachine, Event, LeaseCommand, LeaseConfig, LeaseKeeper, Reply,
     RequestId, WatchId,
 };
-use tenure::{CreateOutcome, ElectionName, Entry, LeaseGrant, LeaseId, Snapshot, WatchEvent};
+use tenure::{ElectionName, Entry, LeaseId};
 
 /// Inputs fed to the machine in one [`leader_cycle`].
 pub const LEADER_CYCLE_TRANSITIONS: u64 = 6;

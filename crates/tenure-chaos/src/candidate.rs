@@ -22,7 +22,11 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use futures::future::BoxFuture;
 use futures::FutureExt;
-use tenure::{DynBackend, Election, ElectionName, Entry, Error, Leadership, Slot};
+use tenure::backend::Slot;
+use tenure::{
+    Callbacks, DynBackend, Election, ElectionName, Entry, Error, LeaderContext, Leadership,
+    RunOptions,
+};
 use tenure_cli::child::{loss_kill_at, ChildSpec, Supervised};
 use tenure_cli::signals::{stop_self, JobControl, Shutdown};
 
@@ -56,7 +60,7 @@ pub struct CandidateOptions {
     pub gated: bool,
 }
 
-/// Why a term's loop returned.
+/// Why a term's work returned.
 enum After {
     /// Campaign again.
     Recampaign,
@@ -105,47 +109,55 @@ pub async fn run(opts: CandidateOptions) -> std::io::Result<()> {
         }
     };
     let proposal = format!("cand-{}", opts.id);
-    let mut seq = 0u64;
-    loop {
-        log.log(Event::Campaign);
-        let won = tokio::select! {
-            r = election.campaign(proposal.clone()) => r,
-            _ = term.recv() => return Ok(()),
-        };
-        let leadership = match won {
-            Ok(l) => l,
-            Err(e) => {
-                log.log(error("campaign", &e));
-                tokio::select! {
-                    () = tokio::time::sleep(Duration::from_millis(100)) => continue,
-                    _ = term.recv() => return Ok(()),
+    // The term numbers of guarded writes run on across terms.
+    let seq = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let stop = term.token();
+    let work = {
+        let (opts, log, backend, seq) = (opts.clone(), log.clone(), backend.clone(), seq.clone());
+        // Each term's work sees every shutdown signal from here on.
+        let signals = term.clone();
+        move |ctx: LeaderContext| {
+            let (opts, log, backend, seq) =
+                (opts.clone(), log.clone(), backend.clone(), seq.clone());
+            let (mut term, jobs) = (signals.clone(), jobs.clone());
+            async move {
+                let l = ctx.leadership();
+                let after = if opts.broken {
+                    lead_broken(&opts, &log, &anchor, &backend, l, &seq, &mut term).await
+                } else if let Some(jobs) = &jobs {
+                    lead_gated(&opts, &log, &anchor, l, &mut term, jobs).await
+                } else {
+                    lead(&opts, &log, &anchor, l, &seq, &mut term).await
+                };
+                if let After::Stop = after {
+                    if l.loss_reason().is_none() && !opts.broken {
+                        log.log(Event::Lost {
+                            reason: tenure::LossReason::Resigned.to_string(),
+                        });
+                    }
                 }
+                // The run resigns (or cleans up after the loss) and, unless
+                // shutting down, campaigns again.
             }
-        };
-        let after = if opts.broken {
-            lead_broken(
-                &opts,
-                &log,
-                &anchor,
-                &backend,
-                &leadership,
-                &mut seq,
-                &mut term,
-            )
-            .await
-        } else if let Some(jobs) = &jobs {
-            lead_gated(&opts, &log, &anchor, &leadership, &mut term, jobs).await
-        } else {
-            lead(&opts, &log, &anchor, &leadership, &mut seq, &mut term).await
-        };
-        if let After::Stop = after {
-            if leadership.loss_reason().is_none() && !opts.broken {
-                log.log(Event::Lost {
-                    reason: tenure::LossReason::Resigned.to_string(),
-                });
-            }
-            leadership.resign().await;
-            return Ok(());
+        }
+    };
+    let (log_c, log_r) = (log.clone(), log.clone());
+    let callbacks = Callbacks::new()
+        .on_campaigning(move |_| log_c.log(Event::Campaign))
+        .on_retry(move |e, _| log_r.log(error("campaign", e)))
+        .on_started_leading(work);
+    let options = RunOptions::new().recampaign_after_work(true);
+    match election
+        .run_with(proposal, callbacks, options, stop.clone())
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            // Errors retrying cannot fix: logged, and the candidate waits
+            // for its stop signal (the runner decides when it ends).
+            log.log(error("campaign", &e));
+            stop.cancelled().await;
+            Ok(())
         }
     }
 }
@@ -165,7 +177,7 @@ async fn lead(
     log: &EventLog,
     anchor: &MonoAnchor,
     l: &Leadership,
-    seq: &mut u64,
+    seq: &std::sync::atomic::AtomicU64,
     term: &mut Shutdown,
 ) -> After {
     let token = l.token();
@@ -212,8 +224,7 @@ async fn lead(
                     let sent_ns = mono_ns();
                     if l.is_leader() {
                         renew(&mut logged);
-                        *seq += 1;
-                        let n = *seq;
+                        let n = seq.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
                         let value = format!("cand={} token={token} seq={n}", opts.id);
                         next_write = Instant::now() + opts.write_every;
                         in_flight = Some(
@@ -401,7 +412,7 @@ async fn lead_broken(
     anchor: &MonoAnchor,
     backend: &DynBackend,
     l: &Leadership,
-    seq: &mut u64,
+    seq: &std::sync::atomic::AtomicU64,
     term: &mut Shutdown,
 ) -> After {
     let token = l.token();
@@ -425,13 +436,13 @@ async fn lead_broken(
             valid_until_ns: anchor.to_ns(Instant::now() + opts.ttl * 4 / 5),
         });
         let sent_ns = mono_ns();
-        *seq += 1;
-        let value = Bytes::from(format!("cand={} token={token} seq={}", opts.id, seq));
+        let n = seq.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        let value = Bytes::from(format!("cand={} token={token} seq={n}", opts.id));
         let r = tokio::time::timeout(opts.ttl, backend.guarded_put(&guard, FENCED_KEY, value))
             .await
             .unwrap_or(Err(Error::Cancelled("guarded put timed out")));
         let refused = matches!(r, Err(Error::NotOwner { .. }));
-        log.log(write_event(token, *seq, sent_ns, r));
+        log.log(write_event(token, n, sent_ns, r));
         if refused {
             // "Our entry is gone? Make one": the bug. Any entry of ours
             // will do as a guard, first in the queue or not.

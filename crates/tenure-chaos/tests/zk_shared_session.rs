@@ -13,8 +13,9 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use tenure::backend::CoordinationBackend;
 use tenure::zookeeper::{ZkBackend, ZkOptions};
-use tenure::{CoordinationBackend, ElectionName};
+use tenure::ElectionName;
 use tenure_testkit::proxy::{Mode, Proxy};
 use tenure_testkit::zk_server::ZkServer;
 use tokio::time::Instant;

@@ -97,7 +97,7 @@ pub async fn connect(
         options = options.timeout(t);
     }
     let backend = tenure::connect_with(url, &options).await?;
-    let url = tenure::url_query::redact(url);
+    let url = tenure::backend::url_query::redact(url);
     tracing::debug!(%url, kind = backend.kind(), "connected");
     Ok(backend)
 }

@@ -153,7 +153,7 @@ mod tests {
     fn invalid_input_is_usage_and_backend_trouble_is_3() {
         let name = tenure::ElectionName::new("").unwrap_err();
         assert_eq!(CliError::from(name).exit(), Exit::Usage);
-        let ttl = tenure::check_ttl(
+        let ttl = tenure::backend::check_ttl(
             Duration::from_millis(1),
             (Duration::from_secs(1), Duration::from_secs(60)),
         )

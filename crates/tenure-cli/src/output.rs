@@ -6,7 +6,7 @@
 //! variant, named in snake case.
 
 use std::io::Write;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 
@@ -235,10 +235,11 @@ pub fn reason_name(reason: tenure::LossReason) -> &'static str {
 }
 
 /// Writes events to standard output, one line each, flushed at once.
-#[derive(Debug)]
+/// Clones share the lock that keeps each line whole.
+#[derive(Clone, Debug)]
 pub struct Output {
     format: OutputFormat,
-    lock: Mutex<()>,
+    lock: Arc<Mutex<()>>,
 }
 
 impl Output {
@@ -246,7 +247,7 @@ impl Output {
     pub fn stdout(format: OutputFormat) -> Self {
         Output {
             format,
-            lock: Mutex::new(()),
+            lock: Arc::new(Mutex::new(())),
         }
     }
 

@@ -3,8 +3,9 @@
 
 use std::sync::{Arc, Mutex};
 
+use tenure::CancellationToken;
 use tokio::signal::unix::{signal, Signal, SignalKind};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 use crate::CliError;
 
@@ -27,12 +28,19 @@ fn install(kind: SignalKind) -> Result<Signal, CliError> {
 }
 
 /// Listens for the shutdown signals (`SIGINT`, `SIGTERM`, `SIGHUP`,
-/// `SIGQUIT`, `SIGUSR1`) from the moment it is created (signals that
+/// `SIGQUIT`, `SIGUSR1`) from the moment it is installed (signals that
 /// arrive before anyone waits are not lost).
-#[derive(Debug)]
+///
+/// A background task counts the signals. Each clone keeps its own place
+/// in that count: [`recv`](Self::recv) resolves at the next signal this
+/// clone has not seen yet, so a clone made before a term sees the signal
+/// that ends it, and a second signal after that one is a second signal.
+/// [`token`](Self::token) is cancelled at the first.
+#[derive(Clone, Debug)]
 pub struct Shutdown {
-    handlers: Vec<(Signal, &'static str)>,
-    received: Option<&'static str>,
+    count: watch::Receiver<(u64, &'static str)>,
+    seen: u64,
+    first: CancellationToken,
 }
 
 impl Shutdown {
@@ -41,32 +49,61 @@ impl Shutdown {
     /// # Errors
     /// When the handlers cannot be installed (no signal driver).
     pub fn install() -> Result<Shutdown, CliError> {
-        let handlers = SHUTDOWN_SIGNALS
+        let mut handlers = SHUTDOWN_SIGNALS
             .iter()
             .map(|&sig| Ok((install(SignalKind::from_raw(sig as i32))?, sig.as_str())))
-            .collect::<Result<_, CliError>>()?;
+            .collect::<Result<Vec<_>, CliError>>()?;
+        let (tx, count) = watch::channel((0u64, "SIGTERM"));
+        let first = CancellationToken::new();
+        let cancel = first.clone();
+        tokio::spawn(async move {
+            loop {
+                let waits = handlers
+                    .iter_mut()
+                    .map(|(h, name)| Box::pin(async move { h.recv().await.map(|()| *name) }));
+                let (name, _, _) = futures::future::select_all(waits).await;
+                // A handler's stream never ends while the runtime runs.
+                let name = name.unwrap_or("SIGTERM");
+                tx.send_modify(|(n, last)| {
+                    *n += 1;
+                    *last = name;
+                });
+                cancel.cancel();
+            }
+        });
         Ok(Shutdown {
-            handlers,
-            received: None,
+            count,
+            seen: 0,
+            first,
         })
     }
 
-    /// Resolves at the next shutdown signal, with its name. Cancel-safe.
+    /// Resolves at the next shutdown signal this clone has not seen, with
+    /// its name. Cancel-safe.
     pub async fn recv(&mut self) -> &'static str {
-        let waits = self
-            .handlers
-            .iter_mut()
-            .map(|(h, name)| Box::pin(async move { h.recv().await.map(|()| *name) }));
-        let (name, _, _) = futures::future::select_all(waits).await;
-        // A handler's stream never ends while the runtime runs.
-        let name = name.unwrap_or("SIGTERM");
-        self.received = Some(name);
+        let seen = self.seen;
+        let now = self
+            .count
+            .wait_for(|(n, _)| *n > seen)
+            .await
+            .map(|now| *now);
+        let (n, name) = match now {
+            Ok(now) => now,
+            // The counting task ended with the runtime: nothing comes.
+            Err(_) => std::future::pending().await,
+        };
+        self.seen = n;
         name
     }
 
-    /// Whether a signal has been received.
+    /// Whether a signal has been received (by any clone).
     pub fn requested(&self) -> bool {
-        self.received.is_some()
+        self.count.borrow().0 > 0
+    }
+
+    /// A token cancelled at the first shutdown signal.
+    pub fn token(&self) -> CancellationToken {
+        self.first.clone()
     }
 }
 

@@ -94,6 +94,28 @@ pub trait CoordinationBackend: Send + Sync + std::fmt::Debug + 'static {
     /// gone; connection errors.
     async fn keep_alive(&self, lease: LeaseId) -> Result<Duration>;
 
+    /// Re-attaches to `lease`, granted earlier (possibly by another
+    /// process: a candidate that restarted), and renews it with one round
+    /// trip: returns the lease with the TTL it now has.
+    ///
+    /// The default answers [`Error::Unsupported`](crate::Error::Unsupported):
+    /// backends whose leases are bound to a connection (ZooKeeper
+    /// sessions) cannot. Backends whose leases are server objects named by
+    /// their id (etcd) override it.
+    ///
+    /// # Errors
+    /// [`Error::LeaseExpired`](crate::Error::LeaseExpired) if the lease is
+    /// gone; [`Error::Unsupported`](crate::Error::Unsupported); connection
+    /// errors.
+    async fn resume_lease(&self, lease: LeaseId) -> Result<LeaseGrant> {
+        let _ = lease;
+        Err(crate::Error::Unsupported {
+            backend: self.kind(),
+            operation: "resuming a lease",
+            reason: "its leases cannot be re-attached from another connection".into(),
+        })
+    }
+
     /// Revokes the lease, deleting its entries. Unknown leases are ignored.
     async fn revoke_lease(&self, lease: LeaseId) -> Result<()>;
 
@@ -148,6 +170,22 @@ pub trait CoordinationBackend: Send + Sync + std::fmt::Debug + 'static {
     /// does not grow with the number of candidates.
     async fn queue_around(&self, election: &ElectionName, own: &Entry) -> Result<Snapshot> {
         Ok(self.candidates(election).await?.around(own))
+    }
+
+    /// Reads the head of the election's queue, the entry that leads: a
+    /// snapshot holding at most one entry, the lowest creation revision
+    /// of [`candidates`](Self::candidates), with the revision the read
+    /// reflects.
+    ///
+    /// The default reads the whole queue and keeps its first entry.
+    /// Backends that can read the first-created key alone override it
+    /// (etcd: a range sorted by creation revision, limit 1), so that
+    /// [`Election::leader`](crate::Election::leader) does not grow with
+    /// the number of candidates.
+    async fn queue_head(&self, election: &ElectionName) -> Result<Snapshot> {
+        let mut snapshot = self.candidates(election).await?;
+        snapshot.entries.truncate(1);
+        Ok(snapshot)
     }
 
     /// Reads one key, with the revision the read reflects.

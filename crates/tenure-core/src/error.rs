@@ -168,6 +168,18 @@ pub enum Error {
     #[error("operation cancelled: {0}")]
     Cancelled(&'static str),
 
+    /// The backend cannot do what was asked (for example resume a lease
+    /// on ZooKeeper). Permanent: the same request never succeeds there.
+    #[error("the {backend} backend does not support {operation}: {reason}")]
+    Unsupported {
+        /// Backend kind.
+        backend: &'static str,
+        /// What was asked.
+        operation: &'static str,
+        /// Why it cannot be done.
+        reason: String,
+    },
+
     /// A URL names a backend that is not known or not compiled in.
     #[error("unsupported backend URL {url:?}: {reason}")]
     UnsupportedUrl {

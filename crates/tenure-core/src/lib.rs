@@ -23,6 +23,7 @@
 //!   certificate and key), read once and checked before any connection.
 //! - `tls` (feature `tls`): the rustls client configuration from PEM
 //!   files, and TLS failures that retrying cannot fix, named.
+//! - [`value`]: [`IntoValue`], what proposals and guarded writes accept.
 //! - [`metrics`]: the names of the metrics the driver records through the
 //!   `metrics` facade.
 
@@ -39,11 +40,12 @@ pub mod retry;
 pub mod tls;
 pub mod types;
 pub mod url_query;
+pub mod value;
 
 pub use backend::{CoordinationBackend, DynBackend};
 pub use driver::{
     Callbacks, Election, ElectionBuilder, LeaderContext, LeaderStream, Leadership, LeaseStatus,
-    Session, SessionBuilder,
+    RunEnd, RunOptions, Session, SessionBuilder,
 };
 pub use error::{check_ttl, BoxError, Error, Result};
 pub use machine::{Backoff, Strategy};
@@ -53,3 +55,4 @@ pub use types::{
     CreateOutcome, Entry, FencingToken, LeaderInfo, LeaseGrant, LeaseId, LossReason, Observation,
     Queued, Revision, Slot, Snapshot, WatchEvent, WatchScope, WatchStream,
 };
+pub use value::IntoValue;

@@ -19,10 +19,7 @@ use crate::{Backoff, BoxError, Error, Result};
 /// The back-off between connection attempts: full jitter over a window
 /// that starts at 50 ms and doubles up to 1 s. Candidates that failed
 /// together retry spread over the window instead of all at once.
-pub const CONNECT_BACKOFF: Backoff = Backoff {
-    initial: Duration::from_millis(50),
-    max: Duration::from_secs(1),
-};
+pub const CONNECT_BACKOFF: Backoff = Backoff::RETRY;
 
 /// How one connection attempt failed.
 #[derive(Debug)]
@@ -145,7 +142,7 @@ impl ConnectRetry {
                 Ok(Err(AttemptError::Transient(cause))) => cause,
                 Err(_) => format!("attempt {n} got no answer within the {left:?} left").into(),
             };
-            let delay = self.backoff.delay(n - 1, &mut rng);
+            let delay = self.backoff.delay_from(n - 1, &mut rng);
             if Instant::now() + delay >= deadline {
                 return Err(self.exhausted(n, cause));
             }

@@ -42,6 +42,10 @@ pub struct LeaseGrant {
 }
 
 /// Where a candidate's entry goes in an election.
+///
+/// Exhaustive on purpose, like [`WatchScope`]: every backend must place
+/// every slot, so a new one is a change every backend has to make, caught
+/// by the compiler rather than by a wildcard arm at run time.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Slot {
     /// Queue strategy: one entry per candidate under the election, named
@@ -83,6 +87,7 @@ pub struct Entry {
 
 /// Result of a compare-and-create.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum CreateOutcome {
     /// The entry did not exist and now does, bound to our lease.
     Created(Entry),
@@ -159,6 +164,7 @@ pub enum WatchScope {
 
 /// A change seen by a watch.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum WatchEvent {
     /// An entry was created or updated.
     Put(Entry),

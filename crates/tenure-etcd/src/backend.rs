@@ -364,6 +364,14 @@ impl CoordinationBackend for EtcdBackend {
             .await
     }
 
+    /// An etcd lease is a server object named by its id: any client may
+    /// renew it, so a restarted candidate takes its lease back with one
+    /// keep-alive (what etcd's `ResumeElection` relies on).
+    async fn resume_lease(&self, lease: LeaseId) -> Result<LeaseGrant> {
+        let ttl = self.keep_alive(lease).await?;
+        Ok(LeaseGrant { id: lease, ttl })
+    }
+
     async fn revoke_lease(&self, lease: LeaseId) -> Result<()> {
         let mut lc = self.inner.client.lease_client();
         match self
@@ -402,6 +410,39 @@ impl CoordinationBackend for EtcdBackend {
 
     async fn candidates(&self, election: &ElectionName) -> Result<Snapshot> {
         self.read_queue(election).await
+    }
+
+    /// The first-created key under the election, as etcd's own election
+    /// reads its leader (sorted by creation revision, limit 1). Falls back
+    /// to the full read when that key is not a queue entry (a key under the
+    /// election bound to no lease, written by another client).
+    async fn queue_head(&self, election: &ElectionName) -> Result<Snapshot> {
+        let dir = Self::queue_dir(election);
+        let options = GetOptions::new()
+            .with_prefix()
+            .with_sort(SortTarget::Create, SortOrder::Ascend)
+            .with_limit(1);
+        let mut kv = self.inner.client.kv_client();
+        let resp = self
+            .call("read leader", None, kv.get(self.full(&dir), Some(options)))
+            .await?;
+        let revision = header_rev("read leader", resp.header())?;
+        let first = resp.kvs().first().map(|kv| self.entry(kv));
+        match first {
+            None => Ok(Snapshot {
+                entries: Vec::new(),
+                revision,
+            }),
+            Some(e) if is_queue_entry(&dir, &e) => Ok(Snapshot {
+                entries: vec![e],
+                revision,
+            }),
+            Some(_) => {
+                let mut all = self.candidates(election).await?;
+                all.entries.truncate(1);
+                Ok(all)
+            }
+        }
     }
 
     /// One read for the whole queue while several candidates of the

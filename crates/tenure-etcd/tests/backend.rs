@@ -124,6 +124,37 @@ async fn candidates_are_ordered_by_creation_and_scoped() {
     assert_eq!(b.get("svc/none").await.unwrap().0, None);
 }
 
+/// The queue's head is its first-created entry, even when a key that is
+/// no candidate (written under the election by another client, bound to
+/// no lease) was created before it: the limit-1 read finds that key first
+/// and falls back to the full read.
+#[tokio::test(flavor = "multi_thread")]
+async fn queue_head_is_the_first_created_entry() {
+    let server = common::server().await;
+    let b = common::connect(&server.endpoint()).await;
+    let e = name("head");
+    assert!(b.queue_head(&e).await.unwrap().entries.is_empty());
+    // Created before any candidate: a key under the election, no lease.
+    server.etcdctl(&["put", "head/stray", "x"]).await.unwrap();
+    let mut created = Vec::new();
+    for i in 0..3 {
+        let l = b.grant_lease(Duration::from_secs(5)).await.unwrap();
+        let o = b
+            .create(&e, Slot::Queue, l.id, Bytes::from(format!("n{i}")))
+            .await
+            .unwrap();
+        created.push(o.entry().clone());
+    }
+    let head = b.queue_head(&e).await.unwrap();
+    assert_eq!(head.entries, vec![created[0].clone()]);
+    assert!(head.revision >= created[2].created);
+    // Without the stray key in front: the direct limit-1 read.
+    server.etcdctl(&["del", "head/stray"]).await.unwrap();
+    assert!(b.delete(&created[0]).await.unwrap());
+    let head = b.queue_head(&e).await.unwrap();
+    assert_eq!(head.entries, vec![created[1].clone()]);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn guarded_update_delete_and_put() {
     let server = common::server().await;

@@ -182,7 +182,7 @@ async fn lease_expired_during_campaign_cannot_win() {
     );
     assert_eq!(sb.lost().await, LossReason::LeaseExpired);
 
-    leader.resign().await;
+    leader.resign().await.expect("resign");
     let lc = tokio::time::timeout(Duration::from_secs(5), fc)
         .await
         .expect("C must win")
@@ -217,7 +217,7 @@ async fn observer_misses_no_leader_change_across_compactions() {
             .await
             .unwrap();
         if i < 4 {
-            l.resign().await;
+            l.resign().await.expect("resign");
         } else {
             last = Some(l);
         }
@@ -289,7 +289,7 @@ async fn hundred_candidates_one_connection_one_leader_and_no_herd() {
     assert!(settled, "not every candidate opened its watch");
     let before: Vec<usize> = counters.iter().map(Counting::watch_events).collect();
 
-    leadership.resign().await;
+    leadership.resign().await.expect("resign");
     let (second, l2) = tokio::time::timeout(Duration::from_secs(10), rx.recv())
         .await
         .unwrap()
@@ -380,4 +380,109 @@ async fn election_continues_when_a_cluster_member_dies() {
     for t in tasks {
         t.abort();
     }
+}
+
+/// Campaigns in a runtime of its own that is then torn down without any
+/// cleanup (a process killed): returns the lease and the term's token.
+/// The entry and the lease stay behind until the TTL runs out.
+fn lead_then_crash(
+    endpoint: String,
+    name: &'static str,
+    ttl: Duration,
+) -> (tenure_core::LeaseId, u64) {
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let out = rt.block_on(async {
+            let b = common::dyn_backend(&endpoint).await;
+            let session = Session::new(b.clone(), ttl).await.unwrap();
+            let e = Election::builder(b, name)
+                .session(session.clone())
+                .build()
+                .unwrap();
+            let l = e.campaign("before-restart").await.unwrap();
+            let out = (session.lease(), l.token());
+            // Neither the term nor the session is ended: the process dies.
+            std::mem::forget(l);
+            std::mem::forget(session);
+            out
+        });
+        rt.shutdown_background();
+        out
+    })
+    .join()
+    .unwrap()
+}
+
+/// A candidate that restarts with the lease it had takes its place back
+/// without a new term: same entry, same fencing token, same proposal,
+/// while another candidate keeps waiting.
+#[tokio::test(flavor = "multi_thread")]
+async fn restarted_leader_resumes_its_term_with_its_lease() {
+    let server = common::server().await;
+    let ttl = Duration::from_secs(5);
+    let (lease, token) = lead_then_crash(server.endpoint(), "resume", ttl);
+
+    let other = common::dyn_backend(&server.endpoint()).await;
+    let waiting = tokio::spawn({
+        let e = Election::builder(other, "resume").ttl(ttl).build().unwrap();
+        async move { e.campaign("other").await }
+    });
+    let b = common::dyn_backend(&server.endpoint()).await;
+    let e = Election::builder(b.clone(), "resume").build().unwrap();
+    wait_queued(&e, 2).await;
+
+    let session = Session::builder(b.clone())
+        .resume(lease)
+        .start()
+        .await
+        .unwrap();
+    assert_eq!(session.lease(), lease);
+    let resumed = Election::builder(b, "resume")
+        .session(session.clone())
+        .build()
+        .unwrap();
+    let l = resumed.campaign("after-restart").await.unwrap();
+    assert_eq!(l.token(), token, "the same term: the same fencing token");
+    assert_eq!(l.entry().lease, lease);
+    assert_eq!(
+        &l.entry().value[..],
+        b"before-restart",
+        "the entry as it was"
+    );
+    assert!(l.is_leader());
+    assert!(!waiting.is_finished(), "the other candidate still waits");
+
+    // The resumed session keeps the lease alive: the deadline moves on
+    // past a whole TTL after the resume.
+    let first = l.valid_until();
+    let guard = Instant::now() + Duration::from_secs(30);
+    while l.valid_until() < first + ttl {
+        assert!(Instant::now() < guard, "no keep-alive moved the deadline");
+        assert!(l.is_leader(), "the resumed term ended");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(l.is_leader());
+    l.resign().await.unwrap();
+    let next = waiting.await.unwrap().unwrap();
+    assert!(next.token() > token);
+    next.resign().await.unwrap();
+}
+
+/// Resuming a lease that is gone is a typed error, not a new lease.
+#[tokio::test(flavor = "multi_thread")]
+async fn resuming_a_lease_that_is_gone_is_lease_expired() {
+    let server = common::server().await;
+    let b = common::dyn_backend(&server.endpoint()).await;
+    let session = Session::new(b.clone(), TTL).await.unwrap();
+    let lease = session.lease();
+    session.close().await;
+    let err = Session::builder(b).resume(lease).start().await.unwrap_err();
+    assert!(
+        matches!(err, tenure_core::Error::LeaseExpired { .. }),
+        "{err}"
+    );
 }

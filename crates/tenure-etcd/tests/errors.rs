@@ -179,7 +179,7 @@ async fn wrong_password_is_unauthenticated() {
         .unwrap();
     let l = e.campaign("x").await.unwrap();
     assert!(l.is_leader());
-    l.resign().await;
+    let _ = l.resign().await;
 }
 
 #[cfg(feature = "tls")]

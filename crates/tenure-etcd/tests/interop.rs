@@ -127,7 +127,7 @@ async fn etcdctl_waits_behind_tenure_and_observes_its_proposal() {
 
     // ...and wins once tenure resigns.
     let t0 = Instant::now();
-    l.resign().await;
+    l.resign().await.expect("resign");
     let key = ctl.line(Duration::from_secs(5)).await;
     println!("tenure resign -> etcdctl elected: {:?}", t0.elapsed());
     assert_eq!(key, cands[1].key);

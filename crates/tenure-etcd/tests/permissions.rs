@@ -86,7 +86,7 @@ async fn campaign_outside_the_role_is_refused_once_typed() {
         .expect("campaign hung")
         .unwrap();
     assert!(l.is_leader());
-    l.resign().await;
+    let _ = l.resign().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -93,7 +93,7 @@ async fn a_key_without_lease_in_the_queue_never_wedges_the_election() {
     let mut raw = common::connect(&server.endpoint()).await.client();
     raw.put("wedge/0", "app", None).await.unwrap();
     assert_eq!(e.leader().await.unwrap().unwrap().token, a.token());
-    a.resign().await;
+    a.resign().await.expect("resign");
     assert_eq!(e.leader().await.unwrap(), None, "a key without lease leads");
     let b_lead = tokio::time::timeout(Duration::from_secs(20), e.campaign("b"))
         .await
@@ -101,7 +101,7 @@ async fn a_key_without_lease_in_the_queue_never_wedges_the_election() {
         .unwrap();
     assert_eq!(&e.leader().await.unwrap().unwrap().value[..], b"b");
     // The same key at the single leader key: refused, not waited on.
-    b_lead.resign().await;
+    b_lead.resign().await.expect("resign");
     raw.put("plain", "app", None).await.unwrap();
     let single = election(&b, "plain", Strategy::SingleKey);
     let err = tokio::time::timeout(Duration::from_secs(20), single.campaign("s"))

@@ -96,7 +96,7 @@ async fn mtls_campaign_observe_and_guarded_write() {
         .await
         .unwrap();
     assert_eq!(out.trim(), "v1");
-    leadership.resign().await;
+    let _ = leadership.resign().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -269,7 +269,7 @@ async fn a_certificate_identity_gets_its_role_and_nothing_more() {
         .expect("campaign hung")
         .unwrap();
     assert!(l.is_leader());
-    l.resign().await;
+    let _ = l.resign().await;
 
     let counting = tenure_testkit::counting::Counting::new(Arc::new(connect("forbidden/").await));
     let forbidden = Election::builder(Arc::new(counting.clone()), "jobs")

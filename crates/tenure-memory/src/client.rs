@@ -215,6 +215,12 @@ impl CoordinationBackend for MemoryClient {
         Ok(ttl)
     }
 
+    /// Leases live in the server: any client may take one back.
+    async fn resume_lease(&self, lease: LeaseId) -> Result<LeaseGrant> {
+        let ttl = self.keep_alive(lease).await?;
+        Ok(LeaseGrant { id: lease, ttl })
+    }
+
     async fn revoke_lease(&self, lease: LeaseId) -> Result<()> {
         self.call(|s, now| s.revoke(now, lease)).await
     }
@@ -243,7 +249,7 @@ impl CoordinationBackend for MemoryClient {
             let around = match &outcome {
                 CreateOutcome::Created(entry) => Some(s.queue_around(now, election, entry))
                     .filter(|around| around.entries.len() == 1),
-                CreateOutcome::Exists(_) => None,
+                _ => None,
             };
             Ok(Queued { outcome, around })
         })

@@ -146,8 +146,9 @@ impl Change {
         match &self.event {
             WatchEvent::Put(entry) => &entry.key,
             WatchEvent::Delete { key, .. } => key,
-            // Never recorded as a change.
-            WatchEvent::HistoryLost => "",
+            // Never recorded as a change (`HistoryLost`, and any kind of
+            // event this server does not record).
+            _ => "",
         }
     }
 }

@@ -199,7 +199,7 @@ async fn terminated_connections_are_reopened() {
         return;
     };
     let t0 = Instant::now();
-    leader.resign().await;
+    leader.resign().await.expect("resign");
     let lb = tokio::time::timeout(Duration::from_secs(5), follower)
         .await
         .expect("no successor after the connections were cut")
@@ -296,7 +296,7 @@ async fn hundred_candidates_one_leader_and_no_herd() {
     assert!(settled, "not every candidate opened its watch");
     let before: Vec<_> = counters.iter().map(Counting::counts).collect();
 
-    leadership.resign().await;
+    leadership.resign().await.expect("resign");
     let (second, l2) = tokio::time::timeout(Duration::from_secs(10), rx.recv())
         .await
         .unwrap()
@@ -307,7 +307,7 @@ async fn hundred_candidates_one_leader_and_no_herd() {
     // A second hand-over is the barrier: its notification reaches every
     // watch after the first one did, so anything the first would have
     // woken has been delivered by the time the third candidate leads.
-    l2.resign().await;
+    l2.resign().await.expect("resign");
     let (third, l3) = tokio::time::timeout(Duration::from_secs(10), rx.recv())
         .await
         .unwrap()
@@ -391,7 +391,7 @@ async fn churn_history_passes_the_checker() {
                         Some(()) = asked.recv() => {
                             // It stops acting first, then hands over.
                             record(id, RecordKind::Lost { reason: LossReason::Resigned });
-                            l.release().await;
+                            l.release().await.expect("resign");
                         }
                         () = tokio::time::sleep(Duration::from_millis(20)) => {
                             let v = l.valid_until();

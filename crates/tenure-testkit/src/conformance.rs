@@ -1137,6 +1137,7 @@ fn created(r: tenure_core::Result<CreateOutcome>) -> Entry {
     match expect_ok(r, "create") {
         CreateOutcome::Created(e) => e,
         CreateOutcome::Exists(e) => panic!("create found an existing entry: {e:?}"),
+        other => panic!("create returned an outcome this suite does not know: {other:?}"),
     }
 }
 
@@ -1203,7 +1204,7 @@ impl Watch {
         let revision = match &event {
             WatchEvent::Put(e) => e.modified,
             WatchEvent::Delete { revision, .. } => *revision,
-            WatchEvent::HistoryLost => panic!("{}: unexpected HistoryLost", self.what),
+            other => panic!("{}: unexpected {other:?}", self.what),
         };
         assert!(
             revision > self.last,

@@ -135,7 +135,7 @@ pub async fn resign_handovers(connect: Connect, name: &str, ttl: Duration) -> Ve
         };
         wait_queued(&waiting, 2, Duration::from_secs(20)).await;
         let t0 = Instant::now();
-        leader.resign().await;
+        let _ = leader.resign().await;
         leader = match tokio::time::timeout(Duration::from_secs(5), next).await {
             Ok(Ok(Ok(l))) => l,
             other => panic!("no successor after resign: {other:?}"),

@@ -391,7 +391,14 @@ impl History {
                         t.elected,
                     ));
                 }
-                if t.token <= prev.token {
+                // A candidate that finds its own entry still there (its
+                // lease resumed after a restart, or a delete that failed
+                // on resign) leads again from the same entry: the same
+                // token, the same candidate, after the earlier term ended.
+                // Only its own entry can give a candidate an equal token.
+                let resumed =
+                    t.token == prev.token && t.candidate == prev.candidate && t.elected >= prev.end;
+                if t.token <= prev.token && !resumed {
                     return Err(self.violation(
                         Invariant::TokensIncrease,
                         format!(

@@ -66,6 +66,11 @@ pub enum Op {
     Resign(usize),
     /// The candidate process dies without cleanup.
     Crash(usize),
+    /// The candidate process dies without cleanup and starts again at
+    /// once, resuming the lease it had (`SessionBuilder::resume`): if its
+    /// entry is still there it takes its place back, in the same term when
+    /// it led.
+    Restart(usize),
     /// The candidate process is frozen for a while.
     Freeze(usize, Duration),
     /// The candidate cannot reach the backend for a while.
@@ -89,6 +94,8 @@ struct Candidate {
     frozen_until: Option<Instant>,
     partitioned_until: Option<Instant>,
     starts: u64,
+    /// The lease to resume at the next start (after a restart).
+    resume: Option<tenure_core::LeaseId>,
 }
 
 /// The simulated world.
@@ -118,6 +125,7 @@ impl Sim {
                 frozen_until: None,
                 partitioned_until: None,
                 starts: 0,
+                resume: None,
             })
             .collect();
         Sim {
@@ -179,6 +187,22 @@ impl Sim {
                     c.wants = false;
                     c.frozen_until = None;
                     c.partitioned_until = None;
+                    self.history.push(t, i % n, RecordKind::Crashed);
+                }
+            }
+            Op::Restart(i) => {
+                let server = self.server.clone();
+                let c = &mut self.candidates[i % n];
+                if c.client.is_some() {
+                    // The new process reaches the backend; the old one's
+                    // connection goes with it.
+                    c.partitioned_until = None;
+                    c.resume = c.keeper.take().map(|k| k.lease());
+                    c.client = Some(server.client());
+                    c.machine = None;
+                    c.watches.clear();
+                    c.frozen_until = None;
+                    c.wants = true;
                     self.history.push(t, i % n, RecordKind::Crashed);
                 }
             }
@@ -372,7 +396,20 @@ impl Sim {
         if c.wants && c.machine.is_none() {
             if c.keeper.is_none() {
                 let sent = now();
-                if let Ok(grant) = client.grant_lease(ttl).await {
+                // A restarted candidate takes its lease back if it is
+                // still alive; otherwise it starts afresh.
+                let resumed = match c.resume.take() {
+                    Some(lease) => client.resume_lease(lease).await.ok(),
+                    None => None,
+                };
+                if let Some(grant) = resumed {
+                    c.keeper = Some(LeaseKeeper::new(
+                        grant,
+                        LeaseConfig::for_ttl(grant.ttl),
+                        sent,
+                    ));
+                    progress = true;
+                } else if let Ok(grant) = client.grant_lease(ttl).await {
                     c.keeper = Some(LeaseKeeper::new(
                         grant,
                         LeaseConfig::for_ttl(grant.ttl),
@@ -383,10 +420,8 @@ impl Sim {
             }
             if let Some(k) = &c.keeper {
                 c.starts += 1;
-                let config = ElectionConfig {
-                    strategy,
-                    ..ElectionConfig::default()
-                };
+                let mut config = ElectionConfig::default();
+                config.strategy = strategy;
                 c.machine = Some(ElectionMachine::new(
                     election,
                     config,
@@ -461,7 +496,7 @@ impl Sim {
                             .push(at, i, RecordKind::Extended { valid_until })
                     }
                     Event::Lost { reason } => self.history.push(at, i, RecordKind::Lost { reason }),
-                    Event::Failed(_) => {}
+                    Event::Failed(_) | Event::ReleaseFailed(_) => {}
                     Event::Finished => finished = true,
                 }
             }
@@ -484,6 +519,7 @@ fn op_subject(op: &Op) -> usize {
         Op::Campaign(i)
         | Op::Resign(i)
         | Op::Crash(i)
+        | Op::Restart(i)
         | Op::Freeze(i, _)
         | Op::Partition(i, _)
         | Op::ExpireLease(i) => i,

@@ -313,6 +313,23 @@ impl ZkBackend {
     }
 }
 
+impl ZkBackend {
+    /// Runs one trait operation within the request timeout: its retries
+    /// after connection loss stop with it, so a request timeout means the
+    /// same on ZooKeeper as on etcd (one operation, retries included).
+    async fn bounded<T>(
+        &self,
+        operation: &'static str,
+        op: impl std::future::Future<Output = Result<T>>,
+    ) -> Result<T> {
+        let timeout = self.inner.options.request_timeout;
+        match tokio::time::timeout(timeout, op).await {
+            Ok(result) => result,
+            Err(_) => Err(error::timeout(operation, timeout)),
+        }
+    }
+}
+
 #[async_trait]
 impl CoordinationBackend for ZkBackend {
     fn kind(&self) -> &'static str {
@@ -412,54 +429,60 @@ impl CoordinationBackend for ZkBackend {
         lease: LeaseId,
         value: Bytes,
     ) -> Result<CreateOutcome> {
-        // One create at a time per lease, then the one-shape rule.
-        let l = self.inner.leases.live(lease)?;
-        let _one_at_a_time = l.creating.lock().await;
-        let outcome = match slot {
-            Slot::Queue => self.create_queue(election, &l, value).await?,
-            Slot::Leader => self.create_leader(election, &l, value).await?,
-        };
-        let mine = match slot {
-            Slot::Queue => Shape::Queue(self.names().layout()),
-            Slot::Leader => Shape::Leader,
-        };
-        let own = outcome.entry();
-        if own.lease == lease {
-            // Checked whenever the entry is ours, not only when this call
-            // created it: a create whose check failed half-way is retried
-            // and finds its entry.
-            self.one_shape(election, own, mine).await?;
-        }
-        Ok(outcome)
+        self.bounded("create", async move {
+            // One create at a time per lease, then the one-shape rule.
+            let l = self.inner.leases.live(lease)?;
+            let _one_at_a_time = l.creating.lock().await;
+            let outcome = match slot {
+                Slot::Queue => self.create_queue(election, &l, value).await?,
+                Slot::Leader => self.create_leader(election, &l, value).await?,
+            };
+            let mine = match slot {
+                Slot::Queue => Shape::Queue(self.names().layout()),
+                Slot::Leader => Shape::Leader,
+            };
+            let own = outcome.entry();
+            if own.lease == lease {
+                // Checked whenever the entry is ours, not only when this call
+                // created it: a create whose check failed half-way is retried
+                // and finds its entry.
+                self.one_shape(election, own, mine).await?;
+            }
+            Ok(outcome)
+        })
+        .await
     }
 
     async fn candidates(&self, election: &ElectionName) -> Result<Snapshot> {
-        self.read_queue(election).await
+        self.bounded("read candidates", self.read_queue(election))
+            .await
     }
 
     /// One read for the whole queue while several candidates of the
     /// election ask at once through this backend ([`QueueReads`]); alone,
     /// the one-round-trip read of [`read::around`].
     async fn queue_around(&self, election: &ElectionName, own: &Entry) -> Result<Snapshot> {
-        self.inner.queue_reads.around(self, election, own).await
+        let read = self.inner.queue_reads.around(self, election, own);
+        self.bounded("read candidates", read).await
     }
 
     async fn get(&self, key: &str) -> Result<(Option<Entry>, Revision)> {
         let path = self.names().resolve(key)?;
         let ctx = self.ctx("get", None);
-        self.on_reader(|client| {
+        let read = self.on_reader(|client| {
             let path = path.clone();
             async move { read::key(&client, key, &path, ctx).await }
-        })
-        .await
+        });
+        self.bounded("get", read).await
     }
 
     async fn update(&self, entry: &Entry, value: Bytes) -> Result<Entry> {
-        self.update_owned(entry, value).await
+        self.bounded("update", self.update_owned(entry, value))
+            .await
     }
 
     async fn delete(&self, entry: &Entry) -> Result<bool> {
-        self.delete_owned(entry).await
+        self.bounded("delete", self.delete_owned(entry)).await
     }
 
     /// Refuses, with [`Error::KeyInElection`], keys inside the guard's
@@ -467,7 +490,8 @@ impl CoordinationBackend for ZkBackend {
     /// candidate or a leader node (`leader`, `…latch-<n>`, `…__lock__<n>`),
     /// which would sit among the candidates of the election above them.
     async fn guarded_put(&self, guard: &Entry, key: &str, value: Bytes) -> Result<Revision> {
-        self.put_guarded(guard, key, value).await
+        self.bounded("guarded put", self.put_guarded(guard, key, value))
+            .await
     }
 
     async fn watch(&self, scope: WatchScope, from: Revision) -> Result<WatchStream> {

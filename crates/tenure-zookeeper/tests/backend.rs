@@ -324,3 +324,64 @@ async fn session_timeouts_outside_the_server_bounds_are_rejected() {
     }
     backend.close().await;
 }
+
+/// The request timeout bounds one operation, its retries after
+/// connection loss included (the meaning it has on etcd): a frozen server
+/// makes each operation fail with `Error::Timeout` naming it and the
+/// configured timeout, not with a connection error after many retries.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_timeout_bounds_each_operation_retries_included() {
+    let mut zk = common::own_server().await;
+    let root = common::unique_root("request-timeout");
+    let timeout = Duration::from_millis(700);
+    let backend =
+        ZkBackend::connect(common::options(&zk.connect_string(), &root).request_timeout(timeout))
+            .await
+            .unwrap();
+    let e = name("bounded");
+    // The path runs: a healthy server answers within the bound.
+    backend.candidates(&e).await.unwrap();
+    zk.pause().unwrap();
+    let read = backend.candidates(&e).await;
+    let get = backend.get("bounded-key").await;
+    zk.resume().unwrap();
+    for (op, r) in [
+        ("read candidates", read.map(|_| ())),
+        ("get", get.map(|_| ())),
+    ] {
+        match r {
+            Err(Error::Timeout {
+                operation, after, ..
+            }) => {
+                assert_eq!(operation, op);
+                assert_eq!(after, timeout);
+            }
+            other => panic!("{op}: expected Error::Timeout, got {other:?}"),
+        }
+    }
+    backend.candidates(&e).await.unwrap();
+    zk.stop().await.unwrap();
+}
+
+/// A ZooKeeper lease is a session, which a new process cannot re-attach
+/// (that needs the session's password): resuming is a typed "unsupported",
+/// never a fresh session passed off as the old one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resuming_a_lease_is_unsupported() {
+    let zk = common::shared().await;
+    let root = common::unique_root("resume");
+    let backend: Arc<dyn CoordinationBackend> =
+        Arc::new(common::connect(&zk.connect_string(), &root).await);
+    let lease = backend.grant_lease(Duration::from_secs(4)).await.unwrap();
+    let err = tenure_core::Session::builder(backend.clone())
+        .resume(lease.id)
+        .start()
+        .await
+        .unwrap_err();
+    match &err {
+        Error::Unsupported { backend, .. } => assert_eq!(*backend, "zookeeper"),
+        other => panic!("expected Error::Unsupported, got {other:?}"),
+    }
+    assert!(!err.is_transient());
+    backend.revoke_lease(lease.id).await.unwrap();
+}

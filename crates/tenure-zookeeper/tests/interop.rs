@@ -343,7 +343,7 @@ async fn foreign_first_then_tenure(foreign: Foreign, test: &str) {
         .expect("read leader")
         .expect("a leader");
     assert_eq!(now.value, Bytes::from("tenure"));
-    leadership.resign().await;
+    leadership.resign().await.expect("resign");
 }
 
 /// tenure campaigns first and leads; the foreign participant queues
@@ -369,7 +369,7 @@ async fn tenure_first_then_foreign(foreign: Foreign, test: &str) {
     assert!(leadership.is_leader());
 
     let resigned = tokio::time::Instant::now();
-    leadership.resign().await;
+    leadership.resign().await.expect("resign");
     other.expect_line(&format!("LEADER {id}"), HANDOVER).await;
     println!("tenure -> {foreign:?} handover: {:?}", resigned.elapsed());
     let leader = election

@@ -83,7 +83,7 @@ async fn candidates_the_acl_refuses_fail_once_typed() {
         );
     }
     assert!(leader.is_leader(), "the owner's term is untouched");
-    leader.resign().await;
+    let _ = leader.resign().await;
 }
 
 /// Entries are created with the backend's ACL: under

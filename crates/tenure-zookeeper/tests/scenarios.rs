@@ -62,7 +62,7 @@ async fn graceful_resign_hands_over_at_once() {
     wait_candidates(&a, 2).await;
     let token_a = la.token();
     let started = Instant::now();
-    la.resign().await;
+    la.resign().await.expect("resign");
     let lb = within(Duration::from_secs(10), "b elected", pending)
         .await
         .unwrap()
@@ -308,7 +308,7 @@ async fn hundred_candidates_one_leader_and_no_herd() {
 
     let reads_before = counting.candidate_reads();
     let started = Instant::now();
-    l1.resign().await;
+    l1.resign().await.expect("resign");
     let (second, l2) = within(Duration::from_secs(10), "successor", rx.recv())
         .await
         .unwrap();
@@ -356,7 +356,7 @@ async fn ensemble_member_killed_election_continues() {
         reason_or_resign.ok()
     );
     if la.is_leader() {
-        la.resign().await;
+        la.resign().await.expect("resign");
     }
     let lb = within(Duration::from_secs(30), "b elected", pending)
         .await

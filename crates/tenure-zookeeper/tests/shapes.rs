@@ -149,7 +149,7 @@ async fn a_node_without_session_in_the_queue_never_wedges_the_election() {
     .await
     .unwrap();
     assert_eq!(e.leader().await.unwrap().unwrap().token, a.token());
-    a.resign().await;
+    a.resign().await.expect("resign");
     assert_eq!(
         e.leader().await.unwrap(),
         None,

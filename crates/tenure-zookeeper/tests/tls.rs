@@ -89,7 +89,7 @@ async fn mtls_campaign_observe_and_guarded_write() {
     leadership.guarded_put("config", "v1").await.unwrap();
     let stored = backend.get("config").await.unwrap().0.unwrap();
     assert_eq!(&stored.value[..], b"v1");
-    leadership.resign().await;
+    let _ = leadership.resign().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

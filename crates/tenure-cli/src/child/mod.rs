@@ -196,7 +196,7 @@ impl Supervised {
 
     /// Waits until the command's own process ends (its tree may live on:
     /// see [`stop`](Self::stop)). Cancel-safe.
-    pub async fn wait(&mut self, report: &dyn Fn(Event)) -> ChildEnd {
+    pub async fn wait(&mut self, report: &(dyn Fn(Event) + Sync)) -> ChildEnd {
         while self.end.is_none() && self.next(report).await {}
         self.end.unwrap_or(ChildEnd {
             code: None,
@@ -240,7 +240,7 @@ impl Supervised {
         mut kill_at: Instant,
         shutdown: &mut Shutdown,
         term: Option<(&Leadership, Duration)>,
-        report: &dyn Fn(Event),
+        report: &(dyn Fn(Event) + Sync),
     ) -> (ChildEnd, Option<LossReason>) {
         let mut lost = None;
         let mut give_up = None;
@@ -286,7 +286,7 @@ impl Supervised {
     }
 
     /// Reads and handles one report; false once the supervisor is gone.
-    async fn next(&mut self, report: &dyn Fn(Event)) -> bool {
+    async fn next(&mut self, report: &(dyn Fn(Event) + Sync)) -> bool {
         if self.closed {
             return false;
         }
@@ -330,14 +330,14 @@ impl Supervised {
     }
 
     /// `SIGKILL` to the whole tree; returns the instant to give up waiting.
-    async fn kill(&mut self, report: &dyn Fn(Event)) -> Instant {
+    async fn kill(&mut self, report: &(dyn Fn(Event) + Sync)) -> Instant {
         self.order(Order::Kill).await;
         self.killed(report);
         Instant::now() + KILL_LANDS
     }
 
     /// Reports the `SIGKILL`, once.
-    fn killed(&mut self, report: &dyn Fn(Event)) {
+    fn killed(&mut self, report: &(dyn Fn(Event) + Sync)) {
         if !self.killed {
             self.killed = true;
             self.signalled(Signal::SIGKILL, report);
@@ -354,7 +354,7 @@ impl Supervised {
         self.closed = true;
     }
 
-    fn signalled(&self, signal: Signal, report: &dyn Fn(Event)) {
+    fn signalled(&self, signal: Signal, report: &(dyn Fn(Event) + Sync)) {
         report(Event::ChildSignalled {
             pid: self.pid,
             signal: signal.as_str(),
@@ -397,7 +397,7 @@ async fn sleep_until_some(at: Option<Instant>) {
 
 /// Whether a backend URL holds a password (`password=`).
 fn carries_password(url: &str) -> bool {
-    tenure::url_query::redact(url) != url
+    tenure::backend::url_query::redact(url) != url
 }
 
 #[cfg(test)]

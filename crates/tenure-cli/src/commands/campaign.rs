@@ -1,19 +1,25 @@
 //! `tenure campaign <election> [<proposal>] [-- CMD ARGS...]`.
 //!
-//! One loop of terms. Each term: start a session (a fresh lease), print
-//! `campaigning`, campaign, print `elected`, then lead until the term ends
-//! — leadership lost, the command ended, or `SIGINT`/`SIGTERM` — and close
-//! the session. Then campaign again, or exit (`--once`, a signal).
+//! The loop of terms is the library's, [`Election::run_with`]: each term
+//! starts a session (a fresh lease; `campaigning` is printed), campaigns,
+//! leads until the term ends, and resigns by revoking the lease (one
+//! write deletes the entry). Then it campaigns again after
+//! `--recampaign-delay`, or exits (`--once`, a signal). This module is
+//! the term's work: print `elected`, then hold, or run the command.
 //!
 //! Order matters where the command is concerned: it starts only after
-//! `campaign()` resolves, it is stopped the instant `Leadership::lost()`
+//! the campaign resolves, it is stopped the instant `Leadership::lost()`
 //! resolves (the local deadline comes before the backend can elect anyone
 //! else), and on shutdown it is stopped *before* we resign, so that the
 //! successor never overlaps it.
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tenure::{DynBackend, Election, ElectionName, Error, Leadership, Session};
+use tenure::{
+    Callbacks, CancellationToken, Election, ElectionName, LeaderContext, Leadership, RunEnd,
+    RunOptions,
+};
 
 use crate::args::{CampaignArgs, GlobalArgs, OutputFormat};
 use crate::child::{self, ChildSpec, Supervised};
@@ -42,31 +48,77 @@ pub async fn run(global: &GlobalArgs, args: CampaignArgs, out: &Output) -> Resul
     grace::check(args.grace, args.ttl)?;
     let mut shutdown = Shutdown::install()?;
     let jobs = JobControl::install()?;
+    // Every term's work sees every signal from here on.
+    let signals = shutdown.clone();
     let backend = tokio::select! {
         b = backend::connect(&url, Some(args.ttl), global.request_timeout) => b?,
         _ = shutdown.recv() => return Ok(Exit::Success),
     };
-    tenure::check_ttl(args.ttl, backend.ttl_bounds())?;
+    tenure::backend::check_ttl(args.ttl, backend.ttl_bounds())?;
+    let mut builder = Election::builder(backend, name.as_str())
+        .strategy(args.strategy.into())
+        .ttl(args.ttl)
+        .recampaign_delay(args.recampaign_delay);
+    if let Some(t) = global.request_timeout {
+        builder = builder.request_timeout(t);
+    }
+    let election = builder.build()?;
     let proposal = args.proposal.clone().unwrap_or_else(default_proposal);
     let command = (!args.command.is_empty()).then(|| ChildSpec {
         argv: args.command.clone(),
         env: Vec::new(),
         stdout_to_stderr: out.format() == OutputFormat::Json,
     });
-    let mut campaigner = Campaigner {
-        backend,
-        name,
-        proposal,
-        args,
-        request_timeout: global.request_timeout,
+    // Cancelled by the first signal, or by a term whose command cannot
+    // start (then `outcome` holds the error).
+    let stop = shutdown.token().child_token();
+    let outcome = Arc::new(Mutex::new(TermOutcome::default()));
+    let term = Term {
+        name: name.clone(),
+        proposal: proposal.clone(),
+        grace: args.grace,
         command,
-        out,
-        shutdown,
+        out: out.clone(),
+        shutdown: signals,
         jobs,
-        rng: fastrand::Rng::new(),
-        session: None,
+        stop: stop.clone(),
+        outcome: outcome.clone(),
     };
-    campaigner.run().await
+    let (out_c, name_c, proposal_c) = (out.clone(), name.clone(), proposal.clone());
+    let callbacks = Callbacks::new()
+        .on_campaigning(move |session| {
+            out_c.emit_or_log(
+                name_c.as_str(),
+                &Event::Campaigning {
+                    proposal: proposal_c.clone(),
+                    lease: session.lease().to_string(),
+                    ttl_ms: u64::try_from(session.ttl().as_millis()).unwrap_or(u64::MAX),
+                },
+            );
+        })
+        .on_retry(|error, delay| {
+            tracing::warn!(%error, retry_in = ?delay, "campaign failed; retrying");
+        })
+        .on_started_leading(move |ctx| {
+            let term = term.clone();
+            async move { term.lead(ctx).await }
+        });
+    // Start-up errors (unreachable backend, bad credentials) end the
+    // program; once a session has worked, outages are waited out.
+    let options = RunOptions::new()
+        .once(args.once)
+        .recampaign_after_work(true)
+        .retry_before_first_session(false);
+    let end = election.run_with(proposal, callbacks, options, stop).await;
+    let outcome = std::mem::take(&mut *outcome.lock().unwrap_or_else(|e| e.into_inner()));
+    if let Some(fatal) = outcome.fatal {
+        return Err(fatal);
+    }
+    Ok(match end? {
+        RunEnd::Lost(_) if !shutdown.requested() => Exit::Lost,
+        RunEnd::WorkReturned => outcome.child_exit.unwrap_or(Exit::Success),
+        _ => Exit::Success,
+    })
 }
 
 /// `<hostname>:<pid>`: tells an operator where the leader runs.
@@ -79,135 +131,74 @@ pub fn default_proposal() -> String {
     format!("{host}:{}", std::process::id())
 }
 
-/// How one term ended.
+/// What a term leaves for the end of the run.
+#[derive(Debug, Default)]
+struct TermOutcome {
+    /// How the last command ended by itself (`--once` exits with it).
+    child_exit: Option<Exit>,
+    /// An error that ends the program (the command cannot start).
+    fatal: Option<CliError>,
+}
+
+/// How the work of one term ended.
 #[derive(Debug)]
 enum TermEnd {
-    /// `SIGINT`/`SIGTERM`: everything stopped and released; exit 0.
+    /// `SIGINT`/`SIGTERM`: the command stopped; the run resigns and ends.
     Shutdown,
     /// Leadership was lost (the command, if any, has been stopped).
     Lost,
-    /// The command ended by itself; we resigned.
+    /// The command ended by itself; the run resigns.
     ChildExited(Exit),
 }
 
-struct Campaigner<'a> {
-    backend: DynBackend,
+/// The work of each term: what a leader does until the term ends.
+#[derive(Clone)]
+struct Term {
     name: ElectionName,
     proposal: String,
-    args: CampaignArgs,
-    request_timeout: Option<Duration>,
+    grace: Option<Duration>,
     command: Option<ChildSpec>,
-    out: &'a Output,
+    out: Output,
     shutdown: Shutdown,
     jobs: JobControl,
-    rng: fastrand::Rng,
-    /// The current term's session (a lease of its own), while it lasts.
-    session: Option<Session>,
+    /// Ends the run (a command that cannot start).
+    stop: CancellationToken,
+    outcome: Arc<Mutex<TermOutcome>>,
 }
 
-impl Campaigner<'_> {
-    async fn run(&mut self) -> Result<Exit, CliError> {
-        // Start-up errors (unreachable backend, bad credentials) end the
-        // program; once a session has worked, outages are waited out.
-        let mut reached = false;
-        let mut failures = 0u32;
-        loop {
-            let delay = match self.term().await {
-                Ok(TermEnd::Shutdown) => return Ok(Exit::Success),
-                Ok(TermEnd::Lost) if self.args.once => return Ok(Exit::Lost),
-                Ok(TermEnd::ChildExited(exit)) if self.args.once => return Ok(exit),
-                Ok(_) => {
-                    reached = true;
-                    failures = 0;
-                    self.recampaign_delay()
-                }
-                Err(Failure::Fatal(e)) => return Err(e),
-                Err(Failure::Backend {
-                    error,
-                    session_started,
-                }) => {
-                    reached |= session_started;
-                    if self.args.once || !reached || !retryable(&error) {
-                        return Err(error.into());
-                    }
-                    failures = failures.saturating_add(1);
-                    let delay = self.retry_delay(failures);
-                    tracing::warn!(error = %error, retry_in = ?delay, "campaign failed; retrying");
-                    delay
-                }
-            };
-            if self.pause(delay).await {
-                return Ok(Exit::Success);
-            }
-        }
-    }
-
-    /// One term, from a fresh session to its close.
-    async fn term(&mut self) -> Result<TermEnd, Failure> {
-        let session = {
-            let mut b = Session::builder(self.backend.clone()).ttl(self.args.ttl);
-            if let Some(t) = self.request_timeout {
-                b = b.request_timeout(t);
-            }
-            tokio::select! {
-                s = b.start() => s.map_err(|error| Failure::Backend { error, session_started: false })?,
-                _ = self.shutdown.recv() => return Ok(TermEnd::Shutdown),
-            }
-        };
-        let grace = grace::for_granted_ttl(self.args.grace, session.ttl());
-        self.session = Some(session.clone());
-        let end = self.campaign_and_lead(&session, grace).await;
-        self.session = None;
-        // Revoke the lease: whatever is left of our entry goes with it.
-        session.close().await;
-        end.map_err(|error| match error {
-            Failure::Backend { error, .. } => Failure::Backend {
-                error,
-                session_started: true,
-            },
-            fatal => fatal,
-        })
-    }
-
-    async fn campaign_and_lead(
-        &mut self,
-        session: &Session,
-        grace: Duration,
-    ) -> Result<TermEnd, Failure> {
-        let mut builder = Election::builder(self.backend.clone(), self.name.as_str())
-            .strategy(self.args.strategy.into())
-            .session(session.clone());
-        if let Some(t) = self.request_timeout {
-            builder = builder.request_timeout(t);
-        }
-        let election = builder.build().map_err(Failure::from_error)?;
-        self.emit(&Event::Campaigning {
-            proposal: self.proposal.clone(),
-            lease: session.lease().to_string(),
-            ttl_ms: u64::try_from(session.ttl().as_millis()).unwrap_or(u64::MAX),
-        });
-        let leadership = tokio::select! {
-            l = election.campaign(self.proposal.clone()) => l.map_err(Failure::from_error)?,
-            // Dropping the campaign withdraws our entry.
-            _ = self.shutdown.recv() => return Ok(TermEnd::Shutdown),
-        };
-        let token = leadership.token();
+impl Term {
+    /// Leads one term: `elected`, then hold or supervise the command. The
+    /// run resigns (revoking the lease) once this returns.
+    async fn lead(mut self, ctx: LeaderContext) {
+        let leadership = ctx.leadership();
+        let grace = grace::for_granted_ttl(self.grace, ctx.lease_ttl());
         self.emit(&Event::Elected {
             proposal: self.proposal.clone(),
-            token,
+            token: leadership.token(),
             lease: leadership.entry().lease.to_string(),
             valid_until_mono_ns: clock::instant_to_mono_ns(leadership.valid_until()),
         });
-        match self.command.clone() {
-            None => Ok(self.hold(leadership).await),
-            Some(spec) => self.supervise(leadership, spec, grace).await,
+        let end = match self.command.clone() {
+            None => Ok(self.hold(&ctx).await),
+            Some(spec) => self.supervise(&ctx, spec, grace).await,
+        };
+        let mut outcome = self.outcome.lock().unwrap_or_else(|e| e.into_inner());
+        match end {
+            Ok(TermEnd::ChildExited(exit)) => outcome.child_exit = Some(exit),
+            Ok(TermEnd::Lost | TermEnd::Shutdown) => {}
+            Err(fatal) => {
+                outcome.fatal = Some(fatal);
+                self.stop.cancel();
+            }
         }
     }
 
     /// Leads without a command until the term ends.
-    async fn hold(&mut self, leadership: Leadership) -> TermEnd {
+    async fn hold(&mut self, ctx: &LeaderContext) -> TermEnd {
+        let leadership = ctx.leadership();
         let token = leadership.token();
         tokio::select! {
+            biased;
             reason = leadership.lost() => {
                 self.emit(&Event::Lost { reason: reason_name(reason), token });
                 TermEnd::Lost
@@ -222,10 +213,11 @@ impl Campaigner<'_> {
     /// Leads with the command running, until the term ends.
     async fn supervise(
         &mut self,
-        leadership: Leadership,
+        ctx: &LeaderContext,
         mut spec: ChildSpec,
         grace: Duration,
-    ) -> Result<TermEnd, Failure> {
+    ) -> Result<TermEnd, CliError> {
+        let leadership = ctx.leadership();
         let token = leadership.token();
         if !leadership.is_leader() {
             // Lost (or past the deadline) before the command could start:
@@ -254,10 +246,10 @@ impl Campaigner<'_> {
             Err(e) => {
                 // A missing program does not appear by campaigning again.
                 self.resign(leadership).await;
-                return Err(Failure::Fatal(CliError::new(
+                return Err(CliError::new(
                     child::spawn_failure_exit(&e),
                     format!("cannot run {:?}: {e}", spec.argv[0]),
-                )));
+                ));
             }
         };
         let pid = child.pid();
@@ -275,7 +267,7 @@ impl Campaigner<'_> {
             Signal,
             Exited,
         }
-        let (out, name) = (self.out, self.name.clone());
+        let (out, name) = (self.out.clone(), self.name.clone());
         let report = move |e: Event| out.emit_or_log(name.as_str(), &e);
         let mut renewals = tokio::time::interval(DEADLINE_POLL);
         renewals.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -321,7 +313,6 @@ impl Campaigner<'_> {
                 });
                 let kill_at = child::loss_kill_at(reason, leadership.valid_until().into(), grace);
                 child.stop(kill_at, &mut self.shutdown, None, &report).await;
-                drop(leadership);
                 Ok(if self.shutdown.requested() {
                     TermEnd::Shutdown
                 } else {
@@ -362,16 +353,16 @@ impl Campaigner<'_> {
     async fn stop_then_resign(
         &mut self,
         child: &mut Supervised,
-        leadership: Leadership,
+        leadership: &Leadership,
         grace: Duration,
-        report: &dyn Fn(Event),
+        report: &(dyn Fn(Event) + Sync),
     ) -> (child::ChildEnd, Option<tenure::LossReason>) {
         let kill_at = tokio::time::Instant::now() + grace;
         let (end, lost) = child
             .stop(
                 kill_at,
                 &mut self.shutdown,
-                Some((&leadership, grace)),
+                Some((leadership, grace)),
                 report,
             )
             .await;
@@ -383,24 +374,16 @@ impl Campaigner<'_> {
 
     /// Ends the term by our choice. The event comes first: we stop acting
     /// as leader now, and the successor can only be elected once the
-    /// delete that follows lands, so `resigned` always precedes its
-    /// `elected` (terms printed by different processes never overlap).
+    /// revoke that follows lands (the run revokes the term's lease as soon
+    /// as the work returns), so `resigned` always precedes its `elected`
+    /// (terms printed by different processes never overlap).
     ///
     /// If the term has already ended (the deadline passed a moment ago),
     /// that is reported instead: `lost`, never a late `resigned`.
-    async fn resign(&self, leadership: Leadership) {
+    async fn resign(&self, leadership: &Leadership) {
         let token = leadership.token();
         if leadership.is_leader() {
             self.emit(&Event::Resigned { token });
-            match &self.session {
-                // The term's lease is ours alone and bound to nothing but
-                // our entry: revoking it deletes the entry and ends the
-                // session in one write, where a delete and then a revoke
-                // took two (and the second one slowed the successor's
-                // first read).
-                Some(session) => session.close().await,
-                None => leadership.resign().await,
-            }
         } else {
             let reason = leadership.lost().await;
             self.emit(&Event::Lost {
@@ -413,71 +396,12 @@ impl Campaigner<'_> {
     fn emit(&self, event: &Event) {
         self.out.emit_or_log(self.name.as_str(), event);
     }
-
-    /// The anti-flap pause, plus up to a quarter more of jitter.
-    fn recampaign_delay(&mut self) -> Duration {
-        let d = self.args.recampaign_delay;
-        d + jitter(&mut self.rng, d / 4)
-    }
-
-    /// Back-off after a failed session or campaign: 0.5 s doubling to 10 s,
-    /// each drawn from the upper half of its window.
-    fn retry_delay(&mut self, failures: u32) -> Duration {
-        let window = tenure::Backoff {
-            initial: Duration::from_millis(500),
-            max: Duration::from_secs(10),
-        }
-        .window(failures.saturating_sub(1));
-        window / 2 + jitter(&mut self.rng, window / 2)
-    }
-
-    /// Sleeps `delay`; true if a shutdown signal came first.
-    async fn pause(&mut self, delay: Duration) -> bool {
-        tokio::select! {
-            () = tokio::time::sleep(delay) => false,
-            _ = self.shutdown.recv() => true,
-        }
-    }
 }
 
 /// How often the supervisor learns the term's new deadline (each
 /// keep-alive moves it by TTL / 3; a deadline learnt late only makes the
 /// supervisor's own kill come earlier, never later).
 const DEADLINE_POLL: Duration = Duration::from_millis(50);
-
-fn jitter(rng: &mut fastrand::Rng, max: Duration) -> Duration {
-    let max = u64::try_from(max.as_nanos()).unwrap_or(u64::MAX);
-    Duration::from_nanos(if max == 0 { 0 } else { rng.u64(0..=max) })
-}
-
-/// Why a term could not run.
-#[derive(Debug)]
-enum Failure {
-    /// A backend error; whether it ends the program depends on the mode.
-    Backend {
-        /// The error.
-        error: Error,
-        /// Whether a session had been started (the backend was reachable).
-        session_started: bool,
-    },
-    /// An error that ends the program whatever the mode.
-    Fatal(CliError),
-}
-
-impl Failure {
-    fn from_error(error: Error) -> Self {
-        Failure::Backend {
-            error,
-            session_started: false,
-        }
-    }
-}
-
-/// Errors worth campaigning again for: the network, the backend, a lease
-/// lost while waiting.
-fn retryable(e: &Error) -> bool {
-    e.is_transient() || matches!(e, Error::LeaseExpired { .. } | Error::Cancelled(_))
-}
 
 #[cfg(test)]
 mod tests {
@@ -489,31 +413,5 @@ mod tests {
         let (host, pid) = p.rsplit_once(':').unwrap();
         assert!(!host.is_empty());
         assert_eq!(pid, std::process::id().to_string());
-    }
-
-    #[test]
-    fn outages_are_retryable_and_bad_input_is_not() {
-        let unreachable = Error::Unreachable {
-            backend: "etcd",
-            endpoint: "x".into(),
-            source: "refused".into(),
-        };
-        assert!(retryable(&unreachable));
-        assert!(retryable(&Error::LeaseExpired {
-            lease: tenure::LeaseId(1)
-        }));
-        assert!(!retryable(&Error::InvalidConfig {
-            field: "ttl",
-            reason: "no".into()
-        }));
-    }
-
-    #[test]
-    fn jitter_stays_in_bounds() {
-        let mut rng = fastrand::Rng::with_seed(1);
-        for _ in 0..100 {
-            assert!(jitter(&mut rng, Duration::from_millis(10)) <= Duration::from_millis(10));
-        }
-        assert_eq!(jitter(&mut rng, Duration::ZERO), Duration::ZERO);
     }
 }

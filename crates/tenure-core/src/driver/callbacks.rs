@@ -1,41 +1,44 @@
 //! Callbacks in the style of client-go's leader election, for users who
-//! prefer handing over three functions to driving the futures themselves.
+//! prefer handing over a few functions to driving the futures themselves.
 //!
-//! [`Election::run`] campaigns, runs `on_started_leading` while it leads,
+//! [`Election::run`](crate::Election::run) campaigns, runs `on_started_leading` while it leads,
 //! calls `on_stopped_leading` when the term ends, campaigns again, and
 //! reports every leader change to `on_new_leader`, until its shutdown
-//! token fires.
+//! token fires. The per-term hooks `on_campaigning` and `on_retry` tell
+//! what happens between terms.
 
 use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures::future::BoxFuture;
-use futures::future::FusedFuture;
-use futures::{FutureExt, StreamExt};
+use futures::FutureExt;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
-use tracing::{debug, warn};
 
-use super::election::Election;
 use super::leadership::Leadership;
-use crate::{Error, FencingToken, LossReason, Observation, Result};
+use super::session::Session;
+use crate::{Error, FencingToken, LossReason, Observation};
 
-type StartedFn = Box<dyn FnMut(LeaderContext) -> BoxFuture<'static, ()> + Send>;
+pub(crate) type StartedFn = Box<dyn FnMut(LeaderContext) -> BoxFuture<'static, ()> + Send>;
 type StoppedFn = Box<dyn FnMut(LossReason) + Send>;
 type NewLeaderFn = Box<dyn FnMut(Observation) + Send + 'static>;
+type CampaigningFn = Box<dyn FnMut(&Session) + Send>;
+type RetryFn = Box<dyn FnMut(&Error, Duration) + Send>;
 
 /// What `on_started_leading` gets: the term's [`Leadership`] and a signal
 /// to stop.
 ///
 /// The work must return soon after [`stopped`](Self::stopped) resolves:
-/// [`Election::run`] waits for it before it resigns or campaigns again, so
+/// [`Election::run`](crate::Election::run) waits for it before it resigns or campaigns again, so
 /// that this process never runs two terms' work at once and the successor
 /// never overlaps it after a clean hand-over.
 #[derive(Clone, Debug)]
 pub struct LeaderContext {
-    leadership: Arc<Leadership>,
-    stop: CancellationToken,
+    pub(crate) leadership: Arc<Leadership>,
+    pub(crate) stop: CancellationToken,
+    pub(crate) ttl: Duration,
 }
 
 impl LeaderContext {
@@ -49,13 +52,25 @@ impl LeaderContext {
         self.leadership.token()
     }
 
+    /// The proposal this process campaigned with (what observers see as
+    /// the leader's value), so the work need not capture it.
+    pub fn proposal(&self) -> &Bytes {
+        &self.leadership.entry().value
+    }
+
+    /// The TTL the backend granted to the term's lease: how long the
+    /// backend keeps the entry after the last acknowledged keep-alive.
+    pub fn lease_ttl(&self) -> Duration {
+        self.ttl
+    }
+
     /// Whether the work may still act as leader now.
     pub fn is_leader(&self) -> bool {
         !self.stop.is_cancelled() && self.leadership.is_leader()
     }
 
     /// Resolves when the work must stop: leadership was lost, or
-    /// [`Election::run`] is shutting down.
+    /// [`Election::run`](crate::Election::run) is shutting down.
     pub fn stopped(&self) -> WaitForCancellationFuture<'_> {
         self.stop.cancelled()
     }
@@ -67,7 +82,7 @@ impl LeaderContext {
     }
 }
 
-/// The three callbacks [`Election::run`] calls. Each is optional.
+/// The callbacks [`Election::run`](crate::Election::run) calls. Each is optional.
 ///
 /// ```
 /// # async fn demo(election: tenure_core::Election) -> tenure_core::Result<()> {
@@ -87,9 +102,11 @@ impl LeaderContext {
 /// ```
 #[derive(Default)]
 pub struct Callbacks {
-    started: Option<StartedFn>,
-    stopped: Option<StoppedFn>,
-    new_leader: Option<NewLeaderFn>,
+    pub(crate) started: Option<StartedFn>,
+    pub(crate) stopped: Option<StoppedFn>,
+    pub(crate) new_leader: Option<NewLeaderFn>,
+    pub(crate) campaigning: Option<CampaigningFn>,
+    pub(crate) retry: Option<RetryFn>,
 }
 
 impl fmt::Debug for Callbacks {
@@ -98,6 +115,8 @@ impl fmt::Debug for Callbacks {
             .field("on_started_leading", &self.started.is_some())
             .field("on_stopped_leading", &self.stopped.is_some())
             .field("on_new_leader", &self.new_leader.is_some())
+            .field("on_campaigning", &self.campaigning.is_some())
+            .field("on_retry", &self.retry.is_some())
             .finish()
     }
 }
@@ -110,7 +129,7 @@ impl Callbacks {
 
     /// Runs when this process is elected. The future is the leader's work:
     /// it runs until it returns by itself (then the term is resigned and
-    /// [`Election::run`] returns) or until [`LeaderContext::stopped`] fires
+    /// [`Election::run`](crate::Election::run) returns) or until [`LeaderContext::stopped`] fires
     /// (then it must return promptly).
     pub fn on_started_leading<F, Fut>(mut self, mut f: F) -> Self
     where
@@ -132,133 +151,25 @@ impl Callbacks {
     /// ([`Observation::NoLeader`] when nobody leads), then on every change,
     /// whoever the leader is, and with [`Observation::Unknown`] when the
     /// backend has not confirmed the leader within the election's
-    /// staleness bound (see [`Election::observe`]).
+    /// staleness bound (see [`Election::observe`](crate::Election::observe)).
     pub fn on_new_leader(mut self, f: impl FnMut(Observation) + Send + 'static) -> Self {
         self.new_leader = Some(Box::new(f));
         self
     }
-}
 
-/// Aborts the observer task when `run` returns.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
+    /// Runs before each campaign, with the session it runs on (a fresh
+    /// lease per campaign unless the election shares one): its
+    /// [`lease`](Session::lease) and granted [`ttl`](Session::ttl).
+    pub fn on_campaigning(mut self, f: impl FnMut(&Session) + Send + 'static) -> Self {
+        self.campaigning = Some(Box::new(f));
+        self
     }
-}
 
-/// How one term ended.
-enum TermEnd {
-    Lost(LossReason),
-    Shutdown,
-    WorkReturned,
-}
-
-impl Election {
-    /// Campaigns with proposal `value` over and over, calling `callbacks`
-    /// as terms start and end, until `shutdown` is cancelled.
-    ///
-    /// On shutdown while leading, the work is told to stop and awaited,
-    /// then the term is resigned so the successor takes over at once. If
-    /// the work returns by itself, the term is resigned and `run` returns.
-    /// On shutdown while following, the candidacy is withdrawn. Either way
-    /// `run` returns only once the entry is deleted (or the delete has
-    /// failed and the lease is revoked or left to expire): a process may
-    /// exit right after without leaving its entry ahead of the others.
-    /// Transient errors ([`Error::is_transient`]: unreachable backend,
-    /// timeouts, a lease lost before winning) are retried with the
-    /// election's back-off.
-    ///
-    /// # Errors
-    /// Errors that retrying cannot fix, at once and typed: bad
-    /// configuration (a TTL out of range), [`Error::Unauthenticated`]
-    /// (credentials, or a role or ACL without permission on the
-    /// election), [`Error::Protocol`], a shared
-    /// [`Session`](super::Session) whose lease has ended
-    /// ([`Error::LeaseExpired`]).
-    pub async fn run(
-        &self,
-        value: impl Into<Bytes>,
-        mut callbacks: Callbacks,
-        shutdown: CancellationToken,
-    ) -> Result<()> {
-        let value = value.into();
-        let _observer = callbacks.new_leader.take().map(|mut f| {
-            let mut leaders = self.observe();
-            AbortOnDrop(tokio::spawn(async move {
-                while let Some(leader) = leaders.next().await {
-                    f(leader);
-                }
-            }))
-        });
-        let mut rng = fastrand::Rng::new();
-        let mut failures = 0u32;
-        loop {
-            // Waits for the withdrawal when shutdown comes first: `run`
-            // returns only once the entry is gone.
-            let leadership = match self.campaign_until(value.clone(), &shutdown).await {
-                Ok(Some(l)) => Arc::new(l),
-                Ok(None) => return Ok(()),
-                // A campaign on its own session starts a fresh lease each
-                // time; a lost shared session never comes back.
-                Err(e)
-                    if e.is_transient()
-                        || (matches!(e, Error::LeaseExpired { .. })
-                            && !self.has_shared_session()) =>
-                {
-                    failures = failures.saturating_add(1);
-                    let delay = self.retry().delay(failures, &mut rng);
-                    warn!(election = %self.name(), error = %e, ?delay, "campaign failed; retrying");
-                    tokio::select! {
-                        () = tokio::time::sleep(delay) => continue,
-                        () = shutdown.cancelled() => return Ok(()),
-                    }
-                }
-                Err(e) => return Err(e),
-            };
-            failures = 0;
-            let stop = leadership.cancellation_token();
-            let ctx = LeaderContext {
-                leadership: leadership.clone(),
-                stop: stop.clone(),
-            };
-            let mut work = match callbacks.started.as_mut() {
-                Some(f) => f(ctx),
-                None => async move { ctx.stop.cancelled().await }.boxed(),
-            }
-            .fuse();
-            let end = tokio::select! {
-                biased;
-                reason = leadership.lost() => TermEnd::Lost(reason),
-                () = shutdown.cancelled() => TermEnd::Shutdown,
-                // Work that saw the loss first and returned is a loss too.
-                () = &mut work => match leadership.loss_reason() {
-                    Some(reason) => TermEnd::Lost(reason),
-                    None => TermEnd::WorkReturned,
-                },
-            };
-            if !work.is_terminated() {
-                stop.cancel();
-                work.await;
-            }
-            let reason = match end {
-                TermEnd::Lost(reason) => reason,
-                TermEnd::Shutdown | TermEnd::WorkReturned => {
-                    debug!(election = %self.name(), "resigning");
-                    LossReason::Resigned
-                }
-            };
-            // Resigns, or after a loss waits for the term's cleanup (the
-            // entry's delete, the lease's revoke): nothing of this term is
-            // left behind when `run` returns or campaigns again.
-            leadership.release().await;
-            if let Some(f) = callbacks.stopped.as_mut() {
-                f(reason);
-            }
-            if !matches!(end, TermEnd::Lost(_)) {
-                return Ok(());
-            }
-        }
+    /// Runs when a campaign failed with an error worth retrying, with the
+    /// error and the delay before the next campaign (the election's
+    /// [`Backoff`](crate::Backoff)).
+    pub fn on_retry(mut self, f: impl FnMut(&Error, Duration) + Send + 'static) -> Self {
+        self.retry = Some(Box::new(f));
+        self
     }
 }

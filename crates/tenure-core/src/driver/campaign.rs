@@ -39,8 +39,9 @@ pub(crate) enum Outcome {
 
 /// Requests from handles to the task.
 pub(crate) enum Control {
-    /// Resign/withdraw; the sender learns when the entry is deleted.
-    Resign(oneshot::Sender<()>),
+    /// Resign/withdraw; the sender learns when the entry is deleted, or
+    /// why it could not be.
+    Resign(oneshot::Sender<Result<()>>),
 }
 
 /// Everything the task needs.
@@ -77,7 +78,9 @@ impl CampaignTask {
             StreamMap::new();
         let mut cancelled_watches: HashSet<WatchId> = HashSet::new();
         let mut term: Option<watch::Sender<TermStatus>> = None;
-        let mut resign_acks: Vec<oneshot::Sender<()>> = Vec::new();
+        let mut resign_acks: Vec<oneshot::Sender<Result<()>>> = Vec::new();
+        // Why the entry could not be deleted, if it could not.
+        let mut release_failed: Option<std::sync::Arc<Error>> = None;
         let mut control_open = true;
         let mut lease_open = true;
         let mut on_loss = Some(self.on_loss);
@@ -94,7 +97,15 @@ impl CampaignTask {
             while let Some(cmd) = self.machine.poll_command() {
                 match cmd {
                     Command::Request { id, request } => {
-                        pending.push(execute(self.backend.clone(), timeout, id, request).boxed());
+                        // A session of the campaign's own holds nothing but
+                        // our entry: revoking its lease deletes the entry and
+                        // ends the session in one write, where a delete and
+                        // then a revoke take two.
+                        let revoke = self.owns_session.then(|| self.session.clone());
+                        pending.push(
+                            execute(self.backend.clone(), kind, timeout, id, request, revoke)
+                                .boxed(),
+                        );
                     }
                     Command::Watch { id, scope, from } => {
                         let b = self.backend.clone();
@@ -183,6 +194,10 @@ impl CampaignTask {
                                 })),
                             });
                         }
+                    }
+                    Event::ReleaseFailed(error) => {
+                        warn!(election = %self.election, error = %error.0, "could not delete our entry");
+                        release_failed = Some(error.0);
                     }
                     Event::Finished => finished = true,
                 }
@@ -284,11 +299,47 @@ impl CampaignTask {
         if let Some(out) = self.outcome.take() {
             let _ = out.send(Err(Error::Cancelled("campaign ended")));
         }
-        for ack in resign_acks {
-            let _ = ack.send(());
+        // The last caller gets the error as the backend reported it; any
+        // other gets it as the source of an `Error::Backend`.
+        let shared = |error: std::sync::Arc<Error>| Error::Backend {
+            backend: kind,
+            operation: "resign",
+            source: Box::new(SharedSource(error)),
+        };
+        let mut acks = resign_acks.into_iter().peekable();
+        while let Some(ack) = acks.next() {
+            let result = match release_failed.take() {
+                None => Ok(()),
+                Some(error) if acks.peek().is_none() => {
+                    Err(std::sync::Arc::try_unwrap(error).unwrap_or_else(shared))
+                }
+                Some(error) => {
+                    release_failed = Some(error.clone());
+                    Err(shared(error))
+                }
+            };
+            let _ = ack.send(result);
         }
         // Dropping `term` tells any remaining leadership handle `Shutdown`
         // unless a loss was already recorded.
+    }
+}
+
+/// A shared backend error as the source of each resigning caller's own
+/// [`Error::Backend`]: every caller gets the typed original through
+/// `source()`.
+#[derive(Debug)]
+struct SharedSource(std::sync::Arc<Error>);
+
+impl std::fmt::Display for SharedSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for SharedSource {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&*self.0)
     }
 }
 
@@ -300,10 +351,27 @@ fn apply_lease(machine: &mut ElectionMachine, status: LeaseStatus) {
     }
 }
 
-/// Runs one request of the machine, bounded by the request timeout.
-async fn execute(backend: DynBackend, timeout: Duration, id: RequestId, request: Request) -> Done {
-    Done::Reply(
-        id,
-        crate::backend::execute(&*backend, request, Some(timeout)).await,
-    )
+/// Runs one request of the machine, bounded by the request timeout. With
+/// `revoke` (a session of the campaign's own), the release's delete is a
+/// revoke of that session's lease instead.
+async fn execute(
+    backend: DynBackend,
+    kind: &'static str,
+    timeout: Duration,
+    id: RequestId,
+    request: Request,
+    revoke: Option<Session>,
+) -> Done {
+    let reply = match (request, revoke) {
+        (Request::Delete { .. }, Some(session)) => {
+            let lease = session.lease();
+            let revoked = with_timeout(kind, "revoke", timeout, backend.revoke_lease(lease)).await;
+            if revoked.is_ok() {
+                session.mark_revoked();
+            }
+            Reply::Delete(revoked.map(|()| true))
+        }
+        (request, _) => crate::backend::execute(&*backend, request, Some(timeout)).await,
+    };
+    Done::Reply(id, reply)
 }

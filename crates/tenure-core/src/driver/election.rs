@@ -16,7 +16,7 @@ use super::leadership::Leadership;
 use super::observe::{self, LeaderStream};
 use super::session::Session;
 use crate::machine::{Backoff, ElectionConfig, ElectionMachine, Strategy};
-use crate::{check_ttl, DynBackend, ElectionName, Entry, Error, LeaderInfo, Result};
+use crate::{check_ttl, DynBackend, ElectionName, Entry, Error, IntoValue, LeaderInfo, Result};
 
 /// The lease TTL of an election whose builder was given none.
 const DEFAULT_TTL: Duration = Duration::from_secs(10);
@@ -40,8 +40,9 @@ impl ElectionBuilder {
     /// Lease TTL for campaigns that start their own session (default 10 s,
     /// or the nearest TTL the backend grants when 10 s is outside its
     /// bounds). Failover after a crash takes about this long; keep-alives
-    /// run every TTL / 3. Ignored when a shared [`session`](Self::session)
-    /// is given.
+    /// run every TTL / 3. A shared [`session`](Self::session) has a TTL of
+    /// its own: giving both is an [`Error::InvalidConfig`] at
+    /// [`build`](Self::build).
     pub fn ttl(mut self, ttl: Duration) -> Self {
         self.ttl = Some(ttl);
         self
@@ -55,7 +56,8 @@ impl ElectionBuilder {
 
     /// Campaign on this shared session instead of starting one lease per
     /// campaign. Many elections can share one session (one keep-alive
-    /// stream); resigning then deletes only this election's entry.
+    /// stream); resigning then deletes only this election's entry. The
+    /// session's TTL applies: do not also set [`ttl`](Self::ttl).
     pub fn session(mut self, session: Session) -> Self {
         self.session = Some(session);
         self
@@ -96,15 +98,28 @@ impl ElectionBuilder {
     ///
     /// # Errors
     /// [`Error::InvalidElectionName`] and [`Error::InvalidTtl`] (checked
-    /// against the backend's bounds), [`Error::InvalidConfig`].
+    /// against the backend's bounds); [`Error::InvalidConfig`] for a zero
+    /// staleness bound, a back-off whose first window exceeds its cap, or
+    /// a [`ttl`](Self::ttl) given together with a
+    /// [`session`](Self::session) (whose own TTL would silently win).
     pub fn build(self) -> Result<Election> {
         let name = self.name?;
+        if let (Some(ttl), Some(session)) = (self.ttl, &self.session) {
+            return Err(Error::InvalidConfig {
+                field: "ttl",
+                reason: format!(
+                    "ttl ({ttl:?}) and session (lease {}, TTL {:?}) both given: a campaign on \
+                     a shared session uses the session's TTL; set the TTL on the \
+                     SessionBuilder instead",
+                    session.lease(),
+                    session.ttl()
+                ),
+            });
+        }
         let ttl = match self.ttl {
             // An explicit TTL the backend cannot grant is an error...
             Some(ttl) => {
-                if self.session.is_none() {
-                    check_ttl(ttl, self.backend.ttl_bounds())?;
-                }
+                check_ttl(ttl, self.backend.ttl_bounds())?;
                 ttl
             }
             // ...the default is fitted (a reader against a ZooKeeper whose
@@ -121,12 +136,13 @@ impl ElectionBuilder {
                 reason: "must be positive".into(),
             });
         }
-        if self.retry.initial > self.retry.max {
+        if self.retry.initial() > self.retry.max() {
             return Err(Error::InvalidConfig {
                 field: "retry",
                 reason: format!(
                     "initial back-off {:?} exceeds the maximum {:?}",
-                    self.retry.initial, self.retry.max
+                    self.retry.initial(),
+                    self.retry.max()
                 ),
             });
         }
@@ -234,8 +250,8 @@ impl Election {
     /// errors starting the session ([`Error::Unreachable`],
     /// [`Error::Timeout`]); [`Error::Cancelled`] once the election is
     /// [closed](Self::close).
-    pub async fn campaign(&self, value: impl Into<Bytes>) -> Result<Leadership> {
-        match self.start(value.into(), false, None).await? {
+    pub async fn campaign(&self, value: impl IntoValue) -> Result<Leadership> {
+        match self.start(value.into_value(), false, None).await? {
             Some(l) => Ok(l),
             None => Err(Error::Cancelled("campaign withdrawn")),
         }
@@ -251,10 +267,10 @@ impl Election {
     /// As [`campaign`](Self::campaign).
     pub async fn campaign_until(
         &self,
-        value: impl Into<Bytes>,
+        value: impl IntoValue,
         stop: &CancellationToken,
     ) -> Result<Option<Leadership>> {
-        self.start(value.into(), false, Some(stop)).await
+        self.start(value.into_value(), false, Some(stop)).await
     }
 
     /// Withdraws every campaign started on this handle (or its clones)
@@ -278,16 +294,22 @@ impl Election {
     ///
     /// # Errors
     /// As [`campaign`](Self::campaign).
-    pub async fn try_campaign(&self, value: impl Into<Bytes>) -> Result<Option<Leadership>> {
-        self.start(value.into(), true, None).await
+    pub async fn try_campaign(&self, value: impl IntoValue) -> Result<Option<Leadership>> {
+        self.start(value.into_value(), true, None).await
     }
 
-    /// The current leader, read from the backend now.
+    /// The current leader, read from the backend now: the head of the
+    /// queue and the single leader key, whichever strategy the election
+    /// runs (on etcd, two reads of one key each whatever the number of
+    /// candidates).
     ///
     /// # Errors
-    /// Backend errors.
+    /// Backend errors ([`Error::Unreachable`], [`Error::Timeout`] after
+    /// the request timeout, ...).
     pub async fn leader(&self) -> Result<Option<LeaderInfo>> {
-        Ok(self.candidates().await?.first().map(LeaderInfo::from))
+        let inner = &self.inner;
+        let head = observe::read_head(&inner.backend, &inner.name, self.request_timeout()).await?;
+        Ok(head.as_ref().map(LeaderInfo::from))
     }
 
     /// The candidates in order, the leader first: the queue, or on an
@@ -363,11 +385,23 @@ impl Election {
         try_only: bool,
         stop: Option<&CancellationToken>,
     ) -> Result<Option<Leadership>> {
+        let (session, owns_session) = self.session_for_campaign().await?;
+        self.start_on(value, session, owns_session, try_only, stop)
+            .await
+    }
+
+    /// The session a campaign runs on: the shared one given to the
+    /// builder, or a fresh one of its own (`true`: the campaign closes it).
+    ///
+    /// # Errors
+    /// [`Error::Cancelled`] once the election is closed; errors starting
+    /// the session.
+    pub(crate) async fn session_for_campaign(&self) -> Result<(Session, bool)> {
         let inner = &self.inner;
         if inner.closing.is_cancelled() {
             return Err(Error::Cancelled("election closed"));
         }
-        let (session, owns_session) = match &inner.session {
+        Ok(match &inner.session {
             Some(s) => (s.clone(), false),
             None => {
                 let mut b = Session::builder(inner.backend.clone()).ttl(inner.ttl);
@@ -379,7 +413,25 @@ impl Election {
                 // it would size every waiting campaign future.
                 (Box::pin(b.start()).await?, true)
             }
-        };
+        })
+    }
+
+    /// Campaigns on `session` (closed at the end when `owns_session`).
+    pub(crate) async fn start_on(
+        &self,
+        value: Bytes,
+        session: Session,
+        owns_session: bool,
+        try_only: bool,
+        stop: Option<&CancellationToken>,
+    ) -> Result<Option<Leadership>> {
+        let inner = &self.inner;
+        if inner.closing.is_cancelled() {
+            if owns_session {
+                session.close().await;
+            }
+            return Err(Error::Cancelled("election closed"));
+        }
         let status = session.status();
         if status.lost.is_some() {
             return Err(Error::LeaseExpired {

@@ -3,14 +3,15 @@
 use std::fmt;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use futures::channel::mpsc;
 use tokio::sync::{oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
 use super::campaign::{Control, TermStatus};
 use super::clock::{self, with_timeout};
-use crate::{DynBackend, ElectionName, Entry, Error, FencingToken, LossReason, Result, Revision};
+use crate::{
+    DynBackend, ElectionName, Entry, Error, FencingToken, IntoValue, LossReason, Result, Revision,
+};
 
 /// Proof of leadership for one term of one election.
 ///
@@ -137,22 +138,38 @@ impl Leadership {
 
     /// Resigns: stops acting as leader at once and deletes our entry so the
     /// next candidate takes over in one round trip. Returns once the delete
-    /// was answered (or failed; the lease then expires it).
-    pub async fn resign(self) {
-        self.release().await;
+    /// was answered; on a session of the campaign's own, once the lease
+    /// was revoked too.
+    ///
+    /// The term ends locally whatever the outcome: [`lost`](Self::lost)
+    /// resolves with [`LossReason::Resigned`] and the work must stop.
+    ///
+    /// # Errors
+    /// The backend's error when the delete failed for good (a permanent
+    /// error, or transient ones retried until the lease's deadline): the
+    /// entry may then stay, and observers see this process as leader, until
+    /// the lease expires (one TTL) or, on a session of the campaign's own,
+    /// until the revoke that follows lands. An entry that was already gone
+    /// is not an error.
+    pub async fn resign(self) -> Result<()> {
+        self.release().await
     }
 
-    /// [`resign`](Self::resign) through a shared reference: stops acting
-    /// as leader at once, deletes the entry, and returns once the delete
-    /// was answered (or failed or timed out: the lease then expires it)
-    /// and, on a session of the campaign's own, the lease was revoked.
-    /// Later calls, and calls after the term was lost, return once the
-    /// campaign's cleanup is over.
-    pub async fn release(&self) {
+    /// [`resign`](Self::resign) through a shared reference (an
+    /// `Arc<Leadership>`). Later calls, and calls after the term was lost,
+    /// return once the campaign's cleanup is over.
+    ///
+    /// # Errors
+    /// As [`resign`](Self::resign).
+    pub async fn release(&self) -> Result<()> {
         let (tx, rx) = oneshot::channel();
         if self.control.unbounded_send(Control::Resign(tx)).is_ok() {
-            let _ = rx.await;
+            if let Ok(result) = rx.await {
+                return result;
+            }
         }
+        // The campaign task has ended: its cleanup is over.
+        Ok(())
     }
 
     /// Replaces our proposal (the value other candidates and observers
@@ -160,10 +177,10 @@ impl Leadership {
     ///
     /// # Errors
     /// [`Error::NotLeader`] if the term has ended or our entry is gone.
-    pub async fn proclaim(&self, value: impl Into<Bytes>) -> Result<()> {
+    pub async fn proclaim(&self, value: impl IntoValue) -> Result<()> {
         self.ensure_leader()?;
         let kind = self.backend.kind();
-        let update = self.backend.update(&self.entry, value.into());
+        let update = self.backend.update(&self.entry, value.into_value());
         match with_timeout(kind, "proclaim", self.request_timeout, update).await {
             Ok(_) => Ok(()),
             Err(Error::NotOwner { .. }) => Err(self.not_leader()),
@@ -182,10 +199,12 @@ impl Leadership {
     /// election (its leader key, anything under `<election>/`), where it
     /// could pass for a candidate; [`Error::Timeout`] after the request
     /// timeout (the write may or may not have been applied).
-    pub async fn guarded_put(&self, key: &str, value: impl Into<Bytes>) -> Result<Revision> {
+    pub async fn guarded_put(&self, key: &str, value: impl IntoValue) -> Result<Revision> {
         self.ensure_leader()?;
         let kind = self.backend.kind();
-        let put = self.backend.guarded_put(&self.entry, key, value.into());
+        let put = self
+            .backend
+            .guarded_put(&self.entry, key, value.into_value());
         match with_timeout(kind, "guarded put", self.request_timeout, put).await {
             Err(Error::NotOwner { .. }) => Err(self.not_leader()),
             other => other,

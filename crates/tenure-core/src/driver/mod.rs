@@ -16,10 +16,12 @@ mod clock;
 mod election;
 mod leadership;
 mod observe;
+mod run;
 mod session;
 
 pub use callbacks::{Callbacks, LeaderContext};
 pub use election::{Election, ElectionBuilder};
 pub use leadership::Leadership;
 pub use observe::LeaderStream;
+pub use run::{RunEnd, RunOptions};
 pub use session::{LeaseStatus, Session, SessionBuilder};

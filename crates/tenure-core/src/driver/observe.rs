@@ -120,6 +120,29 @@ pub(crate) async fn read(
     })
 }
 
+/// The leader of an election whatever the strategy it runs: the head of
+/// its queue or the entry of its single leader key (when a lease holds
+/// it), whichever was created first.
+pub(crate) async fn read_head(
+    backend: &DynBackend,
+    election: &ElectionName,
+    timeout: Duration,
+) -> Result<Option<crate::Entry>> {
+    let kind = backend.kind();
+    let key = backend.leader_key(election);
+    let (head, (leader, _)) = futures::future::try_join(
+        with_timeout(kind, "read leader", timeout, backend.queue_head(election)),
+        with_timeout(kind, "get", timeout, backend.get(&key)),
+    )
+    .await?;
+    Ok(head
+        .entries
+        .into_iter()
+        .chain(leader)
+        .filter(|e| e.lease != LeaseId(0))
+        .min_by_key(|e| e.created))
+}
+
 /// `stream`, then an error item when it ends: a watch's end means it is
 /// broken.
 fn ended(stream: crate::WatchStream) -> crate::WatchStream {
@@ -235,7 +258,9 @@ async fn follow(
                 debug!(%election, error = %e, "observe: read failed, retrying");
                 fresh.check();
                 failures = failures.saturating_add(1);
-                fresh.sleep(config.retry.delay(failures, &mut rng)).await;
+                fresh
+                    .sleep(config.retry.delay_from(failures, &mut rng))
+                    .await;
                 continue;
             }
         };
@@ -264,7 +289,9 @@ async fn follow(
                 debug!(%election, error = %e, "observe: watch failed, retrying");
                 metrics::watch_reconnect(election, WatchRole::Observer);
                 failures = failures.saturating_add(1);
-                fresh.sleep(config.retry.delay(failures, &mut rng)).await;
+                fresh
+                    .sleep(config.retry.delay_from(failures, &mut rng))
+                    .await;
                 continue;
             }
         };
@@ -321,6 +348,8 @@ async fn follow(
         // anything (a backend that reports lost history on every churn must
         // not make the observer spin).
         failures = failures.saturating_add(1);
-        fresh.sleep(config.retry.delay(failures, &mut rng)).await;
+        fresh
+            .sleep(config.retry.delay_from(failures, &mut rng))
+            .await;
     }
 }

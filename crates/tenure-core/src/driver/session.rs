@@ -1,5 +1,6 @@
 //! A lease kept alive in the background, shared by any number of elections.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -14,6 +15,7 @@ use crate::{check_ttl, DynBackend, Error, LeaseId, LossReason, Result};
 
 /// What a session's lease looks like right now.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct LeaseStatus {
     /// Local deadline: the lease is trusted strictly before this instant.
     pub valid_until: Instant,
@@ -28,6 +30,7 @@ pub struct SessionBuilder {
     ttl: Duration,
     safety_margin: Option<Duration>,
     request_timeout: Option<Duration>,
+    resume: Option<LeaseId>,
 }
 
 impl SessionBuilder {
@@ -51,14 +54,39 @@ impl SessionBuilder {
         self
     }
 
-    /// Grants the lease and starts keeping it alive.
+    /// Re-attaches to `lease`, a lease granted earlier (by this process
+    /// before it restarted: keep [`Session::lease`] somewhere that
+    /// survives), instead of granting a new one.
+    ///
+    /// A campaign on the resumed session finds its entry still there and
+    /// takes its place back: if it led, it leads again *in the same term*,
+    /// with the same fencing token and the proposal it had, without a new
+    /// election (etcd's `ResumeElection`). The lease must still be alive:
+    /// resume within the TTL of the last keep-alive. [`ttl`](Self::ttl) is
+    /// not used: the lease keeps the TTL it was granted with.
+    ///
+    /// Supported by etcd and the in-memory backend. ZooKeeper cannot: its
+    /// lease is a session, and re-attaching one needs the session's
+    /// password, which neither a lease id nor the ZooKeeper client lets a
+    /// new process recover; it answers [`Error::Unsupported`].
+    pub fn resume(mut self, lease: LeaseId) -> Self {
+        self.resume = Some(lease);
+        self
+    }
+
+    /// Grants the lease (or re-attaches to the one given to
+    /// [`resume`](Self::resume)) and starts keeping it alive.
     ///
     /// # Errors
     /// [`Error::InvalidTtl`] outside the backend's bounds,
     /// [`Error::InvalidConfig`] for a bad margin, and any error of the
-    /// grant request (unreachable backend, timeout, credentials).
+    /// grant request (unreachable backend, timeout, credentials). When
+    /// resuming: [`Error::LeaseExpired`] if the lease is gone,
+    /// [`Error::Unsupported`] on a backend that cannot resume.
     pub async fn start(self) -> Result<Session> {
-        check_ttl(self.ttl, self.backend.ttl_bounds())?;
+        if self.resume.is_none() {
+            check_ttl(self.ttl, self.backend.ttl_bounds())?;
+        }
         let timeout = self.request_timeout.unwrap_or(self.ttl / 3);
         if timeout.is_zero() {
             return Err(Error::InvalidConfig {
@@ -68,17 +96,34 @@ impl SessionBuilder {
         }
         let kind = self.backend.kind();
         let sent_at = clock::now();
-        let grant = with_timeout(
-            kind,
-            "grant lease",
-            timeout,
-            self.backend.grant_lease(self.ttl),
-        )
-        .await?;
+        let grant = match self.resume {
+            None => {
+                with_timeout(
+                    kind,
+                    "grant lease",
+                    timeout,
+                    self.backend.grant_lease(self.ttl),
+                )
+                .await?
+            }
+            Some(lease) => {
+                with_timeout(
+                    kind,
+                    "resume lease",
+                    timeout,
+                    self.backend.resume_lease(lease),
+                )
+                .await?
+            }
+        };
         let mut config = LeaseConfig::for_ttl(grant.ttl);
         if let Some(margin) = self.safety_margin {
             if margin >= grant.ttl / 2 {
-                let _ = self.backend.revoke_lease(grant.id).await;
+                // A lease of our own is given back; a resumed one is left
+                // as it was.
+                if self.resume.is_none() {
+                    let _ = self.backend.revoke_lease(grant.id).await;
+                }
                 return Err(Error::InvalidConfig {
                     field: "safety_margin",
                     reason: format!(
@@ -95,9 +140,17 @@ impl SessionBuilder {
             lost: None,
         });
         let shutdown = CancellationToken::new();
+        let revoked = Arc::new(AtomicBool::new(false));
         tokio::spawn(
-            keep_alive_loop(self.backend.clone(), keeper, tx, shutdown.clone(), timeout)
-                .instrument(tracing::debug_span!("session", lease = %grant.id)),
+            keep_alive_loop(
+                self.backend.clone(),
+                keeper,
+                tx,
+                shutdown.clone(),
+                revoked.clone(),
+                timeout,
+            )
+            .instrument(tracing::debug_span!("session", lease = %grant.id)),
         );
         debug!(lease = %grant.id, ttl = ?grant.ttl, "session started");
         Ok(Session {
@@ -108,6 +161,7 @@ impl SessionBuilder {
                 request_timeout: timeout,
                 status: rx,
                 shutdown,
+                revoked,
             }),
         })
     }
@@ -136,6 +190,9 @@ struct Inner {
     request_timeout: Duration,
     status: watch::Receiver<LeaseStatus>,
     shutdown: CancellationToken,
+    /// Set once the lease was revoked by a campaign of its own: closing
+    /// the session then sends no second revoke.
+    revoked: Arc<AtomicBool>,
 }
 
 impl Drop for Inner {
@@ -152,6 +209,7 @@ impl Session {
             ttl: Duration::from_secs(10),
             safety_margin: None,
             request_timeout: None,
+            resume: None,
         }
     }
 
@@ -210,6 +268,14 @@ impl Session {
         self.inner.status.clone()
     }
 
+    /// Records that the lease was revoked (by the campaign that owns the
+    /// session, as its resignation) and ends the session without a second
+    /// revoke.
+    pub(crate) fn mark_revoked(&self) {
+        self.inner.revoked.store(true, Ordering::SeqCst);
+        self.inner.shutdown.cancel();
+    }
+
     pub(crate) fn request_timeout(&self) -> Duration {
         self.inner.request_timeout
     }
@@ -220,6 +286,7 @@ async fn keep_alive_loop(
     mut keeper: LeaseKeeper,
     status: watch::Sender<LeaseStatus>,
     shutdown: CancellationToken,
+    revoked: Arc<AtomicBool>,
     timeout: Duration,
 ) {
     let kind = backend.kind();
@@ -239,6 +306,7 @@ async fn keep_alive_loop(
                         }),
                     ));
                 }
+                LeaseCommand::Revoke { .. } if revoked.load(Ordering::SeqCst) => {}
                 LeaseCommand::Revoke { lease } => {
                     if let Err(e) =
                         with_timeout(kind, "revoke", timeout, backend.revoke_lease(lease)).await

@@ -7,6 +7,7 @@ use super::Backoff;
 
 /// How candidates of an election decide who leads.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Strategy {
     /// Every candidate creates its own entry; the lowest creation revision
     /// leads; each candidate watches only its immediate predecessor, so a
@@ -21,8 +22,10 @@ pub enum Strategy {
     SingleKey,
 }
 
-/// Settings of one candidacy.
+/// Settings of one candidacy. Start from [`Default`] and set the fields
+/// that differ.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ElectionConfig {
     /// Queue (default) or single key.
     pub strategy: Strategy,
@@ -38,10 +41,7 @@ impl Default for ElectionConfig {
     fn default() -> Self {
         ElectionConfig {
             strategy: Strategy::Queue,
-            retry: Backoff {
-                initial: Duration::from_millis(50),
-                max: Duration::from_secs(1),
-            },
+            retry: Backoff::RETRY,
             start_delay: Duration::ZERO,
         }
     }

@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use super::config::{ElectionConfig, Strategy};
-use super::messages::{Command, Event, FailReason, Phase, Reply, RequestId, WatchId};
+use super::messages::{Command, Event, FailReason, Phase, Reply, RequestId, SharedError, WatchId};
+use super::Backoff;
 use crate::{
     CreateOutcome, ElectionName, Entry, Error, LeaseId, LossReason, Revision, Snapshot, WatchEvent,
     WatchScope,
@@ -93,6 +94,9 @@ pub struct ElectionMachine {
     next_id: u64,
     rng: fastrand::Rng,
     resign_pending: bool,
+    /// The last failure to delete our entry while releasing, reported if
+    /// the lease ends before a retry succeeds.
+    release_error: Option<Arc<Error>>,
     commands: VecDeque<Command>,
     events: VecDeque<Event>,
 }
@@ -111,11 +115,13 @@ impl ElectionMachine {
         seed: u64,
     ) -> Self {
         let mut rng = fastrand::Rng::with_seed(seed);
+        // The anti-flap delay, plus up to as much again drawn by the one
+        // jitter policy (`Backoff`, full jitter over a window of the delay).
         let delay = if config.start_delay.is_zero() {
             Duration::ZERO
         } else {
-            let jitter = config.start_delay.as_nanos() as u64;
-            config.start_delay + Duration::from_nanos(rng.u64(0..=jitter))
+            let d = config.start_delay;
+            d + Backoff::new(d, d).delay_from(0, &mut rng)
         };
         let mut m = ElectionMachine {
             election,
@@ -125,6 +131,7 @@ impl ElectionMachine {
             valid_until,
             state: State::Finished,
             attempt: 0,
+            release_error: None,
             next_id: 0,
             rng,
             resign_pending: false,
@@ -209,7 +216,17 @@ impl ElectionMachine {
         match self.phase() {
             Phase::Finished => {}
             Phase::Leader => self.lose(reason, false),
-            Phase::Releasing => self.finish(),
+            Phase::Releasing => {
+                // A lease the backend reports gone took the entry with it;
+                // a local deadline proves nothing about the entry.
+                if let Some(error) = self.release_error.take() {
+                    if reason != LossReason::LeaseExpired {
+                        self.events
+                            .push_back(Event::ReleaseFailed(SharedError(error)));
+                    }
+                }
+                self.finish();
+            }
             _ => {
                 self.events
                     .push_back(Event::Failed(FailReason::LeaseLost(reason)));
@@ -342,7 +359,12 @@ impl ElectionMachine {
                 Phase::Releasing => {
                     // Past the deadline nobody retries the delete: the lease
                     // keeper revokes the lease, or the backend expires it.
+                    // The entry may stay until then: the failure is told.
                     if matches!(self.state, State::Backoff { .. }) {
+                        if let Some(error) = self.release_error.take() {
+                            self.events
+                                .push_back(Event::ReleaseFailed(SharedError(error)));
+                        }
                         return self.finish();
                     }
                 }
@@ -615,12 +637,24 @@ impl ElectionMachine {
                 if e.is_transient() && now < self.valid_until =>
             {
                 let entry = entry.clone();
+                self.release_error = Some(Arc::new(e));
                 let delay = self.next_delay();
                 self.backoff(now, delay, Next::Release(entry));
             }
+            // The delete failed for good, or kept failing until the
+            // deadline: the entry may outlive us until the lease expires.
+            (Err(e), State::Releasing { .. }) => {
+                self.release_error = None;
+                self.events
+                    .push_back(Event::ReleaseFailed(SharedError(Arc::new(e))));
+                self.finish();
+            }
             // Deleted, already gone, not ours any more, or the lease is
-            // gone or past its deadline (its keeper revokes it).
-            _ => self.finish(),
+            // gone.
+            _ => {
+                self.release_error = None;
+                self.finish();
+            }
         }
     }
 }

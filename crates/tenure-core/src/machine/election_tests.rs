@@ -229,6 +229,8 @@ fn leader_steps_down_at_its_deadline_and_cleans_up() {
     let (id, req) = request(&mut m);
     assert_eq!(req, Request::Delete { entry: ours });
     m.handle_reply(t, id, Reply::Delete(Err(Error::Cancelled("unreachable"))));
+    // The cleanup failed: told, then done (the entry goes with the lease).
+    assert!(matches!(m.poll_event(), Some(Event::ReleaseFailed(_))));
     assert_eq!(m.poll_event(), Some(Event::Finished));
 }
 
@@ -517,11 +519,40 @@ fn release_gives_up_at_the_deadline() {
         after: Duration::from_millis(1),
     };
     m.handle_reply(late, id, Reply::Delete(Err(unreachable)));
+    match m.poll_event() {
+        Some(Event::ReleaseFailed(SharedError(e))) => {
+            assert!(matches!(*e, Error::Timeout { .. }), "{e}")
+        }
+        other => panic!("expected the failure to be told, got {other:?}"),
+    }
     assert_eq!(
         m.poll_event(),
         Some(Event::Finished),
         "the lease keeper revokes from here on"
     );
+}
+
+/// A delete that keeps failing transiently is retried until the deadline,
+/// then the last failure is told.
+#[test]
+fn release_retried_until_the_deadline_tells_the_last_failure() {
+    let t = Instant::now();
+    let mut m = machine(Strategy::Queue, t);
+    let _ = elect(&mut m, t);
+    m.resign(t);
+    let _ = (m.poll_event(), m.poll_command());
+    let (id, _) = request(&mut m);
+    let timeout = || Error::Timeout {
+        backend: "test",
+        operation: "delete",
+        after: Duration::from_millis(1),
+    };
+    m.handle_reply(t, id, Reply::Delete(Err(timeout())));
+    assert_eq!(m.poll_event(), None, "a transient failure is retried");
+    assert_eq!(m.phase(), Phase::Releasing);
+    m.handle_timeout(t + Duration::from_secs(2));
+    assert!(matches!(m.poll_event(), Some(Event::ReleaseFailed(_))));
+    assert_eq!(m.poll_event(), Some(Event::Finished));
 }
 
 #[test]

@@ -7,6 +7,7 @@ use crate::{Error, LeaseGrant, LeaseId, LossReason};
 
 /// Timing of a lease's keep-alives and of its local deadline.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct LeaseConfig {
     /// Time between successful keep-alives (default: TTL / 3).
     pub keepalive_interval: Duration,

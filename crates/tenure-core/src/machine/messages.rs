@@ -124,6 +124,11 @@ pub enum Event {
     },
     /// The campaign ended before we were elected.
     Failed(FailReason),
+    /// Deleting our entry on resign or withdrawal failed for good (a
+    /// permanent error, or a transient one past the lease's deadline): the
+    /// entry may stay until the lease expires. Followed by
+    /// [`Event::Finished`].
+    ReleaseFailed(SharedError),
     /// The machine has nothing left to do; the driver may drop it.
     Finished,
 }
@@ -159,8 +164,22 @@ impl PartialEq for FailReason {
 
 impl Eq for FailReason {}
 
+/// A backend error carried by an [`Event`], shared so that the event stays
+/// cheap to clone. Compares by identity, or failing that by message.
+#[derive(Clone, Debug)]
+pub struct SharedError(pub Arc<Error>);
+
+impl PartialEq for SharedError {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0) || self.0.to_string() == other.0.to_string()
+    }
+}
+
+impl Eq for SharedError {}
+
 /// Coarse phase of the machine, for introspection and tests.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Phase {
     /// Waiting before (re)trying a request.
     Backoff,

@@ -24,5 +24,7 @@ pub use backoff::Backoff;
 pub use config::{ElectionConfig, Strategy};
 pub use election::ElectionMachine;
 pub use lease::{LeaseCommand, LeaseConfig, LeaseEvent, LeaseKeeper};
-pub use messages::{Command, Event, FailReason, Phase, Reply, Request, RequestId, WatchId};
+pub use messages::{
+    Command, Event, FailReason, Phase, Reply, Request, RequestId, SharedError, WatchId,
+};
 pub use tracker::LeaderTracker;

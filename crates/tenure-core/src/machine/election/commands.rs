@@ -69,7 +69,7 @@ impl ElectionMachine {
     }
 
     pub(super) fn next_delay(&mut self) -> Duration {
-        let d = self.config.retry.delay(self.attempt, &mut self.rng);
+        let d = self.config.retry.delay_from(self.attempt, &mut self.rng);
         self.attempt = self.attempt.saturating_add(1);
         d
     }
