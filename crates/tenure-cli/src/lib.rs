@@ -64,6 +64,7 @@ pub mod clock;
 pub mod commands;
 pub mod exit;
 pub mod grace;
+pub mod http;
 pub mod logging;
 pub mod output;
 pub mod signals;

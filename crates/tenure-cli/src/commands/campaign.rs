@@ -42,6 +42,8 @@ pub async fn run(global: &GlobalArgs, args: CampaignArgs, out: &Output) -> Resul
     grace::check(args.grace, args.ttl)?;
     let mut shutdown = Shutdown::install()?;
     let jobs = JobControl::install()?;
+    let (status, _server) =
+        crate::http::start(args.listen.listen, name.as_str(), true, out).await?;
     let backend = tokio::select! {
         b = backend::connect(&url, Some(args.ttl), global.request_timeout) => b?,
         _ = shutdown.recv() => return Ok(Exit::Success),
@@ -65,6 +67,7 @@ pub async fn run(global: &GlobalArgs, args: CampaignArgs, out: &Output) -> Resul
         jobs,
         rng: fastrand::Rng::new(),
         session: None,
+        status,
     };
     campaigner.run().await
 }
@@ -103,6 +106,8 @@ struct Campaigner<'a> {
     rng: fastrand::Rng,
     /// The current term's session (a lease of its own), while it lasts.
     session: Option<Session>,
+    /// What `--listen` answers (`/healthz`, `/readyz`).
+    status: crate::http::Status,
 }
 
 impl Campaigner<'_> {
@@ -156,7 +161,10 @@ impl Campaigner<'_> {
         };
         let grace = grace::for_granted_ttl(self.args.grace, session.ttl());
         self.session = Some(session.clone());
-        let end = self.campaign_and_lead(&session, grace).await;
+        self.status.follow_session(&session);
+        let span = tracing::info_span!("term", lease = %session.lease());
+        let end =
+            tracing::Instrument::instrument(self.campaign_and_lead(&session, grace), span).await;
         self.session = None;
         // Revoke the lease: whatever is left of our entry goes with it.
         session.close().await;
@@ -411,6 +419,7 @@ impl Campaigner<'_> {
     }
 
     fn emit(&self, event: &Event) {
+        self.status.saw(event);
         self.out.emit_or_log(self.name.as_str(), event);
     }
 
