@@ -17,7 +17,9 @@ use crate::stats::{millis, ratio, signed_millis, Distribution};
 use crate::{failover, floor, footprint, handover, scale, transitions};
 use tenure_testkit::counting::Counting as Traffic;
 
+mod all_elections;
 mod postgres;
+pub use all_elections::all_elections;
 pub use postgres::postgres;
 
 /// What every section may use.

@@ -7,8 +7,8 @@ use async_trait::async_trait;
 use bytes::Bytes;
 
 use crate::{
-    CreateOutcome, ElectionName, Entry, LeaseGrant, LeaseId, Result, Revision, Slot, Snapshot,
-    WatchScope, WatchStream,
+    CreateOutcome, ElectionName, ElectionStream, Entry, Error, LeaseGrant, LeaseId, Result,
+    Revision, Slot, Snapshot, WatchScope, WatchStream,
 };
 
 /// A coordination service that tenure runs elections on.
@@ -154,6 +154,41 @@ pub trait CoordinationBackend: Send + Sync + std::fmt::Debug + 'static {
     /// Watches `scope` for changes at revisions `>= from`; `from == 0`
     /// means "from now on".
     async fn watch(&self, scope: WatchScope, from: Revision) -> Result<WatchStream>;
+
+    /// The elections whose names start with `prefix` (`""` for every
+    /// election in the backend's namespace, `"jobs/"` for those under
+    /// `jobs/`) and that hold at least one live candidate (an entry bound
+    /// to a lease) of either strategy, in name order. What
+    /// [`observe_all`](crate::observe_all) starts from.
+    ///
+    /// # Errors
+    /// The default, for backends that cannot list their elections, fails
+    /// with [`Error::Unsupported`]; connection errors.
+    async fn elections(&self, prefix: &str) -> Result<Vec<ElectionName>> {
+        let _ = prefix;
+        Err(Error::Unsupported {
+            backend: self.kind(),
+            operation: "listing elections",
+        })
+    }
+
+    /// Watches for candidates created in elections whose names start with
+    /// `prefix`, yielding each one's election name (repeats are fine:
+    /// [`observe_all`](crate::observe_all) starts one observer per new
+    /// name and ignores the rest). The stream ends, or yields an error,
+    /// when it breaks; the caller lists the elections again and reopens
+    /// it.
+    ///
+    /// # Errors
+    /// The default fails with [`Error::Unsupported`]: `observe_all` then
+    /// lists the elections again every third of its staleness bound.
+    async fn watch_elections(&self, prefix: &str) -> Result<ElectionStream> {
+        let _ = prefix;
+        Err(Error::Unsupported {
+            backend: self.kind(),
+            operation: "watching for new elections",
+        })
+    }
 }
 
 /// A shared, type-erased backend.

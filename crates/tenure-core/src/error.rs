@@ -177,6 +177,16 @@ pub enum Error {
         reason: String,
     },
 
+    /// The backend cannot do this operation (a backend written before it
+    /// existed, or one whose service has no way to do it). Permanent.
+    #[error("the {backend} backend does not support {operation}")]
+    Unsupported {
+        /// Backend kind.
+        backend: &'static str,
+        /// The operation asked for.
+        operation: &'static str,
+    },
+
     /// The backend answered something that breaks the contract tenure
     /// relies on (for example a create that returned another lease's
     /// entry at our key). Retrying does not help: the backend, or

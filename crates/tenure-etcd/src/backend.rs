@@ -12,15 +12,15 @@ use etcd_client::{
 };
 use tenure_core::retry::AttemptError;
 use tenure_core::{
-    ConnectRetry, CoordinationBackend, CreateOutcome, ElectionName, Entry, Error, LeaseGrant,
-    LeaseId, Result, Revision, Slot, Snapshot, WatchScope, WatchStream,
+    ConnectRetry, CoordinationBackend, CreateOutcome, ElectionName, ElectionStream, Entry, Error,
+    LeaseGrant, LeaseId, Result, Revision, Slot, Snapshot, WatchScope, WatchStream,
 };
 use tracing::debug;
 
 use crate::error::{self, EtcdError, KIND};
 use crate::keepalive::KeepAlives;
 use crate::options::EtcdOptions;
-use crate::watch;
+use crate::{elections, watch};
 
 /// How long a diagnostic TLS handshake after a failed connection attempt
 /// waits for the server to refuse the client certificate.
@@ -247,7 +247,7 @@ impl EtcdBackend {
 
     /// The election whose key space holds `key`: the part of the key
     /// before its first `/` (an election key never holds one), decoded.
-    fn election_of(key: &str) -> String {
+    pub(crate) fn election_of(key: &str) -> String {
         let head = key.split('/').next().unwrap_or(key);
         head.replace("%2F", "/").replace("%25", "%")
     }
@@ -605,11 +605,23 @@ impl CoordinationBackend for EtcdBackend {
     async fn watch(&self, scope: WatchScope, from: Revision) -> Result<WatchStream> {
         watch::open(self, scope, from).await
     }
+
+    async fn elections(&self, prefix: &str) -> Result<Vec<ElectionName>> {
+        elections::list(self, prefix).await
+    }
+
+    async fn watch_elections(&self, prefix: &str) -> Result<ElectionStream> {
+        elections::watch(self, prefix).await
+    }
 }
 
 impl EtcdBackend {
     pub(crate) fn full_key(&self, key: &str) -> String {
         self.full(key)
+    }
+
+    pub(crate) fn relative_key(&self, key: &[u8]) -> String {
+        self.strip(key)
     }
 
     pub(crate) fn wrap_error(&self, operation: &'static str, source: etcd_client::Error) -> Error {

@@ -11,8 +11,8 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use futures::StreamExt;
 use tenure_core::{
-    CoordinationBackend, CreateOutcome, DynBackend, ElectionName, Entry, LeaseGrant, LeaseId,
-    Result, Revision, Slot, Snapshot, WatchScope, WatchStream,
+    CoordinationBackend, CreateOutcome, DynBackend, ElectionName, ElectionStream, Entry,
+    LeaseGrant, LeaseId, Result, Revision, Slot, Snapshot, WatchScope, WatchStream,
 };
 
 /// Counters shared by a [`Counting`] wrapper and its clones.
@@ -177,6 +177,21 @@ impl CoordinationBackend for Counting {
         self.add(|c| &c.watches);
         let counters = self.counters.clone();
         let stream = self.inner.watch(scope, from).await?;
+        Ok(stream
+            .inspect(move |_| {
+                counters.watch_events.fetch_add(1, Ordering::SeqCst);
+            })
+            .boxed())
+    }
+    /// A listing counts as a read; a watch for new elections as a watch.
+    async fn elections(&self, prefix: &str) -> Result<Vec<ElectionName>> {
+        self.add(|c| &c.reads);
+        self.inner.elections(prefix).await
+    }
+    async fn watch_elections(&self, prefix: &str) -> Result<ElectionStream> {
+        self.add(|c| &c.watches);
+        let counters = self.counters.clone();
+        let stream = self.inner.watch_elections(prefix).await?;
         Ok(stream
             .inspect(move |_| {
                 counters.watch_events.fetch_add(1, Ordering::SeqCst);

@@ -8,15 +8,15 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use tenure_core::retry::{AttemptError, ConnectFailed};
 use tenure_core::{
-    ConnectRetry, CoordinationBackend, CreateOutcome, ElectionName, Entry, Error, LeaseGrant,
-    LeaseId, Result, Revision, Slot, Snapshot, WatchScope, WatchStream,
+    ConnectRetry, CoordinationBackend, CreateOutcome, ElectionName, ElectionStream, Entry, Error,
+    LeaseGrant, LeaseId, Result, Revision, Slot, Snapshot, WatchScope, WatchStream,
 };
 use tracing::debug;
 use zookeeper_client as zk;
 
 use crate::error::{self, Ctx, KIND};
 use crate::options::{validate_path, Layout, Uuid, ZkAcl, ZkOptions};
-use crate::{probe, watch};
+use crate::{elections, probe, watch};
 
 /// Name of the single-key strategy's leader node inside an election's
 /// node. Not a candidate in either layout.
@@ -1531,6 +1531,14 @@ impl CoordinationBackend for ZkBackend {
             }
         }
         Err(ctx.error(zk::Error::ConnectionLoss))
+    }
+
+    async fn elections(&self, prefix: &str) -> Result<Vec<ElectionName>> {
+        elections::list(self, prefix).await
+    }
+
+    async fn watch_elections(&self, prefix: &str) -> Result<ElectionStream> {
+        elections::watch(self, prefix).await
     }
 
     async fn watch(&self, scope: WatchScope, from: Revision) -> Result<WatchStream> {

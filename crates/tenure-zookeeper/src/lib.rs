@@ -37,6 +37,7 @@
 //! - `error`: the one mapping from client errors to [`tenure_core::Error`].
 
 mod backend;
+mod elections;
 mod error;
 mod options;
 mod probe;
