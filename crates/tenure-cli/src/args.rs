@@ -251,12 +251,45 @@ pub struct ListenArgs {
 /// `tenure observe`.
 #[derive(Debug, Args)]
 pub struct ObserveArgs {
-    /// The election and how to read it.
-    #[command(flatten)]
-    pub read: ReadArgs,
-    /// The HTTP server for probes and metrics.
+    /// The election; with `--all`, a name prefix (`jobs/`; every
+    /// election when left out).
+    #[arg(required_unless_present = "all")]
+    pub election: Option<String>,
+    /// Follow every election whose name starts with the prefix: one line
+    /// per leader change of any of them; with `--listen`, a status page
+    /// of them all at `/`.
+    #[arg(long)]
+    pub all: bool,
+    /// Kept for scripts: readers see the leader of either strategy (an
+    /// election holds one at a time), whatever this says.
+    #[arg(long, value_enum, default_value_t = StrategyArg::Queue)]
+    pub strategy: StrategyArg,
+    /// Once the backend has not confirmed a leader for this long (frozen,
+    /// unreachable), print `unknown` instead of going on showing the last
+    /// leader as current. Set it to the candidates' `--ttl`: past it,
+    /// their leader may be gone.
+    #[arg(long, value_parser = parse_duration, default_value = "10s", value_name = "DURATION")]
+    pub max_staleness: Duration,
+    /// The HTTP server for probes, metrics and (with `--all`) the status
+    /// page.
     #[command(flatten)]
     pub listen: ListenArgs,
+}
+
+impl ObserveArgs {
+    /// The election (or prefix) given, `""` when none was.
+    pub fn name(&self) -> &str {
+        self.election.as_deref().unwrap_or_default()
+    }
+
+    /// The options as a one-election read.
+    pub fn read_args(&self) -> ReadArgs {
+        ReadArgs {
+            election: self.name().to_owned(),
+            strategy: self.strategy,
+            max_staleness: self.max_staleness,
+        }
+    }
 }
 
 /// `tenure observe`, `tenure leader`, `tenure list`.

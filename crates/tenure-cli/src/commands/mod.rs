@@ -4,6 +4,7 @@ pub mod campaign;
 pub mod leader;
 pub mod list;
 pub mod observe;
+pub mod observe_all;
 
 use tenure::{Election, ElectionName};
 use tracing::Instrument;
@@ -26,7 +27,7 @@ pub async fn dispatch(cli: Cli, out: &Output) -> Result<Exit, CliError> {
             campaign::run(&cli.global, args, out).instrument(span).await
         }
         Command::Observe(args) => {
-            let span = tracing::info_span!("observe", election = %args.read.election);
+            let span = tracing::info_span!("observe", election = %args.name());
             observe::run(&cli.global, &args, out).instrument(span).await
         }
         Command::Leader(args) => leader::run(&cli.global, &args, out).await,

@@ -18,9 +18,13 @@ use crate::{CliError, Exit};
 /// Bad input (2), backend errors at start-up (3), an address `--listen`
 /// cannot bind (2).
 pub async fn run(global: &GlobalArgs, args: &ObserveArgs, out: &Output) -> Result<Exit, CliError> {
+    if args.all {
+        return super::observe_all::run(global, args, out).await;
+    }
     let mut shutdown = Shutdown::install()?;
+    let read = args.read_args();
     let election = tokio::select! {
-        e = super::read_election(global, &args.read) => e?,
+        e = super::read_election(global, &read) => e?,
         _ = shutdown.recv() => return Ok(Exit::Success),
     };
     let name = election.name().as_str();

@@ -58,6 +58,12 @@ impl Status {
         self.inner.ready.load(Ordering::SeqCst)
     }
 
+    /// Sets both at once (`observe --all`, which judges from every
+    /// election).
+    pub fn set_both(&self, healthy: bool, ready: bool) {
+        self.set(Some(healthy), Some(ready));
+    }
+
     fn set(&self, healthy: Option<bool>, ready: Option<bool>) {
         if let Some(h) = healthy {
             self.inner.healthy.store(h, Ordering::SeqCst);

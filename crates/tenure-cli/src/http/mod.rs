@@ -7,11 +7,14 @@
 //! | `/readyz` | `campaign`: 200 only while this candidate leads; `observe`: 200 while a leader is confirmed; else 503 |
 //! | `/metrics` | the library's metrics in the Prometheus text format, labelled by election |
 //!
+//! `observe --all` adds its status page at `/` ([`page`]).
+//!
 //! The address the server bound (port 0 picks a free one) is printed as
 //! a `listening` event before anything else.
 
 pub mod health;
 pub mod metrics;
+pub mod page;
 
 use std::net::SocketAddr;
 
@@ -105,11 +108,25 @@ pub async fn start(
     label_election: bool,
     out: &Output,
 ) -> Result<(Status, Option<Server>), CliError> {
+    start_with(listen, election, label_election, out, Router::new()).await
+}
+
+/// As [`start`], serving `extra` routes too.
+///
+/// # Errors
+/// As [`serve`].
+pub async fn start_with(
+    listen: Option<SocketAddr>,
+    election: &str,
+    label_election: bool,
+    out: &Output,
+    extra: Router,
+) -> Result<(Status, Option<Server>), CliError> {
     let status = Status::new();
     let Some(addr) = listen else {
         return Ok((status, None));
     };
-    let router = routes(&status, label_election.then_some(election));
+    let router = routes(&status, label_election.then_some(election)).merge(extra);
     let server = serve(addr, router, election, out).await?;
     Ok((status, Some(server)))
 }
