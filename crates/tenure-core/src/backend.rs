@@ -7,8 +7,8 @@ use async_trait::async_trait;
 use bytes::Bytes;
 
 use crate::{
-    CreateOutcome, ElectionName, ElectionStream, Entry, Error, LeaseGrant, LeaseId, Result,
-    Revision, Slot, Snapshot, WatchScope, WatchStream,
+    CreateOutcome, ElectionName, ElectionStream, Entry, LeaseGrant, LeaseId, Result, Revision,
+    Slot, Snapshot, WatchScope, WatchStream,
 };
 
 /// A coordination service that tenure runs elections on.
@@ -163,10 +163,11 @@ pub trait CoordinationBackend: Send + Sync + std::fmt::Debug + 'static {
     ///
     /// # Errors
     /// The default, for backends that cannot list their elections, fails
-    /// with [`Error::Unsupported`]; connection errors.
+    /// with [`Error::Unsupported`](crate::Error::Unsupported); connection
+    /// errors.
     async fn elections(&self, prefix: &str) -> Result<Vec<ElectionName>> {
         let _ = prefix;
-        Err(Error::Unsupported {
+        Err(crate::Error::Unsupported {
             backend: self.kind(),
             operation: "listing elections",
         })
@@ -180,11 +181,12 @@ pub trait CoordinationBackend: Send + Sync + std::fmt::Debug + 'static {
     /// it.
     ///
     /// # Errors
-    /// The default fails with [`Error::Unsupported`]: `observe_all` then
+    /// The default fails with
+    /// [`Error::Unsupported`](crate::Error::Unsupported): `observe_all` then
     /// lists the elections again every third of its staleness bound.
     async fn watch_elections(&self, prefix: &str) -> Result<ElectionStream> {
         let _ = prefix;
-        Err(Error::Unsupported {
+        Err(crate::Error::Unsupported {
             backend: self.kind(),
             operation: "watching for new elections",
         })
