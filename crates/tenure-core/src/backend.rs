@@ -7,8 +7,8 @@ use async_trait::async_trait;
 use bytes::Bytes;
 
 use crate::{
-    CreateOutcome, ElectionName, ElectionStream, Entry, LeaseGrant, LeaseId, Result, Revision,
-    Slot, Snapshot, WatchScope, WatchStream,
+    CreateOutcome, ElectionName, ElectionStream, Entry, LeaseGrant, LeaseId, PrefixWatchStream,
+    Result, Revision, Slot, Snapshot, WatchScope, WatchStream,
 };
 
 /// A coordination service that tenure runs elections on.
@@ -189,6 +189,43 @@ pub trait CoordinationBackend: Send + Sync + std::fmt::Debug + 'static {
         Err(crate::Error::Unsupported {
             backend: self.kind(),
             operation: "watching for new elections",
+        })
+    }
+
+    /// Reads every live entry (queue entries and leader keys bound to a
+    /// lease) of the elections whose names start with `prefix`, each with
+    /// its election, in one consistent read, with the revision it
+    /// reflects. With [`watch_prefix`](Self::watch_prefix), what lets
+    /// [`observe_all`](crate::observe_all) follow every election through
+    /// one read and one watch, however many there are.
+    ///
+    /// # Errors
+    /// The default fails with
+    /// [`Error::Unsupported`](crate::Error::Unsupported): `observe_all`
+    /// then follows each election with a watch of its own.
+    async fn read_prefix(&self, prefix: &str) -> Result<(Vec<(ElectionName, Entry)>, Revision)> {
+        let _ = prefix;
+        Err(crate::Error::Unsupported {
+            backend: self.kind(),
+            operation: "reading a prefix",
+        })
+    }
+
+    /// Watches every entry of the elections whose names start with
+    /// `prefix`, at revisions `>= from`, with the rules of
+    /// [`watch`](Self::watch): every change in revision order, or
+    /// [`WatchEvent::HistoryLost`](crate::WatchEvent::HistoryLost).
+    /// Entries bound to no lease may be reported too (they are never
+    /// candidates).
+    ///
+    /// # Errors
+    /// The default fails with
+    /// [`Error::Unsupported`](crate::Error::Unsupported).
+    async fn watch_prefix(&self, prefix: &str, from: Revision) -> Result<PrefixWatchStream> {
+        let _ = (prefix, from);
+        Err(crate::Error::Unsupported {
+            backend: self.kind(),
+            operation: "watching a prefix",
         })
     }
 }

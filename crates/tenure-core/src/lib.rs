@@ -48,5 +48,6 @@ pub use name::{ElectionName, MAX_ELECTION_NAME_LEN};
 pub use retry::ConnectRetry;
 pub use types::{
     CreateOutcome, ElectionStream, Entry, FencingToken, LeaderInfo, LeaseGrant, LeaseId,
-    LossReason, Observation, Revision, Slot, Snapshot, WatchEvent, WatchScope, WatchStream,
+    LossReason, Observation, PrefixWatchStream, Revision, Slot, Snapshot, WatchEvent, WatchScope,
+    WatchStream,
 };

@@ -170,6 +170,12 @@ pub type WatchStream = futures::stream::BoxStream<'static, crate::Result<WatchEv
 /// created (the same election may come many times).
 pub type ElectionStream = futures::stream::BoxStream<'static, crate::Result<ElectionName>>;
 
+/// What [`CoordinationBackend::watch_prefix`](crate::CoordinationBackend::watch_prefix)
+/// yields: a change of an entry with the election it belongs to (`None`
+/// for [`WatchEvent::HistoryLost`], which concerns them all).
+pub type PrefixWatchStream =
+    futures::stream::BoxStream<'static, crate::Result<(Option<ElectionName>, WatchEvent)>>;
+
 /// A fencing token: strictly increases from one leader of an election to
 /// the next. It is the creation revision of the winning entry.
 pub type FencingToken = u64;

@@ -13,7 +13,8 @@ use etcd_client::{
 use tenure_core::retry::AttemptError;
 use tenure_core::{
     ConnectRetry, CoordinationBackend, CreateOutcome, ElectionName, ElectionStream, Entry, Error,
-    LeaseGrant, LeaseId, Result, Revision, Slot, Snapshot, WatchScope, WatchStream,
+    LeaseGrant, LeaseId, PrefixWatchStream, Result, Revision, Slot, Snapshot, WatchScope,
+    WatchStream,
 };
 use tracing::debug;
 
@@ -300,7 +301,10 @@ fn rev(r: i64) -> Revision {
     r.max(0).unsigned_abs()
 }
 
-fn header_rev(operation: &'static str, header: Option<&ResponseHeader>) -> Result<Revision> {
+pub(crate) fn header_rev(
+    operation: &'static str,
+    header: Option<&ResponseHeader>,
+) -> Result<Revision> {
     header
         .map(|h| rev(h.revision()))
         .ok_or_else(|| error::protocol(operation, "response without header"))
@@ -612,6 +616,14 @@ impl CoordinationBackend for EtcdBackend {
 
     async fn watch_elections(&self, prefix: &str) -> Result<ElectionStream> {
         elections::watch(self, prefix).await
+    }
+
+    async fn read_prefix(&self, prefix: &str) -> Result<(Vec<(ElectionName, Entry)>, Revision)> {
+        elections::read(self, prefix).await
+    }
+
+    async fn watch_prefix(&self, prefix: &str, from: Revision) -> Result<PrefixWatchStream> {
+        elections::watch_entries(self, prefix, from).await
     }
 }
 

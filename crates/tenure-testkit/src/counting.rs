@@ -12,7 +12,8 @@ use bytes::Bytes;
 use futures::StreamExt;
 use tenure_core::{
     CoordinationBackend, CreateOutcome, DynBackend, ElectionName, ElectionStream, Entry,
-    LeaseGrant, LeaseId, Result, Revision, Slot, Snapshot, WatchScope, WatchStream,
+    LeaseGrant, LeaseId, PrefixWatchStream, Result, Revision, Slot, Snapshot, WatchScope,
+    WatchStream,
 };
 
 /// Counters shared by a [`Counting`] wrapper and its clones.
@@ -187,6 +188,20 @@ impl CoordinationBackend for Counting {
     async fn elections(&self, prefix: &str) -> Result<Vec<ElectionName>> {
         self.add(|c| &c.reads);
         self.inner.elections(prefix).await
+    }
+    async fn read_prefix(&self, prefix: &str) -> Result<(Vec<(ElectionName, Entry)>, Revision)> {
+        self.add(|c| &c.reads);
+        self.inner.read_prefix(prefix).await
+    }
+    async fn watch_prefix(&self, prefix: &str, from: Revision) -> Result<PrefixWatchStream> {
+        self.add(|c| &c.watches);
+        let counters = self.counters.clone();
+        let stream = self.inner.watch_prefix(prefix, from).await?;
+        Ok(stream
+            .inspect(move |_| {
+                counters.watch_events.fetch_add(1, Ordering::SeqCst);
+            })
+            .boxed())
     }
     async fn watch_elections(&self, prefix: &str) -> Result<ElectionStream> {
         self.add(|c| &c.watches);

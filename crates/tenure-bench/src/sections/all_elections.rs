@@ -60,8 +60,11 @@ pub async fn all_elections(ctx: &Ctx, _report: &mut Report) -> Result<Section> {
          Start: from `ObserveAll::start` to every leader reported; requests: reads and \
          watch starts on the observer's connection, at the start and per second over an \
          idle window of {} s; heap: bytes live the observer added (on the memory backend \
-         including the in-process server's share). Per-election figures ÷ N; ratio: to \
-         the N = 1 row of the same backend, measured in this run.",
+         including the in-process server's share). etcd follows the whole prefix \
+         with one read, one watch and one probe; ZooKeeper and memory with one observer \
+         per election (ZooKeeper: plus one recursive watch for new elections). \
+         Per-election figures ÷ N; ratio: to the N = 1 row of the same backend, \
+         measured in this run.",
         plan.scale_ttl.as_secs(),
         plan.idle_window.as_secs(),
     ));

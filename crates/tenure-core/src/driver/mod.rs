@@ -19,6 +19,7 @@ mod election;
 mod leadership;
 mod observe;
 mod observe_all;
+mod observe_prefix;
 mod session;
 
 pub use callbacks::{Callbacks, LeaderContext};

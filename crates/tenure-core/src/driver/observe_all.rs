@@ -2,7 +2,11 @@
 //! [`Election`](super::Election) per name: what a status page or an
 //! operator with one election per shard or tenant needs.
 //!
-//! The elections come from the backend
+//! A backend that can read and watch a whole prefix
+//! ([`CoordinationBackend::read_prefix`](crate::CoordinationBackend::read_prefix),
+//! etcd) is followed through one read, one watch and one probe for every
+//! election, by the same rules (see `observe_prefix`). Otherwise the
+//! elections come from the backend
 //! ([`CoordinationBackend::elections`](crate::CoordinationBackend::elections)),
 //! new ones from
 //! [`CoordinationBackend::watch_elections`](crate::CoordinationBackend::watch_elections)
@@ -25,6 +29,7 @@ use tracing::debug;
 
 use super::clock::with_timeout;
 use super::observe::{self, LeaderStream, ObserveConfig};
+use super::observe_prefix::PrefixFollower;
 use crate::machine::{Backoff, ElectionConfig};
 use crate::{DynBackend, ElectionName, ElectionStream, Error, Observation, Result};
 
@@ -130,7 +135,8 @@ impl ObserveAll {
     /// # Errors
     /// [`Error::InvalidElectionName`] for a prefix no election name can
     /// start with; [`Error::InvalidConfig`] for a zero bound or timeout;
-    /// [`Error::Unsupported`] when the backend cannot list its elections;
+    /// [`Error::Unsupported`] when the backend can neither read a prefix
+    /// nor list its elections;
     /// any error of the first listing (unreachable, credentials): later
     /// failures are retried, and show as `Unknown`.
     pub async fn start(self) -> Result<AllLeaders> {
@@ -152,26 +158,46 @@ impl ObserveAll {
             });
         }
         let backend = self.backend;
-        let first = with_timeout(
-            backend.kind(),
-            "list elections",
+        let kind = backend.kind();
+        let config = ObserveConfig {
+            retry: self.retry,
             timeout,
-            backend.elections(&self.prefix),
-        )
-        .await?;
-        let (tx, rx) = mpsc::channel(BUFFER);
-        let follower = Follower {
-            backend,
-            prefix: self.prefix,
-            config: ObserveConfig {
-                retry: self.retry,
-                timeout,
-                max_staleness: self.max_staleness,
-            },
-            known: HashSet::new(),
-            observers: SelectAll::new(),
+            max_staleness: self.max_staleness,
         };
-        let task = tokio::spawn(follower.run(first, tx));
+        let (tx, rx) = mpsc::channel(BUFFER);
+        // One read and one watch for the whole prefix where the backend
+        // can; one observer per election otherwise.
+        let read = with_timeout(
+            kind,
+            "read prefix",
+            timeout,
+            backend.read_prefix(&self.prefix),
+        )
+        .await;
+        let task = match read {
+            Ok(first) => {
+                let follower = PrefixFollower::new(backend, self.prefix, config);
+                tokio::spawn(follower.run(first, tx))
+            }
+            Err(Error::Unsupported { .. }) => {
+                let first = with_timeout(
+                    kind,
+                    "list elections",
+                    timeout,
+                    backend.elections(&self.prefix),
+                )
+                .await?;
+                let follower = Follower {
+                    backend,
+                    prefix: self.prefix,
+                    config,
+                    known: HashSet::new(),
+                    observers: SelectAll::new(),
+                };
+                tokio::spawn(follower.run(first, tx))
+            }
+            Err(e) => return Err(e),
+        };
         Ok(AllLeaders { rx, task })
     }
 }
