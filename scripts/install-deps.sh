@@ -27,6 +27,9 @@ command -v java >/dev/null 2>&1 || need+=(default-jre-headless)
 # packages pull in curator-client, zookeeper, guava and slf4j jars.
 [ -f /usr/share/java/curator-recipes.jar ] || need+=(libcurator-recipes-java)
 [ -f /usr/share/java/curator-framework.jar ] || need+=(libcurator-framework-java)
+# A real headless browser for the status page test of `tenure observe
+# --all --listen` (tenure-cli's tests/status_page.rs).
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
 
 # kazoo, for whichever Python the interop test finds: python3 on the
 # PATH, or Debian's /usr/bin/python3 (where python3-kazoo installs).

@@ -95,10 +95,11 @@
 // The user's surface, named one by one: what an application writes.
 #[doc(inline)]
 pub use tenure_core::{
-    Backoff, BoxError, Callbacks, DynBackend, Election, ElectionBuilder, ElectionName, Entry,
-    Error, FencingToken, IntoValue, LeaderContext, LeaderInfo, LeaderStream, Leadership, LeaseId,
-    LeaseStatus, LossReason, Observation, Result, Revision, RunEnd, RunOptions, Session,
-    SessionBuilder, Strategy, MAX_ELECTION_NAME_LEN,
+    observe_all, AllLeaders, Backoff, BoxError, Callbacks, DynBackend, Election, ElectionBuilder,
+    ElectionName, ElectionObservation, Entry, Error, FencingToken, IntoValue, LeaderContext,
+    LeaderInfo, LeaderStream, Leadership, LeaseId, LeaseStatus, LossReason, Observation,
+    ObserveAll, Result, Revision, RunEnd, RunOptions, Session, SessionBuilder, Strategy,
+    MAX_ELECTION_NAME_LEN,
 };
 
 /// Byte buffers: what proposals and values are stored as (re-exported from
@@ -142,7 +143,8 @@ pub mod backend {
     pub use tenure_core::tls;
     #[doc(inline)]
     pub use tenure_core::types::{
-        CreateOutcome, LeaseGrant, Queued, Slot, Snapshot, WatchEvent, WatchScope, WatchStream,
+        CreateOutcome, ElectionStream, LeaseGrant, PrefixWatchStream, Queued, Slot, Snapshot,
+        WatchEvent, WatchScope, WatchStream,
     };
     #[doc(inline)]
     pub use tenure_core::{credentials, url_query};

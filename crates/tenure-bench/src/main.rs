@@ -55,6 +55,7 @@ enum Which {
     Footprint,
     Machine,
     Postgres,
+    AllElections,
 }
 
 #[derive(Debug, Subcommand)]
@@ -136,6 +137,7 @@ async fn bench(args: Args) -> Result<()> {
         Which::Failover,
         Which::Scale,
         Which::Footprint,
+        Which::AllElections,
     ]
     .into_iter()
     .any(wants);
@@ -187,6 +189,7 @@ async fn bench(args: Args) -> Result<()> {
         Which::Failover,
         Which::Scale,
         Which::Footprint,
+        Which::AllElections,
         Which::Postgres,
     ] {
         if !wants(which) {
@@ -202,6 +205,7 @@ async fn bench(args: Args) -> Result<()> {
             Which::Footprint => sections::footprint(&ctx, &mut report).await,
             Which::Machine => Ok(sections::machine(&ctx)),
             Which::Postgres => sections::postgres(&ctx, &mut report).await,
+            Which::AllElections => sections::all_elections(&ctx, &mut report).await,
         };
         match section {
             Ok(mut s) => {

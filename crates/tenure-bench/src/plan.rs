@@ -39,6 +39,9 @@ pub struct Plan {
     pub footprint_etcd: Vec<usize>,
     /// One-second CPU slices per footprint measurement.
     pub cpu_slices: usize,
+    /// Election counts of the `observe_all` rows (the first is the
+    /// reference the others are compared with).
+    pub all_elections: Vec<usize>,
     /// Batches (samples) of the machine transition cost.
     pub machine_batches: usize,
     /// Cycles per batch.
@@ -70,6 +73,7 @@ impl Plan {
             footprint_memory: vec![1000, 10_000],
             footprint_etcd: vec![1000, 10_000],
             cpu_slices: 5,
+            all_elections: vec![1, 1000],
             machine_batches: 30,
             machine_cycles: 20_000,
         }
@@ -95,6 +99,7 @@ impl Plan {
             footprint_memory: vec![1000],
             footprint_etcd: vec![100],
             cpu_slices: 2,
+            all_elections: vec![1, 50],
             machine_batches: 30,
             machine_cycles: 1_000,
         }

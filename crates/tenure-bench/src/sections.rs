@@ -15,6 +15,7 @@ use crate::report::Section;
 use crate::servers::Servers;
 use crate::stats::Distribution;
 
+mod all_elections;
 mod failover;
 mod footprint;
 mod handover;
@@ -22,6 +23,7 @@ mod machine;
 mod postgres;
 mod scale;
 
+pub use all_elections::all_elections;
 pub use failover::failover;
 pub use footprint::footprint;
 pub use handover::handover;

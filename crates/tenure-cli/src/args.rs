@@ -1,5 +1,6 @@
 //! The command line, as clap derive types. Parsing only; no I/O.
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -87,6 +88,10 @@ pub struct GlobalArgs {
     /// tracing directives such as `tenure=debug`.
     #[arg(long, default_value = "warn", global = true, value_name = "FILTER")]
     pub log_level: String,
+    /// Format of the log lines on standard error: `text`, or `json` (one
+    /// object per line, with the spans naming election and lease).
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
+    pub log_format: LogFormat,
     /// Deadline of each backend request, and of connecting (default:
     /// connect 5 s, requests TTL / 3).
     #[arg(long, value_parser = parse_duration, global = true, value_name = "DURATION")]
@@ -153,6 +158,15 @@ pub enum OutputFormat {
     Json,
 }
 
+/// Format of the log lines on standard error.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Readable lines, coloured only when standard error is a terminal.
+    Text,
+    /// One JSON object per line: `timestamp`, `level`, `fields`, `spans`.
+    Json,
+}
+
 /// The commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -160,7 +174,7 @@ pub enum Command {
     #[command(after_help = CAMPAIGN_HELP)]
     Campaign(CampaignArgs),
     /// Print one line per leader change (including "no leader") until interrupted.
-    Observe(ReadArgs),
+    Observe(ObserveArgs),
     /// Print the current leader; exit 1 if there is none.
     Leader(ReadArgs),
     /// Print the candidates in queue order, the leader first.
@@ -215,9 +229,67 @@ pub struct CampaignArgs {
     /// is refused ("... cannot join it").
     #[arg(long, value_enum, default_value_t = StrategyArg::Queue)]
     pub strategy: StrategyArg,
+    /// The HTTP server for probes and metrics.
+    #[command(flatten)]
+    pub listen: ListenArgs,
     /// The command to run while leader, after `--`.
     #[arg(last = true, value_name = "CMD")]
     pub command: Vec<String>,
+}
+
+/// `--listen`: the HTTP server of `campaign` and `observe`.
+#[derive(Debug, Default, Args)]
+pub struct ListenArgs {
+    /// Serve `/healthz`, `/readyz` and `/metrics` (Prometheus) over HTTP
+    /// on this address, e.g. `127.0.0.1:9090` or `[::]:9090`; port 0
+    /// picks a free port. The bound address is printed first, as a
+    /// `listening` event.
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+}
+
+/// `tenure observe`.
+#[derive(Debug, Args)]
+pub struct ObserveArgs {
+    /// The election; with `--all`, a name prefix (`jobs/`; every
+    /// election when left out).
+    #[arg(required_unless_present = "all")]
+    pub election: Option<String>,
+    /// Follow every election whose name starts with the prefix: one line
+    /// per leader change of any of them; with `--listen`, a status page
+    /// of them all at `/`.
+    #[arg(long)]
+    pub all: bool,
+    /// Kept for scripts: readers see the leader of either strategy (an
+    /// election holds one at a time), whatever this says.
+    #[arg(long, value_enum, default_value_t = StrategyArg::Queue)]
+    pub strategy: StrategyArg,
+    /// Once the backend has not confirmed a leader for this long (frozen,
+    /// unreachable), print `unknown` instead of going on showing the last
+    /// leader as current. Set it to the candidates' `--ttl`: past it,
+    /// their leader may be gone.
+    #[arg(long, value_parser = parse_duration, default_value = "10s", value_name = "DURATION")]
+    pub max_staleness: Duration,
+    /// The HTTP server for probes, metrics and (with `--all`) the status
+    /// page.
+    #[command(flatten)]
+    pub listen: ListenArgs,
+}
+
+impl ObserveArgs {
+    /// The election (or prefix) given, `""` when none was.
+    pub fn name(&self) -> &str {
+        self.election.as_deref().unwrap_or_default()
+    }
+
+    /// The options as a one-election read.
+    pub fn read_args(&self) -> ReadArgs {
+        ReadArgs {
+            election: self.name().to_owned(),
+            strategy: self.strategy,
+            max_staleness: self.max_staleness,
+        }
+    }
 }
 
 /// `tenure observe`, `tenure leader`, `tenure list`.

@@ -4,6 +4,7 @@
 //! ```text
 //! tenure campaign <election> [<proposal>] [-- CMD ARGS...]   campaign; run CMD only while leader
 //! tenure observe  <election>                                 one line per leader change
+//! tenure observe  --all [<prefix>]                           the same for every election under the prefix
 //! tenure leader   <election>                                 the current leader (exit 1 if none)
 //! tenure list     <election>                                 the candidates in queue order
 //! ```
@@ -20,7 +21,13 @@
 //! object per line. Every object has `event`, `election` and `mono_ns`
 //! (`CLOCK_MONOTONIC` in nanoseconds, comparable across the processes of
 //! one machine); [`output::Event`] lists the events and their fields.
-//! Logs (`--log-level`) and errors go to standard error.
+//! Logs (`--log-level`, `--log-format text|json`) and errors go to
+//! standard error.
+//!
+//! # `--listen ADDR`
+//!
+//! `campaign` and `observe` serve `/healthz`, `/readyz` and `/metrics`
+//! over HTTP ([`http`]); `observe --all` adds a status page at `/`.
 //!
 //! # Exit codes
 //!
@@ -64,6 +71,7 @@ pub mod clock;
 pub mod commands;
 pub mod exit;
 pub mod grace;
+pub mod http;
 pub mod logging;
 pub mod output;
 pub mod signals;

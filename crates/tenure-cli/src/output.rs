@@ -90,6 +90,11 @@ pub enum Event {
         /// Time since the last confirmation, in milliseconds.
         unconfirmed_for_ms: u64,
     },
+    /// `listening` (`--listen`): the HTTP server serves on `addr`.
+    Listening {
+        /// The bound address, `ip:port` (the port chosen when 0 was asked).
+        addr: String,
+    },
     /// `candidate`: one entry of the queue (`list`).
     Candidate {
         /// 0 for the leader, then queue order.
@@ -116,6 +121,7 @@ impl Event {
             Event::ChildExited { .. } => "child_exited",
             Event::Leader { .. } => "leader",
             Event::Unknown { .. } => "unknown",
+            Event::Listening { .. } => "listening",
             Event::Candidate { .. } => "candidate",
         }
     }
@@ -186,6 +192,7 @@ impl Event {
                 "unknown {e} unconfirmed_for={}",
                 millis(*unconfirmed_for_ms)
             ),
+            Event::Listening { addr } => format!("listening {e} addr={addr}"),
             Event::Candidate {
                 position,
                 proposal,

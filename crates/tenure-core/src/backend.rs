@@ -8,8 +8,8 @@ use bytes::Bytes;
 
 use crate::machine::{Reply, Request};
 use crate::{
-    CreateOutcome, ElectionName, Entry, LeaseGrant, LeaseId, Queued, Result, Revision, Slot,
-    Snapshot, WatchScope, WatchStream,
+    CreateOutcome, ElectionName, ElectionStream, Entry, LeaseGrant, LeaseId, PrefixWatchStream,
+    Queued, Result, Revision, Slot, Snapshot, WatchScope, WatchStream,
 };
 
 /// A coordination service that tenure runs elections on.
@@ -216,6 +216,84 @@ pub trait CoordinationBackend: Send + Sync + std::fmt::Debug + 'static {
     /// Watches `scope` for changes at revisions `>= from`; `from == 0`
     /// means "from now on".
     async fn watch(&self, scope: WatchScope, from: Revision) -> Result<WatchStream>;
+
+    /// The elections whose names start with `prefix` (`""` for every
+    /// election in the backend's namespace, `"jobs/"` for those under
+    /// `jobs/`) and that hold at least one live candidate (an entry bound
+    /// to a lease) of either strategy, in name order. What
+    /// [`observe_all`](crate::observe_all) starts from.
+    ///
+    /// # Errors
+    /// The default, for backends that cannot list their elections, fails
+    /// with [`Error::Unsupported`](crate::Error::Unsupported); connection
+    /// errors.
+    async fn elections(&self, prefix: &str) -> Result<Vec<ElectionName>> {
+        let _ = prefix;
+        Err(crate::Error::Unsupported {
+            backend: self.kind(),
+            operation: "listing elections",
+            reason: "this backend does not implement it".into(),
+        })
+    }
+
+    /// Watches for candidates created in elections whose names start with
+    /// `prefix`, yielding each one's election name (repeats are fine:
+    /// [`observe_all`](crate::observe_all) starts one observer per new
+    /// name and ignores the rest). The stream ends, or yields an error,
+    /// when it breaks; the caller lists the elections again and reopens
+    /// it.
+    ///
+    /// # Errors
+    /// The default fails with
+    /// [`Error::Unsupported`](crate::Error::Unsupported): `observe_all` then
+    /// lists the elections again every third of its staleness bound.
+    async fn watch_elections(&self, prefix: &str) -> Result<ElectionStream> {
+        let _ = prefix;
+        Err(crate::Error::Unsupported {
+            backend: self.kind(),
+            operation: "watching for new elections",
+            reason: "this backend does not implement it".into(),
+        })
+    }
+
+    /// Reads every live entry (queue entries and leader keys bound to a
+    /// lease) of the elections whose names start with `prefix`, each with
+    /// its election, in one consistent read, with the revision it
+    /// reflects. With [`watch_prefix`](Self::watch_prefix), what lets
+    /// [`observe_all`](crate::observe_all) follow every election through
+    /// one read and one watch, however many there are.
+    ///
+    /// # Errors
+    /// The default fails with
+    /// [`Error::Unsupported`](crate::Error::Unsupported): `observe_all`
+    /// then follows each election with a watch of its own.
+    async fn read_prefix(&self, prefix: &str) -> Result<(Vec<(ElectionName, Entry)>, Revision)> {
+        let _ = prefix;
+        Err(crate::Error::Unsupported {
+            backend: self.kind(),
+            operation: "reading a prefix",
+            reason: "this backend does not implement it".into(),
+        })
+    }
+
+    /// Watches every entry of the elections whose names start with
+    /// `prefix`, at revisions `>= from`, with the rules of
+    /// [`watch`](Self::watch): every change in revision order, or
+    /// [`WatchEvent::HistoryLost`](crate::WatchEvent::HistoryLost).
+    /// Entries bound to no lease may be reported too (they are never
+    /// candidates).
+    ///
+    /// # Errors
+    /// The default fails with
+    /// [`Error::Unsupported`](crate::Error::Unsupported).
+    async fn watch_prefix(&self, prefix: &str, from: Revision) -> Result<PrefixWatchStream> {
+        let _ = (prefix, from);
+        Err(crate::Error::Unsupported {
+            backend: self.kind(),
+            operation: "watching a prefix",
+            reason: "this backend does not implement it".into(),
+        })
+    }
 }
 
 /// A shared, type-erased backend.

@@ -44,15 +44,17 @@ pub mod value;
 
 pub use backend::{CoordinationBackend, DynBackend};
 pub use driver::{
-    Callbacks, Election, ElectionBuilder, LeaderContext, LeaderStream, Leadership, LeaseStatus,
-    RunEnd, RunOptions, Session, SessionBuilder,
+    observe_all, AllLeaders, Callbacks, Election, ElectionBuilder, ElectionObservation,
+    LeaderContext, LeaderStream, Leadership, LeaseStatus, ObserveAll, RunEnd, RunOptions, Session,
+    SessionBuilder,
 };
 pub use error::{check_ttl, BoxError, Error, Result};
 pub use machine::{Backoff, Strategy};
 pub use name::{ElectionName, MAX_ELECTION_NAME_LEN};
 pub use retry::ConnectRetry;
 pub use types::{
-    CreateOutcome, Entry, FencingToken, LeaderInfo, LeaseGrant, LeaseId, LossReason, Observation,
-    Queued, Revision, Slot, Snapshot, WatchEvent, WatchScope, WatchStream,
+    CreateOutcome, ElectionStream, Entry, FencingToken, LeaderInfo, LeaseGrant, LeaseId,
+    LossReason, Observation, PrefixWatchStream, Queued, Revision, Slot, Snapshot, WatchEvent,
+    WatchScope, WatchStream,
 };
 pub use value::IntoValue;

@@ -189,6 +189,17 @@ pub enum WatchEvent {
 /// seen (or the state re-read).
 pub type WatchStream = futures::stream::BoxStream<'static, crate::Result<WatchEvent>>;
 
+/// What [`CoordinationBackend::watch_elections`](crate::CoordinationBackend::watch_elections)
+/// yields: the name of an election in which a candidate was just
+/// created (the same election may come many times).
+pub type ElectionStream = futures::stream::BoxStream<'static, crate::Result<ElectionName>>;
+
+/// What [`CoordinationBackend::watch_prefix`](crate::CoordinationBackend::watch_prefix)
+/// yields: a change of an entry with the election it belongs to (`None`
+/// for [`WatchEvent::HistoryLost`], which concerns them all).
+pub type PrefixWatchStream =
+    futures::stream::BoxStream<'static, crate::Result<(Option<ElectionName>, WatchEvent)>>;
+
 /// A fencing token: strictly increases from one leader of an election to
 /// the next. It is the creation revision of the winning entry.
 pub type FencingToken = u64;

@@ -13,15 +13,16 @@ use etcd_client::{
 use tenure_core::queue_reads::{QueueReads, QueueSource};
 use tenure_core::retry::AttemptError;
 use tenure_core::{
-    ConnectRetry, CoordinationBackend, CreateOutcome, ElectionName, Entry, Error, LeaseGrant,
-    LeaseId, Queued, Result, Revision, Slot, Snapshot, WatchScope, WatchStream,
+    ConnectRetry, CoordinationBackend, CreateOutcome, ElectionName, ElectionStream, Entry, Error,
+    LeaseGrant, LeaseId, PrefixWatchStream, Queued, Result, Revision, Slot, Snapshot, WatchScope,
+    WatchStream,
 };
 use tracing::debug;
 
 use crate::error::{self, EtcdError, KIND};
 use crate::keepalive::KeepAlives;
 use crate::options::EtcdOptions;
-use crate::watch;
+use crate::{elections, watch};
 
 /// How long a diagnostic TLS handshake after a failed connection attempt
 /// waits for the server to refuse the client certificate.
@@ -251,7 +252,7 @@ impl EtcdBackend {
 
     /// The election whose key space holds `key`: the part of the key
     /// before its first `/` (an election key never holds one), decoded.
-    fn election_of(key: &str) -> String {
+    pub(crate) fn election_of(key: &str) -> String {
         let head = key.split('/').next().unwrap_or(key);
         head.replace("%2F", "/").replace("%25", "%")
     }
@@ -312,7 +313,10 @@ fn rev(r: i64) -> Revision {
     r.max(0).unsigned_abs()
 }
 
-fn header_rev(operation: &'static str, header: Option<&ResponseHeader>) -> Result<Revision> {
+pub(crate) fn header_rev(
+    operation: &'static str,
+    header: Option<&ResponseHeader>,
+) -> Result<Revision> {
     header
         .map(|h| rev(h.revision()))
         .ok_or_else(|| error::protocol(operation, "response without header"))
@@ -410,6 +414,22 @@ impl CoordinationBackend for EtcdBackend {
 
     async fn candidates(&self, election: &ElectionName) -> Result<Snapshot> {
         self.read_queue(election).await
+    }
+
+    async fn elections(&self, prefix: &str) -> Result<Vec<ElectionName>> {
+        elections::list(self, prefix).await
+    }
+
+    async fn watch_elections(&self, prefix: &str) -> Result<ElectionStream> {
+        elections::watch(self, prefix).await
+    }
+
+    async fn read_prefix(&self, prefix: &str) -> Result<(Vec<(ElectionName, Entry)>, Revision)> {
+        elections::read(self, prefix).await
+    }
+
+    async fn watch_prefix(&self, prefix: &str, from: Revision) -> Result<PrefixWatchStream> {
+        elections::watch_entries(self, prefix, from).await
     }
 
     /// The first-created key under the election, as etcd's own election
@@ -714,6 +734,10 @@ impl QueueSource for EtcdBackend {
 impl EtcdBackend {
     pub(crate) fn full_key(&self, key: &str) -> String {
         self.full(key)
+    }
+
+    pub(crate) fn relative_key(&self, key: &[u8]) -> String {
+        self.strip(key)
     }
 
     pub(crate) fn wrap_error(&self, operation: &'static str, source: etcd_client::Error) -> Error {

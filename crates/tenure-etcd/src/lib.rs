@@ -36,6 +36,7 @@
 //!   [`tenure_core::Error`].
 
 mod backend;
+mod elections;
 mod error;
 mod keepalive;
 mod options;

@@ -193,6 +193,10 @@ impl CoordinationBackend for MemoryBackend {
         self.own.candidates(election).await
     }
 
+    async fn elections(&self, prefix: &str) -> Result<Vec<ElectionName>> {
+        self.own.elections(prefix).await
+    }
+
     async fn queue_around(&self, election: &ElectionName, own: &Entry) -> Result<Snapshot> {
         self.own.queue_around(election, own).await
     }

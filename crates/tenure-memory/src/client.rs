@@ -260,6 +260,10 @@ impl CoordinationBackend for MemoryClient {
         self.call(|s, now| s.candidates(now, election)).await
     }
 
+    async fn elections(&self, prefix: &str) -> Result<Vec<ElectionName>> {
+        self.call(|s, now| s.elections(now, prefix)).await
+    }
+
     /// Reads the entry before `own` through the election's queue index:
     /// what comes back does not grow with the number of candidates.
     async fn queue_around(&self, election: &ElectionName, own: &Entry) -> Result<Snapshot> {

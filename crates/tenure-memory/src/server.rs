@@ -374,6 +374,32 @@ impl State {
         }
     }
 
+    /// The elections whose names start with `prefix` and that hold a live
+    /// entry (a queue entry, or a leader key bound to a lease), in name
+    /// order. Keys start with their election's name, so only keys under
+    /// `prefix` are visited.
+    pub(crate) fn elections(&mut self, now: Instant, prefix: &str) -> Vec<ElectionName> {
+        self.expire_due(now);
+        let names: BTreeSet<&str> = self
+            .kv
+            .range(prefix.to_owned()..)
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .filter(|(_, s)| s.lease != LeaseId(0))
+            .filter_map(|(k, s)| {
+                if s.queue {
+                    watch::election_of(k)
+                } else {
+                    Some(k.as_str())
+                }
+            })
+            .filter(|name| name.starts_with(prefix))
+            .collect();
+        names
+            .into_iter()
+            .filter_map(|n| ElectionName::new(n).ok())
+            .collect()
+    }
+
     /// What [`Snapshot::around`] keeps of [`candidates`](Self::candidates)
     /// (the entry before `own` and the entry at `own`'s key), found
     /// through the election's queue index without reading the queue.

@@ -351,6 +351,29 @@ impl CoordinationBackend for PostgresBackend {
         }
     }
 
+    /// One statement: the distinct elections of the live entries under
+    /// the prefix. No watch for new ones: `observe_all` lists again.
+    async fn elections(&self, prefix: &str) -> Result<Vec<ElectionName>> {
+        let rows = self
+            .inner
+            .conns
+            .query(
+                "list elections",
+                &self.inner.sql.elections,
+                &[(&prefix, Type::TEXT)],
+            )
+            .await?;
+        let mut names = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let name: String = get("list elections", row, 0)?;
+            // A name stored by tenure is valid; anything else is not ours.
+            if let Ok(n) = ElectionName::new(name) {
+                names.push(n);
+            }
+        }
+        Ok(names)
+    }
+
     async fn candidates(&self, election: &ElectionName) -> Result<Snapshot> {
         let name = election.as_str();
         let (entries, revision) = self

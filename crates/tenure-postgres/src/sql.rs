@@ -24,6 +24,9 @@ pub(crate) struct Sql {
     /// modified, deleted, due_us)`.
     pub(crate) changes_key: String,
     pub(crate) changes_election: String,
+    /// The names of the elections with a live entry whose names start
+    /// with `$1`, in name order.
+    pub(crate) elections: String,
 }
 
 /// How many log rows one change-log read returns at most.
@@ -65,6 +68,13 @@ impl Sql {
             delete: format!("SELECT {s}.delete_entry($1, $2)"),
             guarded_put: format!("SELECT {s}.guarded_put($1, $2, $3, $4)"),
             reap: format!("SELECT {s}.reap()"),
+            elections: format!(
+                "SELECT DISTINCT e.election \
+                 FROM {s}.entries e JOIN {s}.leases l ON l.id = e.lease \
+                 WHERE e.election IS NOT NULL AND starts_with(e.election, $1) \
+                   AND l.expires_at > clock_timestamp() \
+                 ORDER BY e.election"
+            ),
             candidates: format!(
                 "SELECT m.revision, q.key, q.value, q.lease, q.created, q.modified, q.expired \
                  FROM {s}.meta m LEFT JOIN LATERAL ( \

@@ -11,8 +11,9 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use futures::StreamExt;
 use tenure_core::{
-    CoordinationBackend, CreateOutcome, DynBackend, ElectionName, Entry, LeaseGrant, LeaseId,
-    Queued, Result, Revision, Slot, Snapshot, WatchScope, WatchStream,
+    CoordinationBackend, CreateOutcome, DynBackend, ElectionName, ElectionStream, Entry,
+    LeaseGrant, LeaseId, PrefixWatchStream, Queued, Result, Revision, Slot, Snapshot, WatchScope,
+    WatchStream,
 };
 
 /// Counters shared by a [`Counting`] wrapper and its clones.
@@ -186,6 +187,35 @@ impl CoordinationBackend for Counting {
         self.add(|c| &c.watches);
         let counters = self.counters.clone();
         let stream = self.inner.watch(scope, from).await?;
+        Ok(stream
+            .inspect(move |_| {
+                counters.watch_events.fetch_add(1, Ordering::SeqCst);
+            })
+            .boxed())
+    }
+    /// A listing counts as a read; a watch for new elections as a watch.
+    async fn elections(&self, prefix: &str) -> Result<Vec<ElectionName>> {
+        self.add(|c| &c.reads);
+        self.inner.elections(prefix).await
+    }
+    async fn read_prefix(&self, prefix: &str) -> Result<(Vec<(ElectionName, Entry)>, Revision)> {
+        self.add(|c| &c.reads);
+        self.inner.read_prefix(prefix).await
+    }
+    async fn watch_prefix(&self, prefix: &str, from: Revision) -> Result<PrefixWatchStream> {
+        self.add(|c| &c.watches);
+        let counters = self.counters.clone();
+        let stream = self.inner.watch_prefix(prefix, from).await?;
+        Ok(stream
+            .inspect(move |_| {
+                counters.watch_events.fetch_add(1, Ordering::SeqCst);
+            })
+            .boxed())
+    }
+    async fn watch_elections(&self, prefix: &str) -> Result<ElectionStream> {
+        self.add(|c| &c.watches);
+        let counters = self.counters.clone();
+        let stream = self.inner.watch_elections(prefix).await?;
         Ok(stream
             .inspect(move |_| {
                 counters.watch_events.fetch_add(1, Ordering::SeqCst);

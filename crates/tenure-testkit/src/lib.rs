@@ -1,5 +1,6 @@
 //! Test tooling shared by every tenure backend.
 //!
+//! - [`all_elections`]: the `observe_all` scenario every backend runs.
 //! - [`conformance`]: the suite every `CoordinationBackend` passes.
 //! - [`counting`]: a backend wrapper counting reads and watch events.
 //! - [`driver_scenarios`]: crash failover and resign hand-overs through
@@ -13,6 +14,7 @@
 //!   loopback for tests.
 //! - [`pki`]: certificate authorities and certificates for TLS tests.
 
+pub mod all_elections;
 pub mod conformance;
 pub mod counting;
 pub mod driver_scenarios;

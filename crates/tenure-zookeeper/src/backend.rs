@@ -10,8 +10,8 @@ use bytes::Bytes;
 use tenure_core::queue_reads::{QueueReads, QueueSource};
 use tenure_core::retry::AttemptError;
 use tenure_core::{
-    CoordinationBackend, CreateOutcome, ElectionName, Entry, Error, LeaseGrant, LeaseId, Result,
-    Revision, Slot, Snapshot, WatchScope, WatchStream,
+    CoordinationBackend, CreateOutcome, ElectionName, ElectionStream, Entry, Error, LeaseGrant,
+    LeaseId, Result, Revision, Slot, Snapshot, WatchScope, WatchStream,
 };
 use tracing::debug;
 use zookeeper_client as zk;
@@ -24,7 +24,7 @@ use crate::session::{
     attempt_failed, connect_retry, diagnosed, open_session, probe_tls, session_attempt,
 };
 use crate::watch::{self, Origin};
-use crate::{probe, read};
+use crate::{elections, probe, read};
 
 static CREATOR_ALL_WORLD_READ: [zk::Acl; 2] = [
     zk::Acl::new_const(zk::Permission::ALL, "auth", ""),
@@ -492,6 +492,14 @@ impl CoordinationBackend for ZkBackend {
     async fn guarded_put(&self, guard: &Entry, key: &str, value: Bytes) -> Result<Revision> {
         self.bounded("guarded put", self.put_guarded(guard, key, value))
             .await
+    }
+
+    async fn elections(&self, prefix: &str) -> Result<Vec<ElectionName>> {
+        elections::list(self, prefix).await
+    }
+
+    async fn watch_elections(&self, prefix: &str) -> Result<ElectionStream> {
+        elections::watch(self, prefix).await
     }
 
     async fn watch(&self, scope: WatchScope, from: Revision) -> Result<WatchStream> {

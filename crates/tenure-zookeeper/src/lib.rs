@@ -52,6 +52,7 @@
 
 mod backend;
 mod create;
+mod elections;
 mod error;
 mod layout;
 mod lease;

@@ -46,6 +46,9 @@ pub async fn run(global: &GlobalArgs, args: CampaignArgs, out: &Output) -> Resul
             .map_err(|e| CliError::new(child::spawn_failure_exit(&e), e.to_string()))?;
     }
     grace::check(args.grace, args.ttl)?;
+    // `--listen`: health, readiness and metrics, from before connecting.
+    let (status, _server) =
+        crate::http::start(args.listen.listen, name.as_str(), true, out).await?;
     let mut shutdown = Shutdown::install()?;
     let jobs = JobControl::install()?;
     // Every term's work sees every signal from here on.
@@ -83,18 +86,19 @@ pub async fn run(global: &GlobalArgs, args: CampaignArgs, out: &Output) -> Resul
         jobs,
         stop: stop.clone(),
         outcome: outcome.clone(),
+        status: status.clone(),
     };
     let (out_c, name_c, proposal_c) = (out.clone(), name.clone(), proposal.clone());
     let callbacks = Callbacks::new()
         .on_campaigning(move |session| {
-            out_c.emit_or_log(
-                name_c.as_str(),
-                &Event::Campaigning {
-                    proposal: proposal_c.clone(),
-                    lease: session.lease().to_string(),
-                    ttl_ms: u64::try_from(session.ttl().as_millis()).unwrap_or(u64::MAX),
-                },
-            );
+            let event = Event::Campaigning {
+                proposal: proposal_c.clone(),
+                lease: session.lease().to_string(),
+                ttl_ms: u64::try_from(session.ttl().as_millis()).unwrap_or(u64::MAX),
+            };
+            status.saw(&event);
+            status.follow_session(session);
+            out_c.emit_or_log(name_c.as_str(), &event);
         })
         .on_retry(|error, delay| {
             tracing::warn!(%error, retry_in = ?delay, "campaign failed; retrying");
@@ -164,6 +168,8 @@ struct Term {
     /// Ends the run (a command that cannot start).
     stop: CancellationToken,
     outcome: Arc<Mutex<TermOutcome>>,
+    /// What `--listen` answers (`/healthz`, `/readyz`).
+    status: crate::http::Status,
 }
 
 impl Term {
@@ -394,6 +400,7 @@ impl Term {
     }
 
     fn emit(&self, event: &Event) {
+        self.status.saw(event);
         self.out.emit_or_log(self.name.as_str(), event);
     }
 }

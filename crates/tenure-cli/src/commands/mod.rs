@@ -4,8 +4,10 @@ pub mod campaign;
 pub mod leader;
 pub mod list;
 pub mod observe;
+pub mod observe_all;
 
 use tenure::{Election, ElectionName};
+use tracing::Instrument;
 
 use crate::args::{Cli, Command, GlobalArgs, ReadArgs};
 use crate::output::{Event, Output};
@@ -16,10 +18,18 @@ use crate::{backend, logging, CliError, Exit};
 /// # Errors
 /// Whatever ends the command early, with its exit code.
 pub async fn dispatch(cli: Cli, out: &Output) -> Result<Exit, CliError> {
-    logging::init(&cli.global.log_level)?;
+    logging::init(&cli.global.log_level, cli.global.log_format)?;
     match cli.command {
-        Command::Campaign(args) => campaign::run(&cli.global, args, out).await,
-        Command::Observe(args) => observe::run(&cli.global, &args, out).await,
+        // Every log line of these names the election (and, inside a
+        // term, the lease: see `campaign`).
+        Command::Campaign(args) => {
+            let span = tracing::info_span!("campaign", election = %args.election);
+            campaign::run(&cli.global, args, out).instrument(span).await
+        }
+        Command::Observe(args) => {
+            let span = tracing::info_span!("observe", election = %args.name());
+            observe::run(&cli.global, &args, out).instrument(span).await
+        }
         Command::Leader(args) => leader::run(&cli.global, &args, out).await,
         Command::List(args) => list::run(&cli.global, &args, out).await,
     }

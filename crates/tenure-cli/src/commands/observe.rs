@@ -5,7 +5,8 @@
 
 use futures::StreamExt;
 
-use crate::args::{GlobalArgs, ReadArgs};
+use crate::args::{GlobalArgs, ObserveArgs};
+use crate::http::Status;
 use crate::output::Output;
 use crate::signals::Shutdown;
 use crate::{CliError, Exit};
@@ -14,13 +15,29 @@ use crate::{CliError, Exit};
 /// library (re-read, resume); a slow reader skips to the latest leader.
 ///
 /// # Errors
-/// Bad input (2), backend errors at start-up (3).
-pub async fn run(global: &GlobalArgs, args: &ReadArgs, out: &Output) -> Result<Exit, CliError> {
+/// Bad input (2), backend errors at start-up (3), an address `--listen`
+/// cannot bind (2).
+pub async fn run(global: &GlobalArgs, args: &ObserveArgs, out: &Output) -> Result<Exit, CliError> {
+    if args.all {
+        return super::observe_all::run(global, args, out).await;
+    }
     let mut shutdown = Shutdown::install()?;
+    let read = args.read_args();
     let election = tokio::select! {
-        e = super::read_election(global, args) => e?,
+        e = super::read_election(global, &read) => e?,
         _ = shutdown.recv() => return Ok(Exit::Success),
     };
+    let name = election.name().as_str();
+    let (status, _server) = crate::http::start(args.listen.listen, name, false, out).await?;
+    follow(&election, &status, &mut shutdown, out).await
+}
+
+async fn follow(
+    election: &tenure::Election,
+    status: &Status,
+    shutdown: &mut Shutdown,
+    out: &Output,
+) -> Result<Exit, CliError> {
     let name = election.name().as_str();
     let mut leaders = election.observe();
     let reader_gone = crate::stdout_gone::closed();
@@ -29,7 +46,9 @@ pub async fn run(global: &GlobalArgs, args: &ReadArgs, out: &Output) -> Result<E
         tokio::select! {
             next = leaders.next() => match next {
                 Some(observation) => {
-                    if let Err(e) = out.emit(name, &super::observation_event(&observation)) {
+                    let event = super::observation_event(&observation);
+                    status.saw(&event);
+                    if let Err(e) = out.emit(name, &event) {
                         // Nobody reads any more (`tenure observe | head -1`).
                         tracing::debug!(error = %e, "stdout closed; stopping");
                         return Ok(Exit::Success);

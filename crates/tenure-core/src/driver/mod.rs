@@ -9,6 +9,8 @@
 //!   leader-guarded write.
 //! - [`Callbacks`]: client-go style `on_started_leading` /
 //!   `on_stopped_leading` / `on_new_leader`, run by [`Election::run`].
+//! - [`observe_all`]: every election under a prefix at once, independent
+//!   of any [`Election`].
 
 mod callbacks;
 mod campaign;
@@ -16,6 +18,8 @@ mod clock;
 mod election;
 mod leadership;
 mod observe;
+mod observe_all;
+mod observe_prefix;
 mod run;
 mod session;
 
@@ -23,5 +27,6 @@ pub use callbacks::{Callbacks, LeaderContext};
 pub use election::{Election, ElectionBuilder};
 pub use leadership::Leadership;
 pub use observe::LeaderStream;
+pub use observe_all::{observe_all, AllLeaders, ElectionObservation, ObserveAll};
 pub use run::{RunEnd, RunOptions};
 pub use session::{LeaseStatus, Session, SessionBuilder};

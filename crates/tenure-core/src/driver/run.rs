@@ -13,7 +13,7 @@ use std::sync::Arc;
 use futures::future::FusedFuture;
 use futures::{FutureExt, StreamExt};
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, warn};
+use tracing::{debug, info_span, warn, Instrument};
 
 use super::callbacks::{Callbacks, LeaderContext};
 use super::election::Election;
@@ -190,16 +190,21 @@ impl Election {
                 () = shutdown.cancelled() => return Ok(RunEnd::Shutdown),
                 s = self.session_for_campaign() => s,
             };
+            // Every log line of a term, the library's and the hooks', names
+            // its lease.
+            let mut span = tracing::Span::none();
             let leadership = match started {
                 Ok((session, owns)) => {
                     session_started = true;
+                    span = info_span!("term", lease = %session.lease());
                     if let Some(f) = callbacks.campaigning.as_mut() {
-                        f(&session);
+                        span.in_scope(|| f(&session));
                     }
                     let ttl = session.ttl();
                     // Waits for the withdrawal when shutdown comes first:
                     // `run` returns only once the entry is gone.
                     self.start_on(value.clone(), session, owns, false, Some(&shutdown))
+                        .instrument(span.clone())
                         .await
                         .map(|l| l.map(|l| (l, ttl)))
                 }
@@ -231,9 +236,10 @@ impl Election {
                 ttl,
             };
             let mut work = match callbacks.started.as_mut() {
-                Some(f) => f(ctx),
+                Some(f) => span.in_scope(|| f(ctx)),
                 None => async move { ctx.stop.cancelled().await }.boxed(),
             }
+            .instrument(span.clone())
             .fuse();
             let end = tokio::select! {
                 biased;
@@ -259,11 +265,11 @@ impl Election {
             // Resigns, or after a loss waits for the term's cleanup (the
             // entry's delete, the lease's revoke): nothing of this term is
             // left behind when `run` returns or campaigns again.
-            if let Err(error) = leadership.release().await {
+            if let Err(error) = leadership.release().instrument(span.clone()).await {
                 warn!(election = %self.name(), %error, "could not delete our entry; it goes with the lease");
             }
             if let Some(f) = callbacks.stopped.as_mut() {
-                f(reason);
+                span.in_scope(|| f(reason));
             }
             match end {
                 TermEnd::Shutdown => return Ok(RunEnd::Shutdown),
