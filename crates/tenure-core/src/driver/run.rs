@@ -217,7 +217,9 @@ impl Election {
                 Err(e) if self.worth_retrying(&e, options, session_started) => {
                     failures = failures.saturating_add(1);
                     let delay = self.retry().delay(failures - 1);
-                    warn!(election = %self.name(), error = %e, ?delay, "campaign failed; retrying");
+                    span.in_scope(|| {
+                        warn!(election = %self.name(), error = %e, ?delay, "campaign failed; retrying");
+                    });
                     if let Some(f) = callbacks.retry.as_mut() {
                         f(&e, delay);
                     }
@@ -258,7 +260,7 @@ impl Election {
             let reason = match end {
                 TermEnd::Lost(reason) => reason,
                 TermEnd::Shutdown | TermEnd::WorkReturned => {
-                    debug!(election = %self.name(), "resigning");
+                    span.in_scope(|| debug!(election = %self.name(), "resigning"));
                     LossReason::Resigned
                 }
             };
@@ -266,7 +268,9 @@ impl Election {
             // entry's delete, the lease's revoke): nothing of this term is
             // left behind when `run` returns or campaigns again.
             if let Err(error) = leadership.release().instrument(span.clone()).await {
-                warn!(election = %self.name(), %error, "could not delete our entry; it goes with the lease");
+                span.in_scope(|| {
+                    warn!(election = %self.name(), %error, "could not delete our entry; it goes with the lease");
+                });
             }
             if let Some(f) = callbacks.stopped.as_mut() {
                 span.in_scope(|| f(reason));
