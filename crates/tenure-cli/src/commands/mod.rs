@@ -70,3 +70,48 @@ pub fn leader_event(leader: Option<&tenure::LeaderInfo>) -> Event {
         token: leader.map(|l| l.token),
     }
 }
+
+/// Prints one line per observation of `observations` (each with its
+/// election's name) until `SIGINT`/`SIGTERM`, or until nobody reads
+/// standard output any more (`tenure observe | head -1`); `seen` hears of
+/// each observation and its event first (health, the status page).
+///
+/// # Errors
+/// The stream ending: observers repair broken watches themselves and never
+/// end on their own, so that is a backend failure (3).
+pub async fn print_observations<S, N>(
+    mut observations: S,
+    shutdown: &mut crate::signals::Shutdown,
+    out: &Output,
+    mut seen: impl FnMut(&str, &tenure::Observation, &Event),
+) -> Result<Exit, CliError>
+where
+    S: futures::Stream<Item = (N, tenure::Observation)> + Unpin,
+    N: AsRef<str>,
+{
+    use futures::StreamExt;
+    let reader_gone = crate::stdout_gone::closed();
+    tokio::pin!(reader_gone);
+    loop {
+        tokio::select! {
+            next = observations.next() => match next {
+                Some((name, observation)) => {
+                    let event = observation_event(&observation);
+                    seen(name.as_ref(), &observation, &event);
+                    if let Err(e) = out.emit(name.as_ref(), &event) {
+                        tracing::debug!(error = %e, "stdout closed; stopping");
+                        return Ok(Exit::Success);
+                    }
+                }
+                None => {
+                    return Err(CliError::new(Exit::Backend, "the observer stopped unexpectedly"));
+                }
+            },
+            _ = shutdown.recv() => return Ok(Exit::Success),
+            () = &mut reader_gone => {
+                tracing::debug!("stdout closed; stopping");
+                return Ok(Exit::Success);
+            }
+        }
+    }
+}

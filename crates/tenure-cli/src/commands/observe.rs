@@ -39,30 +39,6 @@ async fn follow(
     out: &Output,
 ) -> Result<Exit, CliError> {
     let name = election.name().as_str();
-    let mut leaders = election.observe();
-    let reader_gone = crate::stdout_gone::closed();
-    tokio::pin!(reader_gone);
-    loop {
-        tokio::select! {
-            next = leaders.next() => match next {
-                Some(observation) => {
-                    let event = super::observation_event(&observation);
-                    status.saw(&event);
-                    if let Err(e) = out.emit(name, &event) {
-                        // Nobody reads any more (`tenure observe | head -1`).
-                        tracing::debug!(error = %e, "stdout closed; stopping");
-                        return Ok(Exit::Success);
-                    }
-                }
-                None => {
-                    return Err(CliError::new(Exit::Backend, "the observer stopped unexpectedly"));
-                }
-            },
-            _ = shutdown.recv() => return Ok(Exit::Success),
-            () = &mut reader_gone => {
-                tracing::debug!("stdout closed; stopping");
-                return Ok(Exit::Success);
-            }
-        }
-    }
+    let leaders = election.observe().map(|observation| (name, observation));
+    super::print_observations(leaders, shutdown, out, |_, _, event| status.saw(event)).await
 }

@@ -30,7 +30,7 @@ pub async fn run(global: &GlobalArgs, args: &ObserveArgs, out: &Output) -> Resul
         }
         Ok::<_, CliError>(builder.start().await?)
     };
-    let mut all = tokio::select! {
+    let all = tokio::select! {
         a = start => a?,
         _ = shutdown.recv() => return Ok(Exit::Success),
     };
@@ -41,30 +41,11 @@ pub async fn run(global: &GlobalArgs, args: &ObserveArgs, out: &Output) -> Resul
     // Nothing to confirm yet: healthy and ready until an election says
     // otherwise.
     status.set_both(true, true);
-    let reader_gone = crate::stdout_gone::closed();
-    tokio::pin!(reader_gone);
-    loop {
-        tokio::select! {
-            next = all.next() => match next {
-                Some(item) => {
-                    let name = item.election.as_str();
-                    board.record(name, &item.observation);
-                    let confirmed = board.all_confirmed();
-                    status.set_both(confirmed, confirmed);
-                    if let Err(e) = out.emit(name, &super::observation_event(&item.observation)) {
-                        tracing::debug!(error = %e, "stdout closed; stopping");
-                        return Ok(Exit::Success);
-                    }
-                }
-                None => {
-                    return Err(CliError::new(Exit::Backend, "the observer stopped unexpectedly"));
-                }
-            },
-            _ = shutdown.recv() => return Ok(Exit::Success),
-            () = &mut reader_gone => {
-                tracing::debug!("stdout closed; stopping");
-                return Ok(Exit::Success);
-            }
-        }
-    }
+    let observations = all.map(|item| (item.election, item.observation));
+    super::print_observations(observations, &mut shutdown, out, |name, observation, _| {
+        board.record(name, observation);
+        let confirmed = board.all_confirmed();
+        status.set_both(confirmed, confirmed);
+    })
+    .await
 }
