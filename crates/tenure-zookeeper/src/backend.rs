@@ -460,7 +460,7 @@ impl CoordinationBackend for ZkBackend {
 
     /// One read for the whole queue while several candidates of the
     /// election ask at once through this backend ([`QueueReads`]); alone,
-    /// the one-round-trip read of [`read::around`].
+    /// the one-round-trip read of `read::around`.
     async fn queue_around(&self, election: &ElectionName, own: &Entry) -> Result<Snapshot> {
         let read = self.inner.queue_reads.around(self, election, own);
         self.bounded("read candidates", read).await
