@@ -23,11 +23,18 @@ pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_tenure")
 }
 
-/// `tenure` with `args`, no inherited backend, piped stdout/stderr.
+/// `tenure` with `args`, piped stdout/stderr, and none of the test
+/// runner's own `TENURE_*` variables (an inherited backend, or CI's
+/// switches such as `TENURE_REQUIRE_CHROMIUM`): the CLI and the commands it
+/// runs see only what a test sets.
 pub fn command(args: &[&str]) -> Command {
     let mut cmd = Command::new(bin());
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("TENURE_") {
+            cmd.env_remove(key);
+        }
+    }
     cmd.args(args)
-        .env_remove("TENURE_BACKEND")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
