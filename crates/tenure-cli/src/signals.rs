@@ -35,7 +35,8 @@ fn install(kind: SignalKind) -> Result<Signal, CliError> {
 /// in that count: [`recv`](Self::recv) resolves at the next signal this
 /// clone has not seen yet, so a clone made before a term sees the signal
 /// that ends it, and a second signal after that one is a second signal.
-/// [`token`](Self::token) is cancelled at the first.
+/// [`token`](Self::token) is cancelled at the first, before any `recv`
+/// returns it.
 #[derive(Clone, Debug)]
 pub struct Shutdown {
     count: watch::Receiver<(u64, &'static str)>,
@@ -64,11 +65,14 @@ impl Shutdown {
                 let (name, _, _) = futures::future::select_all(waits).await;
                 // A handler's stream never ends while the runtime runs.
                 let name = name.unwrap_or("SIGTERM");
+                // The token first: whoever `recv`s this signal finds the
+                // token already cancelled, so nothing that watches the token
+                // (a run between two terms) can miss the signal.
+                cancel.cancel();
                 tx.send_modify(|(n, last)| {
                     *n += 1;
                     *last = name;
                 });
-                cancel.cancel();
             }
         });
         Ok(Shutdown {

@@ -165,7 +165,7 @@ struct Term {
     out: Output,
     shutdown: Shutdown,
     jobs: JobControl,
-    /// Ends the run: a signal, or a command that cannot start.
+    /// Ends the run (a command that cannot start).
     stop: CancellationToken,
     outcome: Arc<Mutex<TermOutcome>>,
     /// What `--listen` answers (`/healthz`, `/readyz`).
@@ -191,11 +191,7 @@ impl Term {
         let mut outcome = self.outcome.lock().unwrap_or_else(|e| e.into_inner());
         match end {
             Ok(TermEnd::ChildExited(exit)) => outcome.child_exit = Some(exit),
-            Ok(TermEnd::Lost) => {}
-            // The signal ends the run, not only this term. The run's own
-            // token may fire a moment after this term saw the signal: a run
-            // that found its work returned first would campaign again.
-            Ok(TermEnd::Shutdown) => self.stop.cancel(),
+            Ok(TermEnd::Lost | TermEnd::Shutdown) => {}
             Err(fatal) => {
                 outcome.fatal = Some(fatal);
                 self.stop.cancel();
