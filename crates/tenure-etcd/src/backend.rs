@@ -17,6 +17,7 @@ use tenure_core::{
     LeaseGrant, LeaseId, PrefixWatchStream, Queued, Result, Revision, Slot, Snapshot, WatchScope,
     WatchStream,
 };
+use tokio::sync::Semaphore;
 use tracing::debug;
 
 use crate::error::{self, EtcdError, KIND};
@@ -73,6 +74,8 @@ struct Inner {
     prefix: String,
     endpoint: String,
     request_timeout: Duration,
+    /// Permits for writes in flight ([`EtcdOptions::writes_in_flight`]).
+    writes: Semaphore,
     /// The keep-alive stream every lease shares, opened on first use.
     keep_alives: KeepAlives,
     /// Concurrent queue reads of one election, answered by one read.
@@ -207,6 +210,7 @@ impl EtcdBackend {
                 prefix: options.prefix,
                 endpoint,
                 request_timeout: options.request_timeout,
+                writes: Semaphore::new(options.writes_in_flight),
             }),
         })
     }
@@ -289,6 +293,27 @@ impl EtcdBackend {
         }
     }
 
+    /// Runs one write with the request timeout, mapping its errors: as
+    /// [`call`](Self::call), once one of the connection's write permits
+    /// is free (the wait counts against the same timeout).
+    pub(crate) async fn write<T>(
+        &self,
+        operation: &'static str,
+        lease: Option<LeaseId>,
+        fut: impl Future<Output = std::result::Result<T, etcd_client::Error>>,
+    ) -> Result<T> {
+        let timeout = self.inner.request_timeout;
+        let deadline = tokio::time::Instant::now() + timeout;
+        let _permit = match tokio::time::timeout_at(deadline, self.inner.writes.acquire()).await {
+            Ok(Ok(permit)) => permit,
+            // The semaphore is never closed.
+            Ok(Err(_)) => return Err(error::protocol(operation, "write permits closed")),
+            Err(_) => return Err(error::timeout(operation, timeout)),
+        };
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        self.call_within(operation, lease, left, fut).await
+    }
+
     /// Runs one request with the request timeout, mapping its errors.
     async fn call<T>(
         &self,
@@ -296,7 +321,20 @@ impl EtcdBackend {
         lease: Option<LeaseId>,
         fut: impl Future<Output = std::result::Result<T, etcd_client::Error>>,
     ) -> Result<T> {
-        match tokio::time::timeout(self.inner.request_timeout, fut).await {
+        self.call_within(operation, lease, self.inner.request_timeout, fut)
+            .await
+    }
+
+    /// Runs one request within `limit`, mapping its errors (a timeout
+    /// names the connection's request timeout).
+    async fn call_within<T>(
+        &self,
+        operation: &'static str,
+        lease: Option<LeaseId>,
+        limit: Duration,
+        fut: impl Future<Output = std::result::Result<T, etcd_client::Error>>,
+    ) -> Result<T> {
+        match tokio::time::timeout(limit, fut).await {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(source)) => Err(EtcdError {
                 operation,
@@ -347,7 +385,9 @@ impl CoordinationBackend for EtcdBackend {
         let secs = ttl.as_secs() + u64::from(ttl.subsec_nanos() > 0);
         let secs = i64::try_from(secs).unwrap_or(i64::MAX);
         let mut lc = self.inner.client.lease_client();
-        let resp = self.call("grant lease", None, lc.grant(secs, None)).await?;
+        let resp = self
+            .write("grant lease", None, lc.grant(secs, None))
+            .await?;
         if !resp.error().is_empty() {
             return Err(error::protocol("grant lease", resp.error().to_owned()));
         }
@@ -381,7 +421,7 @@ impl CoordinationBackend for EtcdBackend {
     async fn revoke_lease(&self, lease: LeaseId) -> Result<()> {
         let mut lc = self.inner.client.lease_client();
         match self
-            .call("revoke lease", Some(lease), lc.revoke(lease.0))
+            .write("revoke lease", Some(lease), lc.revoke(lease.0))
             .await
         {
             Ok(_) | Err(Error::LeaseExpired { .. }) => Ok(()),
@@ -493,7 +533,7 @@ impl CoordinationBackend for EtcdBackend {
             TxnOp::get(full, None),
         ]);
         let mut kv = self.inner.client.kv_client();
-        let resp = self.call("update", Some(entry.lease), kv.txn(txn)).await?;
+        let resp = self.write("update", Some(entry.lease), kv.txn(txn)).await?;
         if !resp.succeeded() {
             return Err(Error::NotOwner {
                 key: entry.key.clone(),
@@ -514,7 +554,7 @@ impl CoordinationBackend for EtcdBackend {
             .when([self.still_ours(entry)])
             .and_then([TxnOp::delete(self.full(&entry.key), None)]);
         let mut kv = self.inner.client.kv_client();
-        let resp = self.call("delete", None, kv.txn(txn)).await?;
+        let resp = self.write("delete", None, kv.txn(txn)).await?;
         Ok(resp.succeeded())
     }
 
@@ -534,7 +574,7 @@ impl CoordinationBackend for EtcdBackend {
             .when([self.still_ours(guard)])
             .and_then([TxnOp::put(self.full(key), value.to_vec(), None)]);
         let mut kv = self.inner.client.kv_client();
-        let resp = self.call("guarded put", None, kv.txn(txn)).await?;
+        let resp = self.write("guarded put", None, kv.txn(txn)).await?;
         if !resp.succeeded() {
             return Err(Error::NotOwner {
                 key: guard.key.clone(),

@@ -43,9 +43,9 @@ mod options;
 mod watch;
 
 pub use backend::EtcdBackend;
-pub use options::EtcdOptions;
 #[cfg(feature = "tls")]
 pub use options::TlsConfig;
+pub use options::{EtcdOptions, DEFAULT_WRITES_IN_FLIGHT};
 
 /// The etcd client library this backend is built on, for callers that
 /// need raw access (see [`EtcdBackend::client`]).

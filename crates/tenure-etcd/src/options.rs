@@ -6,6 +6,9 @@ use std::time::Duration;
 
 use tenure_core::{Error, Result};
 
+/// Default of [`EtcdOptions::writes_in_flight`].
+pub const DEFAULT_WRITES_IN_FLIGHT: usize = 64;
+
 /// Connection settings for [`EtcdBackend::connect`](crate::EtcdBackend::connect).
 ///
 /// ```
@@ -23,6 +26,7 @@ pub struct EtcdOptions {
     pub(crate) prefix: String,
     pub(crate) connect_timeout: Duration,
     pub(crate) request_timeout: Duration,
+    pub(crate) writes_in_flight: usize,
     pub(crate) user: Option<(String, String)>,
     #[cfg(feature = "tls")]
     pub(crate) tls: Option<TlsConfig>,
@@ -35,6 +39,7 @@ impl fmt::Debug for EtcdOptions {
             .field("prefix", &self.prefix)
             .field("connect_timeout", &self.connect_timeout)
             .field("request_timeout", &self.request_timeout)
+            .field("writes_in_flight", &self.writes_in_flight)
             // Never print the password.
             .field("user", &self.user.as_ref().map(|(u, _)| u));
         #[cfg(feature = "tls")]
@@ -49,7 +54,8 @@ impl EtcdOptions {
     /// `https://` when [`tls`](Self::tls) is set).
     ///
     /// Defaults: no key prefix, 5 s connect timeout, 5 s request timeout,
-    /// no authentication, no TLS.
+    /// [`DEFAULT_WRITES_IN_FLIGHT`] writes in flight, no authentication,
+    /// no TLS.
     pub fn new<I, S>(endpoints: I) -> Self
     where
         I: IntoIterator<Item = S>,
@@ -60,6 +66,7 @@ impl EtcdOptions {
             prefix: String::new(),
             connect_timeout: Duration::from_secs(5),
             request_timeout: Duration::from_secs(5),
+            writes_in_flight: DEFAULT_WRITES_IN_FLIGHT,
             user: None,
             #[cfg(feature = "tls")]
             tls: None,
@@ -80,7 +87,9 @@ impl EtcdOptions {
     ///   TLS) and `server_name` (the name the server certificate must
     ///   carry, when it differs from the host in the URL). Server
     ///   certificates are always verified;
-    /// - `connect_timeout` and `request_timeout` (`500ms`, `2s`, ...).
+    /// - `connect_timeout` and `request_timeout` (`500ms`, `2s`, ...);
+    /// - `writes_in_flight` (a positive count: see
+    ///   [`writes_in_flight`](Self::writes_in_flight)).
     ///
     /// E.g. `etcds://10.0.0.1:2379/app/?ca=/etc/etcd/ca.pem&cert=/etc/app/client.pem&key=/etc/app/client-key.pem`
     /// or `etcd://10.0.0.1:2379?user=svc&password_file=/run/secrets/etcd`.
@@ -92,7 +101,7 @@ impl EtcdOptions {
     /// PEM file that cannot be read or does not hold what it should;
     /// [`Error::InvalidConfig`] for `cert` without `key` or the reverse.
     pub fn from_url(url: &str) -> Result<Self> {
-        const KNOWN: [&str; 9] = [
+        const KNOWN: [&str; 10] = [
             "user",
             "password",
             "password_file",
@@ -102,6 +111,7 @@ impl EtcdOptions {
             "server_name",
             "connect_timeout",
             "request_timeout",
+            "writes_in_flight",
         ];
         let (url_base, mut query) = tenure_core::url_query::UrlQuery::split(url)?;
         let bad = |reason: &str| Error::UnsupportedUrl {
@@ -166,6 +176,16 @@ impl EtcdOptions {
         if let Some(t) = query.take_duration("request_timeout")? {
             options = options.request_timeout(t);
         }
+        if let Some(n) = query.take("writes_in_flight") {
+            match n.parse::<usize>() {
+                Ok(n) if n > 0 => options = options.writes_in_flight(n),
+                _ => {
+                    return Err(query.bad(format!(
+                        "option `writes_in_flight={n}` must be a positive whole number"
+                    )))
+                }
+            }
+        }
         query.finish(&KNOWN)?;
         Ok(options)
     }
@@ -197,6 +217,25 @@ impl EtcdOptions {
     /// top.
     pub fn request_timeout(mut self, timeout: Duration) -> Self {
         self.request_timeout = timeout;
+        self
+    }
+
+    /// How many writes (lease grants and revokes, creates, updates,
+    /// deletes) one connection keeps in flight at most (default
+    /// [`DEFAULT_WRITES_IN_FLIGHT`]); more wait their turn, within their
+    /// request timeout.
+    ///
+    /// Why: etcd answers a keep-alive only once it has applied every
+    /// write committed before it, and it answers the keep-alives of one
+    /// stream one at a time. Ten thousand candidates campaigning at once
+    /// on one connection would put ten thousand writes in its apply queue:
+    /// the keep-alives behind them then miss their deadlines and every
+    /// lease is lost, and etcd refuses writes with "too many requests"
+    /// once the queue passes 5,000. A bound keeps that queue, and so the
+    /// wait of each keep-alive, short; etcd still batches the writes in
+    /// flight into few raft rounds, so a burst takes no longer overall.
+    pub fn writes_in_flight(mut self, writes: usize) -> Self {
+        self.writes_in_flight = writes;
         self
     }
 
@@ -250,6 +289,9 @@ impl EtcdOptions {
         }
         if self.request_timeout.is_zero() {
             return invalid("request_timeout", "must be positive");
+        }
+        if self.writes_in_flight == 0 {
+            return invalid("writes_in_flight", "must be at least 1");
         }
         #[cfg(feature = "tls")]
         if let Some(tls) = &self.tls {
@@ -439,14 +481,17 @@ mod tests {
     #[test]
     fn url_options() {
         let o = EtcdOptions::from_url(
-            "etcd://a:1/app/?user=svc&password=p%40ss&connect_timeout=750ms&request_timeout=2s",
+            "etcd://a:1/app/?user=svc&password=p%40ss&connect_timeout=750ms&request_timeout=2s&writes_in_flight=8",
         )
         .unwrap();
         assert_eq!(o.prefix, "app/");
         assert_eq!(o.user, Some(("svc".into(), "p@ss".into())));
         assert_eq!(o.connect_timeout, Duration::from_millis(750));
         assert_eq!(o.request_timeout, Duration::from_secs(2));
+        assert_eq!(o.writes_in_flight, 8);
         for (url, expect) in [
+            ("etcd://a:1?writes_in_flight=0", "positive whole number"),
+            ("etcd://a:1?writes_in_flight=many", "positive whole number"),
             ("etcd://a:1?user=svc", "go together"),
             ("etcd://a:1?timeout=2s", "unknown option `timeout`"),
             ("etcd://a:1?request_timeout=fast", "not a duration"),

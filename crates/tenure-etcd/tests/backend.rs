@@ -10,7 +10,7 @@ use futures::StreamExt;
 use tenure_core::{
     CoordinationBackend, CreateOutcome, ElectionName, Error, LeaseId, Slot, WatchEvent, WatchScope,
 };
-use tenure_etcd::{EtcdBackend, EtcdOptions};
+use tenure_etcd::{EtcdBackend, EtcdOptions, DEFAULT_WRITES_IN_FLIGHT};
 
 fn name(s: &str) -> ElectionName {
     ElectionName::new(s).expect("valid test name")
@@ -439,8 +439,17 @@ async fn prefix_namespaces_every_key() {
 }
 
 /// Keep-alive streams the server has started so far (etcd's own gRPC
-/// counter, read from its `/metrics` endpoint).
+/// counter).
 async fn keep_alive_streams_started(endpoint: &str) -> u64 {
+    metric(endpoint, |l| {
+        l.starts_with("grpc_server_started_total{") && l.contains("grpc_method=\"LeaseKeepAlive\"")
+    })
+    .await as u64
+}
+
+/// The value of the first line of etcd's `/metrics` page that `line`
+/// picks (0 when none does).
+async fn metric(endpoint: &str, line: fn(&str) -> bool) -> f64 {
     let addr = endpoint.trim_start_matches("http://").to_owned();
     let text = tokio::task::spawn_blocking(move || {
         use std::io::{Read, Write};
@@ -457,13 +466,10 @@ async fn keep_alive_streams_started(endpoint: &str) -> u64 {
     .await
     .expect("the /metrics reader");
     text.lines()
-        .find(|l| {
-            l.starts_with("grpc_server_started_total{")
-                && l.contains("grpc_method=\"LeaseKeepAlive\"")
-        })
+        .find(|l| line(l))
         .and_then(|l| l.rsplit(' ').next())
         .and_then(|v| v.parse::<f64>().ok())
-        .map_or(0, |v| v as u64)
+        .unwrap_or(0.0)
 }
 
 /// Every lease of a connection renews over one keep-alive stream, each
@@ -500,6 +506,90 @@ async fn leases_share_one_keep_alive_stream() {
         1,
         "keep-alive streams opened for {} leases",
         leases.len()
+    );
+}
+
+/// Ten thousand writes at once on one connection (here queue entries, as
+/// a burst of candidates makes them): etcd neither refuses them ("too
+/// many requests", past 5,000 writes waiting to be applied) nor holds back
+/// the keep-alives of a lease until its keep-alive wait for the applied
+/// index times out, because the connection keeps only
+/// [`DEFAULT_WRITES_IN_FLIGHT`] writes in flight: etcd's own count of
+/// proposals waiting to be applied never goes past it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_burst_of_writes_neither_overloads_etcd_nor_starves_keep_alives() {
+    const BURST: usize = 10_000;
+    let server = common::server().await;
+    // A request timeout long enough for the last write of the burst to
+    // wait its turn: what is tested is etcd's answer, not the deadline.
+    let b = EtcdBackend::connect(
+        EtcdOptions::new([server.endpoint()]).request_timeout(Duration::from_secs(60)),
+    )
+    .await
+    .unwrap();
+    let ttl = Duration::from_secs(5);
+    let held = b.grant_lease(ttl).await.unwrap();
+    let owner = b.grant_lease(Duration::from_secs(60)).await.unwrap();
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let burst = async {
+        let creates = futures::future::join_all((0..BURST).map(|i| {
+            let b = &b;
+            async move {
+                b.create(
+                    &name(&format!("burst-{i}")),
+                    Slot::Queue,
+                    owner.id,
+                    Bytes::new(),
+                )
+                .await
+            }
+        }))
+        .await;
+        done.store(true, std::sync::atomic::Ordering::SeqCst);
+        creates
+    };
+    let renew = async {
+        let mut during = Vec::new();
+        while !done.load(std::sync::atomic::Ordering::SeqCst) {
+            during.push(b.keep_alive(held.id).await);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        during
+    };
+    let pending = async {
+        let mut most = 0.0f64;
+        while !done.load(std::sync::atomic::Ordering::SeqCst) {
+            let now = metric(&server.endpoint(), |l| {
+                l.starts_with("etcd_server_proposals_pending ")
+            })
+            .await;
+            most = most.max(now);
+        }
+        most
+    };
+    let (creates, during, most_pending) = tokio::join!(burst, renew, pending);
+    let failed: Vec<_> = creates.iter().filter_map(|c| c.as_ref().err()).collect();
+    assert!(
+        failed.is_empty(),
+        "{} of {BURST} creates failed, the first: {}",
+        failed.len(),
+        failed[0]
+    );
+    // The keep-alives ran while the burst was in flight, and each came
+    // back with the lease's TTL.
+    assert!(!during.is_empty(), "no keep-alive ran during the burst");
+    for (i, r) in during.iter().enumerate() {
+        assert_eq!(
+            r.as_ref().ok(),
+            Some(&held.ttl),
+            "keep-alive {i} during the burst: {r:?}"
+        );
+    }
+    // etcd saw writes waiting, never more than the bound.
+    assert!(most_pending > 0.0, "no proposal was ever seen pending");
+    assert!(
+        most_pending <= DEFAULT_WRITES_IN_FLIGHT as f64,
+        "{most_pending} proposals pending at once"
     );
 }
 

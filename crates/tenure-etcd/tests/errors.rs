@@ -126,6 +126,13 @@ async fn bad_options_are_invalid_config() {
         })
     ));
     assert!(matches!(
+        EtcdBackend::connect(EtcdOptions::new(["http://127.0.0.1:1"]).writes_in_flight(0)).await,
+        Err(Error::InvalidConfig {
+            field: "writes_in_flight",
+            ..
+        })
+    ));
+    assert!(matches!(
         EtcdOptions::from_url("zk://127.0.0.1:2181"),
         Err(Error::UnsupportedUrl { .. })
     ));

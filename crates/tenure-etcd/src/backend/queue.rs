@@ -72,7 +72,7 @@ impl EtcdBackend {
             .and_then(then)
             .or_else([TxnOp::get(full, None), TxnOp::get(leader, None)]);
         let mut kv = self.inner.client.kv_client();
-        let resp = self.call("create", Some(lease), kv.txn(txn)).await?;
+        let resp = self.write("create", Some(lease), kv.txn(txn)).await?;
         let revision = header_rev("create", resp.header())?;
         if resp.succeeded() {
             let entry = Entry {
