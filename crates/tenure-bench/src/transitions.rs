@@ -118,6 +118,7 @@ pub fn leader_cycle(f: &Fixture) -> usize {
         let snapshot = Snapshot {
             entries: vec![f.ours.clone()],
             revision: 7,
+            starts_at_head: false,
         };
         m.handle_reply(t, id, Reply::Candidates(Ok(snapshot)));
     }
@@ -146,6 +147,7 @@ pub fn follower_cycle(f: &Fixture) -> usize {
         let snapshot = Snapshot {
             entries: vec![f.predecessor.clone(), f.ours.clone()],
             revision: 7,
+            starts_at_head: false,
         };
         m.handle_reply(t, id, Reply::Candidates(Ok(snapshot)));
     }
@@ -160,6 +162,7 @@ pub fn follower_cycle(f: &Fixture) -> usize {
         let snapshot = Snapshot {
             entries: vec![f.ours.clone()],
             revision: 8,
+            starts_at_head: false,
         };
         m.handle_reply(t, id, Reply::Candidates(Ok(snapshot)));
     }

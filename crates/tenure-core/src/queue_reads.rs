@@ -251,6 +251,7 @@ mod tests {
             Snapshot {
                 entries: self.queue.to_vec(),
                 revision,
+                starts_at_head: true,
             }
         }
     }

@@ -127,13 +127,26 @@ pub struct Snapshot {
     /// The backend revision the read reflects; watching from
     /// `revision + 1` misses nothing that happened after the read.
     pub revision: Revision,
+    /// Whether `entries[0]` was the first entry of the queue at
+    /// `revision`: true for a read of the whole queue, and for a cut
+    /// around one entry ([`around`](Self::around)) that left nothing out
+    /// before the entries it kept. False when unknown.
+    ///
+    /// Why: a candidate whose predecessor was first at the read has
+    /// nobody else ahead of it (an entry is always created behind every
+    /// entry there is), so when that predecessor goes it only needs to
+    /// see its own entry still there, not the whole queue again. A
+    /// backend that cannot tell says false, and the candidate reads the
+    /// queue as before.
+    pub starts_at_head: bool,
 }
 
 impl Snapshot {
     /// What a candidate needs of the queue to know where it stands: the
     /// entry just before `own` (the one to watch) and the entry at `own`'s
-    /// key, at the same revision. `own` alone means it leads; an empty
-    /// snapshot means its entry is gone.
+    /// key, at the same revision, and whether that predecessor was first
+    /// ([`starts_at_head`](Self::starts_at_head)). `own` alone means it
+    /// leads; an empty snapshot means its entry is gone.
     pub fn around(self, own: &Entry) -> Snapshot {
         let pos = self.entries.iter().position(|e| e.key == own.key);
         self.around_position(pos)
@@ -149,6 +162,7 @@ impl Snapshot {
         Snapshot {
             entries,
             revision: self.revision,
+            starts_at_head: self.starts_at_head && pos.is_some_and(|p| p <= 1),
         }
     }
 }

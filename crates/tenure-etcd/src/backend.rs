@@ -494,10 +494,12 @@ impl CoordinationBackend for EtcdBackend {
             None => Ok(Snapshot {
                 entries: Vec::new(),
                 revision,
+                starts_at_head: true,
             }),
             Some(e) if is_queue_entry(&dir, &e) => Ok(Snapshot {
                 entries: vec![e],
                 revision,
+                starts_at_head: true,
             }),
             Some(_) => {
                 let mut all = self.candidates(election).await?;

@@ -371,6 +371,7 @@ impl State {
         Snapshot {
             entries,
             revision: self.revision,
+            starts_at_head: true,
         }
     }
 
@@ -401,8 +402,9 @@ impl State {
     }
 
     /// What [`Snapshot::around`] keeps of [`candidates`](Self::candidates)
-    /// (the entry before `own` and the entry at `own`'s key), found
-    /// through the election's queue index without reading the queue.
+    /// (the entry before `own`, the entry at `own`'s key, and whether
+    /// anyone stands before that predecessor), found through the
+    /// election's queue index without reading the queue.
     pub(crate) fn queue_around(
         &mut self,
         now: Instant,
@@ -411,15 +413,20 @@ impl State {
     ) -> Snapshot {
         self.expire_due(now);
         let mut entries = Vec::new();
+        let mut starts_at_head = true;
         let mine = self
             .kv
             .get(&own.key)
             .filter(|s| watch::in_election(election, &own.key, s.queue));
         if let Some(mine) = mine {
-            let before = self
+            let mut ahead = self
                 .queues
                 .get(election.as_str())
-                .and_then(|q| q.range(..mine.created).next_back());
+                .map(|q| q.range(..mine.created).rev())
+                .into_iter()
+                .flatten();
+            let before = ahead.next();
+            starts_at_head = ahead.next().is_none();
             if let Some((_, lease)) = before {
                 let key = queue_key(election, *lease);
                 if let Some(s) = self.kv.get(&key) {
@@ -431,6 +438,7 @@ impl State {
         Snapshot {
             entries,
             revision: self.revision,
+            starts_at_head,
         }
     }
 

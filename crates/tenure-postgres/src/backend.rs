@@ -384,7 +384,11 @@ impl CoordinationBackend for PostgresBackend {
                 &[(&name, Type::TEXT)],
             )
             .await?;
-        Ok(Snapshot { entries, revision })
+        Ok(Snapshot {
+            entries,
+            revision,
+            starts_at_head: true,
+        })
     }
 
     /// One statement: the entry at `own`'s key and the newest queue entry
@@ -401,8 +405,14 @@ impl CoordinationBackend for PostgresBackend {
             )
             .await?;
         // The read orders by creation; keep what `Snapshot::around` keeps
-        // (the entry at our key last, its predecessor before it).
-        Ok(Snapshot { entries, revision }.around(own))
+        // (the entry at our key last, its predecessor before it). Whether
+        // anyone stands before the predecessor is not read: unknown.
+        Ok(Snapshot {
+            entries,
+            revision,
+            starts_at_head: false,
+        }
+        .around(own))
     }
 
     async fn get(&self, key: &str) -> Result<(Option<Entry>, Revision)> {

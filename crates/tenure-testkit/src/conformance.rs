@@ -431,7 +431,10 @@ pub async fn candidates_ordered_by_creation(
 /// `queue_around(own)` holds exactly what [`Snapshot::around`] keeps of
 /// the full read: `own`'s predecessor and `own`, for every position in
 /// the queue; nothing once `own` is gone; and the same when a nested
-/// election's entries share the election's key prefix.
+/// election's entries share the election's key prefix. It never says the
+/// predecessor was first ([`Snapshot::starts_at_head`]) when someone
+/// stood before it: a candidate would then lead without reading the
+/// queue.
 pub async fn queue_around_agrees_with_candidates(
     backend: &dyn CoordinationBackend,
     caps: &Capabilities,
@@ -457,6 +460,7 @@ pub async fn queue_around_agrees_with_candidates(
         leases.push(g);
     }
     let check = |label: String, got: Snapshot, full: Snapshot, own: &Entry| {
+        let full_keys: Vec<String> = full.entries.iter().map(|e| e.key.clone()).collect();
         let want = full.around(own);
         assert_eq!(
             got.entries, want.entries,
@@ -465,6 +469,11 @@ pub async fn queue_around_agrees_with_candidates(
         assert!(
             got.revision >= own.created,
             "{label}: revision before the entry"
+        );
+        assert!(
+            !got.starts_at_head || want.starts_at_head,
+            "queue_around({label}) says its first entry was the queue's first; the queue: {:?}",
+            full_keys
         );
     };
     for (i, own) in mine.iter().enumerate() {
@@ -521,6 +530,10 @@ pub async fn create_queued_places_what_it_creates(
             assert!(
                 around.revision >= own.created,
                 "candidate {i}: placement older than the entry"
+            );
+            assert!(
+                !around.starts_at_head || read.starts_at_head,
+                "candidate {i}: create_queued says its first entry was first, queue_around does not"
             );
         }
         let again = expect_ok(

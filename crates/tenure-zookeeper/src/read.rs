@@ -109,6 +109,7 @@ pub(crate) async fn candidates(
                 return Ok(Snapshot {
                     entries: Vec::new(),
                     revision,
+                    starts_at_head: true,
                 });
             }
             Err(e) if lost(&e) => {
@@ -168,7 +169,13 @@ pub(crate) async fn candidates(
             .chain([zxid(parent.pzxid), zxid(parent.mzxid)])
             .max()
             .unwrap_or(0);
-        let snapshot = Snapshot { entries, revision };
+        // Entries created after the listing stand behind every entry in
+        // it, so the first one listed and still there is the first.
+        let snapshot = Snapshot {
+            entries,
+            revision,
+            starts_at_head: true,
+        };
         if parent.pzxid == stat.pzxid {
             return Ok(snapshot);
         }
@@ -229,20 +236,27 @@ pub(crate) async fn around(
                 return Ok(Snapshot {
                     entries: Vec::new(),
                     revision,
+                    starts_at_head: false,
                 })
             }
             _ => return Ok(candidates(client, names, dir, ctx).await?.around(own)),
         };
         let revision = revision.max(mine.modified);
-        let previous = children
+        let (count_ahead, previous) = children
             .iter()
             .filter_map(|c| layout.sequence(c).map(|seq| (seq, c.as_str())))
             .filter(|&named| named < (own_seq, own_name))
-            .max();
+            .fold((0usize, None), |(n, most), named| {
+                (n + 1, most.max(Some(named)))
+            });
+        // One name before ours: the predecessor is the first (it is
+        // checked to be a candidate below).
+        let alone_ahead = count_ahead == 1;
         let Some((_, previous)) = previous else {
             return Ok(Snapshot {
                 entries: vec![mine],
                 revision,
+                starts_at_head: true,
             });
         };
         // A name is never given twice under one election node: the node
@@ -260,6 +274,7 @@ pub(crate) async fn around(
                 return Ok(Snapshot {
                     entries: vec![previous, mine],
                     revision,
+                    starts_at_head: alone_ahead,
                 });
             }
         }

@@ -114,6 +114,7 @@ pub(crate) async fn read(
         snapshot: Snapshot {
             entries,
             revision: queue.revision.max(key_revision),
+            starts_at_head: true,
         },
         queue_revision: queue.revision,
         key_revision,

@@ -106,7 +106,11 @@ impl PrefixFollower {
         for (name, followed) in &mut self.elections {
             let mut entries = by_election.remove(name).unwrap_or_default();
             entries.sort_by_key(|e| e.created);
-            followed.tracker.reset(&Snapshot { entries, revision });
+            followed.tracker.reset(&Snapshot {
+                entries,
+                revision,
+                starts_at_head: true,
+            });
             let now = followed.tracker.leader().cloned().into();
             if !show(tx, name, followed, now).await {
                 return false;

@@ -28,11 +28,19 @@ enum State {
         req: RequestId,
         entry: Entry,
     },
+    /// Queue: the predecessor, which was first, is gone; reading our own
+    /// entry to see that it is still there (then nobody is ahead of it).
+    Confirming {
+        req: RequestId,
+        entry: Entry,
+    },
     /// Queue: watching the predecessor. Single-key: watching the leader key.
     Following {
         entry: Option<Entry>,
         watch: WatchId,
         key: String,
+        /// Queue: the predecessor was first in the read that placed us.
+        predecessor_first: bool,
     },
     /// Single-key: the leader key vanished from our view; re-read it.
     Probing {
@@ -77,6 +85,10 @@ enum Next {
 /// Safety rules it enforces:
 /// - It claims leadership only after a read that shows our own entry, bound
 ///   to our lease, first in the queue, and only while `now < valid_until`.
+///   "First" is read either from the queue, or from a read of our own
+///   entry once the one predecessor a queue read showed is deleted: an
+///   entry is always created behind every entry there is, so nobody else
+///   can have come before us since.
 /// - As leader it steps down (emits [`Event::Lost`]) the moment
 ///   `valid_until` passes without a renewal, when its entry is deleted, or
 ///   when its lease is lost — before it does anything else.
@@ -166,7 +178,7 @@ impl ElectionMachine {
             } => Phase::Releasing,
             State::Backoff { .. } => Phase::Backoff,
             State::Creating { .. } => Phase::Creating,
-            State::Reading { .. } => Phase::Reading,
+            State::Reading { .. } | State::Confirming { .. } => Phase::Reading,
             State::Following { .. } | State::Probing { .. } => Phase::Following,
             State::Leader { .. } | State::Verifying { .. } => Phase::Leader,
             State::Releasing { .. } => Phase::Releasing,
@@ -188,6 +200,7 @@ impl ElectionMachine {
     pub fn entry(&self) -> Option<&Entry> {
         match &self.state {
             State::Reading { entry, .. }
+            | State::Confirming { entry, .. }
             | State::Leader { entry, .. }
             | State::Verifying { entry, .. } => Some(entry),
             State::Following { entry, .. } => entry.as_ref(),
@@ -257,7 +270,9 @@ impl ElectionMachine {
                 self.unwatch(Some(watch));
                 entry
             }
-            State::Verifying { entry, .. } | State::Reading { entry, .. } => Some(entry),
+            State::Verifying { entry, .. }
+            | State::Reading { entry, .. }
+            | State::Confirming { entry, .. } => Some(entry),
             State::Backoff {
                 then: Next::Read(entry) | Next::Verify(entry),
                 ..
@@ -295,6 +310,9 @@ impl ElectionMachine {
                 self.on_candidates(now, r)
             }
             (State::Probing { req, .. }, Reply::Get(r)) if *req == id => self.on_probed(now, r),
+            (State::Confirming { req, .. }, Reply::Get(r)) if *req == id => {
+                self.on_confirmed(now, r)
+            }
             (State::Verifying { req, .. }, Reply::Get(r)) if *req == id => self.on_verified(now, r),
             (State::Releasing { req, .. }, Reply::Delete(r)) if *req == id => {
                 self.on_released(now, r)
@@ -307,15 +325,38 @@ impl ElectionMachine {
     /// failed and must be treated as broken.
     pub fn handle_watch(&mut self, now: Instant, id: WatchId, event: Option<WatchEvent>) {
         match std::mem::replace(&mut self.state, State::Finished) {
-            State::Following { entry, watch, key } if watch == id => match event {
-                Some(WatchEvent::Put(_)) => self.state = State::Following { entry, watch, key },
+            State::Following {
+                entry,
+                watch,
+                key,
+                predecessor_first,
+            } if watch == id => match event {
                 Some(WatchEvent::Delete { key: k, .. }) if k != key => {
-                    self.state = State::Following { entry, watch, key }
+                    self.state = State::Following {
+                        entry,
+                        watch,
+                        key,
+                        predecessor_first,
+                    }
+                }
+                Some(WatchEvent::Put(_)) => {
+                    self.state = State::Following {
+                        entry,
+                        watch,
+                        key,
+                        predecessor_first,
+                    }
                 }
                 // Deleted, history lost or watch broken: look again.
                 _ => {
                     self.unwatch(Some(watch));
+                    let deleted = matches!(event, Some(WatchEvent::Delete { .. }));
                     match (self.config.strategy, entry) {
+                        // The first entry went, and nobody could have come
+                        // before ours since: our own entry decides.
+                        (Strategy::Queue, Some(entry)) if deleted && predecessor_first => {
+                            self.confirm(entry)
+                        }
                         (Strategy::Queue, Some(entry)) => self.read(entry),
                         _ if matches!(event, Some(WatchEvent::Delete { .. })) => {
                             // Single key freed: race for it after jitter.
@@ -465,6 +506,7 @@ impl ElectionMachine {
                 let watch = self.watch(WatchScope::Key(entry.key.clone()), entry.modified + 1);
                 self.state = State::Following {
                     entry: None,
+                    predecessor_first: false,
                     watch,
                     key: entry.key,
                 };
@@ -505,8 +547,27 @@ impl ElectionMachine {
                     entry: Some(entry),
                     watch,
                     key: pred,
+                    predecessor_first: i == 1 && snapshot.starts_at_head,
                 };
             }
+        }
+    }
+
+    /// Our predecessor was first and is gone: our entry, if it is still
+    /// there, is first now. Gone or replaced: create it again. A failed
+    /// read falls back to reading the queue.
+    fn on_confirmed(&mut self, now: Instant, reply: Result<(Option<Entry>, Revision), Error>) {
+        let State::Confirming { entry, .. } = &self.state else {
+            return;
+        };
+        let entry = entry.clone();
+        match reply {
+            Err(e) => self.on_error(now, e, Next::Read(entry)),
+            Ok((Some(e), rev)) if e.created == entry.created && e.lease == self.lease => {
+                let from = rev.max(e.modified) + 1;
+                self.claim(now, e, from)
+            }
+            Ok(_) => self.create(),
         }
     }
 
@@ -529,6 +590,7 @@ impl ElectionMachine {
                 let watch = self.watch(WatchScope::Key(key.clone()), rev.max(e.modified) + 1);
                 self.state = State::Following {
                     entry: None,
+                    predecessor_first: false,
                     watch,
                     key,
                 };

@@ -66,6 +66,7 @@ fn elect(m: &mut ElectionMachine, t: Instant) -> (Entry, WatchId) {
     let snapshot = Snapshot {
         entries: vec![ours.clone()],
         revision: 5,
+        starts_at_head: true,
     };
     m.handle_reply(t, id, Reply::Candidates(Ok(snapshot)));
     let (w, scope, from) = watch(m);
@@ -101,6 +102,7 @@ fn queue_follower_watches_only_its_predecessor_then_rechecks() {
     let snap = Snapshot {
         entries: vec![entry("e/1", 1, 3), entry("e/2", 2, 7), ours.clone()],
         revision: 9,
+        starts_at_head: true,
     };
     m.handle_reply(t, id, Reply::Candidates(Ok(snap)));
     let (w, scope, from) = watch(&mut m);
@@ -129,11 +131,130 @@ fn queue_follower_watches_only_its_predecessor_then_rechecks() {
     let snap = Snapshot {
         entries: vec![entry("e/1", 1, 3), ours],
         revision: 11,
+        starts_at_head: true,
     };
     m.handle_reply(t, id, Reply::Candidates(Ok(snap)));
     let (_, scope, _) = watch(&mut m);
     assert_eq!(scope, WatchScope::Key("e/1".into()));
     assert_eq!(m.poll_event(), None);
+}
+
+/// Drives a queue machine to following `pred`, with our entry at
+/// revision 9, from a read that says whether `pred` was first.
+fn follow(
+    m: &mut ElectionMachine,
+    t: Instant,
+    pred: Entry,
+    starts_at_head: bool,
+) -> (Entry, WatchId) {
+    let (id, _) = request(m);
+    let ours = entry("e/a", 0xa, 9);
+    m.handle_reply(
+        t,
+        id,
+        Reply::Create(Ok(CreateOutcome::Created(ours.clone()))),
+    );
+    let (id, _) = request(m);
+    let snap = Snapshot {
+        entries: vec![pred.clone(), ours.clone()],
+        revision: 9,
+        starts_at_head,
+    };
+    m.handle_reply(t, id, Reply::Candidates(Ok(snap)));
+    let (w, scope, _) = watch(m);
+    assert_eq!(scope, WatchScope::Key(pred.key));
+    (ours, w)
+}
+
+fn predecessor_deleted(m: &mut ElectionMachine, t: Instant, w: WatchId, key: &str) {
+    m.handle_watch(
+        t,
+        w,
+        Some(WatchEvent::Delete {
+            key: key.into(),
+            revision: 11,
+        }),
+    );
+    assert_eq!(m.poll_command(), Some(Command::Unwatch { id: w }));
+}
+
+#[test]
+fn first_predecessor_gone_own_entry_read_elects() {
+    let t = Instant::now();
+    let mut m = machine(Strategy::Queue, t);
+    let (ours, w) = follow(&mut m, t, entry("e/1", 1, 3), true);
+    predecessor_deleted(&mut m, t, w, "e/1");
+    // Nobody could have come before us since the read: our own entry,
+    // not the queue, is what is read.
+    let (id, req) = request(&mut m);
+    assert_eq!(req, Request::Get { key: "e/a".into() });
+    assert_eq!(m.phase(), Phase::Reading);
+    assert_eq!(m.poll_event(), None, "no election before the read");
+    m.handle_reply(t, id, Reply::Get(Ok((Some(ours), 12))));
+    let (_, scope, from) = watch(&mut m);
+    assert_eq!(scope, WatchScope::Key("e/a".into()));
+    assert_eq!(from, 13, "the leader watch starts after the read");
+    assert!(matches!(
+        m.poll_event(),
+        Some(Event::Elected { token: 9, .. })
+    ));
+}
+
+#[test]
+fn first_predecessor_gone_and_own_entry_gone_creates_again() {
+    let t = Instant::now();
+    for found in [
+        None,
+        Some(entry("e/a", 0xa, 10)),
+        Some(entry("e/a", 0xb, 9)),
+    ] {
+        let mut m = machine(Strategy::Queue, t);
+        let (_, w) = follow(&mut m, t, entry("e/1", 1, 3), true);
+        predecessor_deleted(&mut m, t, w, "e/1");
+        let (id, _) = request(&mut m);
+        m.handle_reply(t, id, Reply::Get(Ok((found.clone(), 12))));
+        assert_eq!(m.poll_event(), None, "{found:?} is not our entry");
+        let (_, req) = request(&mut m);
+        assert!(matches!(req, Request::Create { .. }), "{found:?}: {req:?}");
+    }
+}
+
+#[test]
+fn first_predecessor_gone_read_failure_falls_back_to_the_queue() {
+    let t = Instant::now();
+    let mut m = machine(Strategy::Queue, t);
+    let (_, w) = follow(&mut m, t, entry("e/1", 1, 3), true);
+    predecessor_deleted(&mut m, t, w, "e/1");
+    let (id, _) = request(&mut m);
+    let timeout = Error::Timeout {
+        backend: "test",
+        operation: "get",
+        after: Duration::from_millis(5),
+    };
+    m.handle_reply(t, id, Reply::Get(Err(timeout)));
+    assert_eq!(m.poll_event(), None);
+    let retry = m.poll_timeout().expect("a back-off");
+    m.handle_timeout(retry);
+    let (_, req) = request(&mut m);
+    assert!(matches!(req, Request::Candidates { .. }), "{req:?}");
+}
+
+#[test]
+fn predecessor_not_known_first_reads_the_queue() {
+    let t = Instant::now();
+    // A read that cannot tell whether the predecessor was first, and a
+    // watch that broke rather than saw a delete: the queue is read.
+    let mut m = machine(Strategy::Queue, t);
+    let (_, w) = follow(&mut m, t, entry("e/1", 1, 3), false);
+    predecessor_deleted(&mut m, t, w, "e/1");
+    let (_, req) = request(&mut m);
+    assert!(matches!(req, Request::Candidates { .. }), "{req:?}");
+    let mut m = machine(Strategy::Queue, t);
+    let (_, w) = follow(&mut m, t, entry("e/1", 1, 3), true);
+    m.handle_watch(t, w, None);
+    assert_eq!(m.poll_command(), Some(Command::Unwatch { id: w }));
+    let (_, req) = request(&mut m);
+    assert!(matches!(req, Request::Candidates { .. }), "{req:?}");
 }
 
 #[test]
@@ -155,6 +276,7 @@ fn never_claims_leadership_when_own_entry_is_gone() {
         Reply::Candidates(Ok(Snapshot {
             entries: vec![],
             revision: 8,
+            starts_at_head: true,
         })),
     );
     assert_eq!(m.poll_event(), None);
@@ -177,6 +299,7 @@ fn entry_with_same_key_but_other_creation_is_not_ours() {
     let snap = Snapshot {
         entries: vec![entry("e/a", 0xa, 12)],
         revision: 12,
+        starts_at_head: true,
     };
     m.handle_reply(t, id, Reply::Candidates(Ok(snap)));
     assert_eq!(m.poll_event(), None);
@@ -202,6 +325,7 @@ fn does_not_claim_after_the_lease_deadline() {
         Reply::Candidates(Ok(Snapshot {
             entries: vec![ours],
             revision: 5,
+            starts_at_head: true,
         })),
     );
     assert!(matches!(
@@ -616,6 +740,7 @@ fn a_create_that_places_its_entry_first_elects_without_a_read() {
     let around = Snapshot {
         entries: vec![ours.clone()],
         revision: 5,
+        starts_at_head: true,
     };
     m.handle_reply(
         t,

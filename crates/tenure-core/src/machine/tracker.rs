@@ -114,6 +114,7 @@ mod tests {
         let snap = Snapshot {
             entries: vec![entry("e/b", 3), entry("e/a", 5)],
             revision: 5,
+            starts_at_head: true,
         };
         assert_eq!(
             t.reset(&snap),

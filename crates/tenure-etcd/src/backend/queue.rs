@@ -90,6 +90,7 @@ impl EtcdBackend {
             let around = alone.then(|| Snapshot {
                 entries: vec![entry.clone()],
                 revision,
+                starts_at_head: true,
             });
             return Ok((CreateOutcome::Created(entry), around));
         }
@@ -129,10 +130,11 @@ impl EtcdBackend {
 #[async_trait]
 impl QueueSource for EtcdBackend {
     /// One read-only transaction, as etcd's own election waits on its
-    /// predecessor: our key, and the newest entry under the election
-    /// created before ours (none: we lead). What comes back does not grow
-    /// with the number of candidates. Falls back to the full read when the
-    /// predecessor found is not a queue entry (a nested election's key).
+    /// predecessor: our key, and the two newest entries under the
+    /// election created before ours (none: we lead; one: the predecessor
+    /// is first). What comes back does not grow with the number of
+    /// candidates. Falls back to the full read when the predecessor found
+    /// is not a queue entry (a nested election's key).
     async fn read_around(&self, election: &ElectionName, own: &Entry) -> Result<Snapshot> {
         let dir = Self::queue_dir(election);
         let mut ops = vec![TxnOp::get(self.full(&own.key), None)];
@@ -144,7 +146,7 @@ impl QueueSource for EtcdBackend {
                 .with_prefix()
                 .with_sort(SortTarget::Create, SortOrder::Descend)
                 .with_max_create_revision(before)
-                .with_limit(1);
+                .with_limit(2);
             ops.push(TxnOp::get(self.full(&dir), Some(previous)));
         }
         let mut kv = self.inner.client.kv_client();
@@ -152,29 +154,40 @@ impl QueueSource for EtcdBackend {
             .call("read candidates", None, kv.txn(Txn::new().and_then(ops)))
             .await?;
         let revision = header_rev("read candidates", resp.header())?;
-        let mut found: [Option<Entry>; 2] = [None, None];
-        for (i, op) in resp.op_responses().into_iter().enumerate().take(2) {
-            let TxnOpResponse::Get(get) = op else {
-                return Err(error::protocol(
-                    "read candidates",
-                    "a range answered by a non-range",
-                ));
-            };
-            found[i] = get.kvs().first().map(|kv| self.entry(kv));
-        }
-        let [mine, previous] = found;
+        let mut ops = resp.op_responses().into_iter();
+        let mut range = || match ops.next() {
+            Some(TxnOpResponse::Get(get)) => Ok(Some(get)),
+            None => Ok(None),
+            Some(_) => Err(error::protocol(
+                "read candidates",
+                "a range answered by a non-range",
+            )),
+        };
+        let mine = range()?.and_then(|get| get.kvs().first().map(|kv| self.entry(kv)));
+        let ahead: Vec<Entry> = range()?
+            .map(|get| get.kvs().iter().map(|kv| self.entry(kv)).collect())
+            .unwrap_or_default();
         let Some(mine) = mine.filter(|e| is_queue_entry(&dir, e)) else {
             return Ok(Snapshot {
                 entries: Vec::new(),
                 revision,
+                starts_at_head: false,
             });
         };
-        let entries = match previous {
-            None => vec![mine],
-            Some(p) if is_queue_entry(&dir, &p) => vec![p, mine],
-            Some(_) => return Ok(self.read_queue(election).await?.around(own)),
+        let (entries, starts_at_head) = match ahead.as_slice() {
+            [] => (vec![mine], true),
+            [p, rest @ ..] if is_queue_entry(&dir, p) => {
+                // Anything else before the predecessor (even a key that
+                // is not a candidate) means it may not be first.
+                (vec![p.clone(), mine], rest.is_empty())
+            }
+            _ => return Ok(self.read_queue(election).await?.around(own)),
         };
-        Ok(Snapshot { entries, revision })
+        Ok(Snapshot {
+            entries,
+            revision,
+            starts_at_head,
+        })
     }
 
     async fn read_queue(&self, election: &ElectionName) -> Result<Snapshot> {
@@ -197,6 +210,10 @@ impl QueueSource for EtcdBackend {
             .map(|kv| self.entry(kv))
             .filter(|e| is_queue_entry(&dir, e))
             .collect();
-        Ok(Snapshot { entries, revision })
+        Ok(Snapshot {
+            entries,
+            revision,
+            starts_at_head: true,
+        })
     }
 }

@@ -31,6 +31,14 @@ impl ElectionMachine {
         self.state = State::Reading { req, entry };
     }
 
+    /// Reads our own entry: see [`State::Confirming`].
+    pub(super) fn confirm(&mut self, entry: Entry) {
+        let req = self.request(Request::Get {
+            key: entry.key.clone(),
+        });
+        self.state = State::Confirming { req, entry };
+    }
+
     pub(super) fn probe(&mut self, key: String) {
         let req = self.request(Request::Get { key: key.clone() });
         self.state = State::Probing { req, key };
