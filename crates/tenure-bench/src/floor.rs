@@ -8,6 +8,12 @@
 //!
 //! Each sample runs from the bench's clock reading just before the delete
 //! is sent to the moment the watcher's notification is received.
+//!
+//! The "then one read" variants add what a successor cannot skip: once
+//! notified, the watcher reads one other key (its own entry: etcd, a
+//! linearizable get; ZooKeeper, a `getData` on the same session), and the
+//! sample ends with that answer. A handover needs at least this much: the
+//! successor must see its own entry still there before it may lead.
 
 use std::time::Duration;
 
@@ -26,9 +32,26 @@ const SETTLE: Duration = Duration::from_millis(20);
 /// # Errors
 /// Request failures or a notification that never comes.
 pub async fn etcd(servers: &Servers, runs: usize) -> Result<Vec<Duration>> {
+    etcd_samples(servers, runs, false).await
+}
+
+/// `runs` samples of etcd delete → watcher notified → its get answered.
+///
+/// # Errors
+/// Request failures or a notification that never comes.
+pub async fn etcd_then_read(servers: &Servers, runs: usize) -> Result<Vec<Duration>> {
+    etcd_samples(servers, runs, true).await
+}
+
+async fn etcd_samples(servers: &Servers, runs: usize, then_read: bool) -> Result<Vec<Duration>> {
     let mut deleter = servers.raw_etcd().await?;
     let mut watcher = servers.raw_etcd().await?;
     let key = "bench-floor/key";
+    let own = "bench-floor/own";
+    deleter
+        .put(own, "v", None)
+        .await
+        .context(|| "etcd floor: put".into())?;
     let mut stream = watcher
         .watch(key, None)
         .await
@@ -43,10 +66,17 @@ pub async fn etcd(servers: &Servers, runs: usize) -> Result<Vec<Duration>> {
         wait_etcd_event(&mut stream, EventType::Put).await?;
         tokio::time::sleep(SETTLE).await;
         let t0 = mono_ns();
-        let (deleted, seen) = tokio::join!(
-            deleter.delete(key, None),
-            wait_etcd_event(&mut stream, EventType::Delete)
-        );
+        let (deleted, seen) = tokio::join!(deleter.delete(key, None), async {
+            let seen = wait_etcd_event(&mut stream, EventType::Delete).await?;
+            if !then_read {
+                return Ok(seen);
+            }
+            watcher
+                .get(own, None)
+                .await
+                .context(|| "etcd floor: get".into())?;
+            Result::Ok(mono_ns())
+        });
         deleted.context(|| "etcd floor: delete".into())?;
         samples.push(between(t0, seen?));
     }
@@ -81,6 +111,23 @@ async fn wait_etcd_event(stream: &mut etcd_client::WatchStream, kind: EventType)
 /// # Errors
 /// Request failures or a notification that never comes.
 pub async fn zookeeper(servers: &Servers, runs: usize) -> Result<Vec<Duration>> {
+    zookeeper_samples(servers, runs, false).await
+}
+
+/// `runs` samples of ZooKeeper delete → exists-watcher notified → its
+/// `getData` answered.
+///
+/// # Errors
+/// Request failures or a notification that never comes.
+pub async fn zookeeper_then_read(servers: &Servers, runs: usize) -> Result<Vec<Duration>> {
+    zookeeper_samples(servers, runs, true).await
+}
+
+async fn zookeeper_samples(
+    servers: &Servers,
+    runs: usize,
+    then_read: bool,
+) -> Result<Vec<Duration>> {
     let deleter = servers.raw_zk().await?;
     let watcher = servers.raw_zk().await?;
     let path = "/bench-floor";
@@ -109,10 +156,17 @@ pub async fn zookeeper(servers: &Servers, runs: usize) -> Result<Vec<Duration>> 
         let t0 = mono_ns();
         let (deleted, seen) = tokio::join!(deleter.delete(node, None), async {
             let _event = watch.changed().await;
-            mono_ns()
+            if then_read {
+                // The election node stands for the successor's own.
+                watcher
+                    .get_data(path)
+                    .await
+                    .context(|| "ZooKeeper floor: get".into())?;
+            }
+            Result::Ok(mono_ns())
         });
         deleted.context(|| "ZooKeeper floor: delete".into())?;
-        samples.push(between(t0, seen));
+        samples.push(between(t0, seen?));
     }
     Ok(samples)
 }

@@ -1,0 +1,78 @@
+//! Which write ends a term faster on etcd, seen from a watcher of the
+//! entry: deleting the key, or revoking the lease it is bound to.
+//!
+//! ```text
+//! cargo run --release -p tenure-bench --example revoke_vs_delete
+//! ```
+
+#![allow(clippy::unwrap_used)] // a measuring tool: fail loudly
+
+use std::time::{Duration, Instant};
+
+use etcd_client::{Client, EventType, PutOptions, WatchOptions};
+
+#[tokio::main]
+async fn main() {
+    let server = tenure_testkit::etcd_server::EtcdServer::start()
+        .await
+        .unwrap();
+    let mut a = Client::connect([server.endpoint()], None).await.unwrap();
+    let mut b = Client::connect([server.endpoint()], None).await.unwrap();
+    for round in 0..3 {
+        for revoke in [false, true] {
+            let mut times = Vec::new();
+            let mut acks = Vec::new();
+            for i in 0..40 {
+                let key = format!("k{round}-{revoke}-{i}");
+                let lease = a.lease_grant(5, None).await.unwrap().id();
+                a.put(key.as_str(), "v", Some(PutOptions::new().with_lease(lease)))
+                    .await
+                    .unwrap();
+                let rev = a
+                    .get(key.as_str(), None)
+                    .await
+                    .unwrap()
+                    .header()
+                    .unwrap()
+                    .revision();
+                let mut events = b
+                    .watch(
+                        key.as_str(),
+                        Some(WatchOptions::new().with_start_revision(rev + 1)),
+                    )
+                    .await
+                    .unwrap();
+                let t0 = Instant::now();
+                let ack = if revoke {
+                    a.lease_revoke(lease).await.map(|_| ()).unwrap();
+                    t0.elapsed()
+                } else {
+                    a.delete(key.as_str(), None).await.map(|_| ()).unwrap();
+                    t0.elapsed()
+                };
+                'wait: while let Some(r) = events.message().await.unwrap() {
+                    for e in r.events() {
+                        if e.event_type() == EventType::Delete {
+                            break 'wait;
+                        }
+                    }
+                }
+                times.push(t0.elapsed());
+                acks.push(ack);
+                if !revoke {
+                    a.lease_revoke(lease).await.unwrap();
+                }
+            }
+            times.sort();
+            acks.sort();
+            let ms = |d: Duration| d.as_secs_f64() * 1e3;
+            println!(
+                "{:7}: watcher notified median {:.2} ms (p90 {:.2}); writer's reply median {:.2} ms",
+                if revoke { "revoke" } else { "delete" },
+                ms(times[times.len() / 2]),
+                ms(times[times.len() * 9 / 10]),
+                ms(acks[acks.len() / 2]),
+            );
+        }
+    }
+}
