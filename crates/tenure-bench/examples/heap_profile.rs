@@ -57,13 +57,39 @@ async fn main() {
         let e = tenure::Election::builder(b.clone(), "sizes")
             .build()
             .unwrap();
+        let e2 = e.clone();
         let task = async move {
             if let Ok(l) = e.campaign("x").await {
                 let _ = l.lost().await;
             }
         };
+        let campaign = e2.campaign("x");
+        let failed = tenure_bench::error::Failures::default();
+        let e3 = e2.clone();
+        let i = 1usize;
+        let bench_task = async move {
+            match e3.campaign(format!("c{i}")).await {
+                Ok(l) => {
+                    let _ = l.lost().await;
+                }
+                Err(error) => failed.record(|| format!("candidate {i}: {error}")),
+            }
+        };
         eprintln!(
-            "bytes: campaign-and-wait future {}, ElectionMachine {}, LeaseKeeper {}",
+            "bytes: the footprint's task future {}",
+            std::mem::size_of_val(&bench_task)
+        );
+        if which == "memory" {
+            let l = e2.campaign("y").await.unwrap();
+            eprintln!(
+                "bytes: Leadership {}, lost() future {}",
+                std::mem::size_of_val(&l),
+                std::mem::size_of_val(&l.lost())
+            );
+        }
+        eprintln!(
+            "bytes: campaign future {}, campaign-and-wait future {}, ElectionMachine {}, LeaseKeeper {}",
+            std::mem::size_of_val(&campaign),
             std::mem::size_of_val(&task),
             std::mem::size_of::<tenure::machine::ElectionMachine>(),
             std::mem::size_of::<tenure::machine::LeaseKeeper>(),

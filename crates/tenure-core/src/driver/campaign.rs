@@ -1,6 +1,6 @@
 //! The task that runs one [`ElectionMachine`] against a backend.
 
-use std::collections::HashSet;
+use std::future::Future;
 use std::time::{Duration, Instant};
 
 use futures::channel::mpsc;
@@ -68,260 +68,274 @@ enum Done {
 }
 
 impl CampaignTask {
-    pub(crate) async fn run(mut self) {
-        let kind = self.backend.kind();
-        let timeout = self.session.request_timeout();
-        let mut lease_rx = self.session.subscribe();
-        let mut pending: FuturesUnordered<futures::future::BoxFuture<'static, Done>> =
-            FuturesUnordered::new();
-        let mut watches: StreamMap<WatchId, BoxStream<'static, Option<WatchEvent>>> =
-            StreamMap::new();
-        let mut cancelled_watches: HashSet<WatchId> = HashSet::new();
-        let mut term: Option<watch::Sender<TermStatus>> = None;
-        let mut resign_acks: Vec<oneshot::Sender<Result<()>>> = Vec::new();
-        // Why the entry could not be deleted, if it could not.
-        let mut release_failed: Option<std::sync::Arc<Error>> = None;
-        let mut control_open = true;
-        let mut lease_open = true;
-        let mut on_loss = Some(self.on_loss);
-        let started = clock::now();
-        let mut elected_at: Option<Instant> = None;
-        let mut phase = self.machine.phase();
-        debug!(?phase, "campaign started");
+    /// The campaign's task. A plain function returning an `async move`
+    /// block, not an `async fn`: the block uses `self` in place, where an
+    /// `async fn` would keep a second copy of it (with the machine) for
+    /// the task's whole life.
+    #[allow(clippy::manual_async_fn)] // on purpose: see above
+    pub(crate) fn run(mut self) -> impl Future<Output = ()> + Send + 'static {
+        async move {
+            let kind = self.backend.kind();
+            let timeout = self.session.request_timeout();
+            let mut lease_rx = self.session.subscribe();
+            let mut pending: FuturesUnordered<futures::future::BoxFuture<'static, Done>> =
+                FuturesUnordered::new();
+            let mut watches: StreamMap<WatchId, BoxStream<'static, Option<WatchEvent>>> =
+                // The machine watches one key at a time (two while one
+                // watch is replaced): no room reserved for more.
+                StreamMap::with_capacity(1);
+            // Watches dropped before they opened: a few at most.
+            let mut cancelled_watches: Vec<WatchId> = Vec::new();
+            let mut term: Option<watch::Sender<TermStatus>> = None;
+            let mut resign_acks: Vec<oneshot::Sender<Result<()>>> = Vec::new();
+            // Why the entry could not be deleted, if it could not.
+            let mut release_failed: Option<std::sync::Arc<Error>> = None;
+            let mut control_open = true;
+            let mut lease_open = true;
+            let mut on_loss = Some(self.on_loss);
+            let started = clock::now();
+            let mut elected_at: Option<Instant> = None;
+            let mut phase = self.machine.phase();
+            debug!(?phase, "campaign started");
 
-        // The lease may already have moved on since the machine was built.
-        let status = *lease_rx.borrow_and_update();
-        apply_lease(&mut self.machine, status);
+            // The lease may already have moved on since the machine was built.
+            let status = lease_rx.borrow_and_update();
+            apply_lease(&mut self.machine, status);
 
-        loop {
-            while let Some(cmd) = self.machine.poll_command() {
-                match cmd {
-                    Command::Request { id, request } => {
-                        // A session of the campaign's own holds nothing but
-                        // our entry: revoking its lease deletes the entry and
-                        // ends the session in one write, where a delete and
-                        // then a revoke take two.
-                        let revoke = self.owns_session.then(|| self.session.clone());
-                        pending.push(
-                            execute(self.backend.clone(), kind, timeout, id, request, revoke)
-                                .boxed(),
-                        );
-                    }
-                    Command::Watch { id, scope, from } => {
-                        let b = self.backend.clone();
-                        pending.push(
-                            async move {
-                                let r = with_timeout(kind, "watch", timeout, b.watch(scope, from))
-                                    .await;
-                                Done::WatchOpened(id, r)
-                            }
-                            .boxed(),
-                        );
-                    }
-                    Command::Unwatch { id } => {
-                        if watches.remove(&id).is_none() {
-                            cancelled_watches.insert(id);
-                        }
-                    }
-                }
-            }
-            if self.machine.phase() != phase {
-                phase = self.machine.phase();
-                debug!(?phase, "phase changed");
-            }
-            let mut finished = false;
-            while let Some(event) = self.machine.poll_event() {
-                match event {
-                    Event::Elected {
-                        entry,
-                        token,
-                        valid_until,
-                    } => {
-                        let now = clock::now();
-                        info!(election = %self.election, token, key = %entry.key, "elected");
-                        metrics::elected(&self.election, now.saturating_duration_since(started));
-                        elected_at = Some(now);
-                        let (tx, rx) = watch::channel(TermStatus {
-                            valid_until,
-                            lost: None,
-                        });
-                        term = Some(tx);
-                        if let Some(out) = self.outcome.take() {
-                            let _ = out.send(Ok(Outcome::Elected { entry, term: rx }));
-                        }
-                    }
-                    Event::Extended { valid_until } => {
-                        if let Some(t) = &term {
-                            t.send_modify(|s| s.valid_until = valid_until);
-                        }
-                    }
-                    Event::Lost { reason } => {
-                        let now = clock::now();
-                        info!(election = %self.election, %reason, "leadership lost");
-                        if let Some(at) = elected_at.take() {
-                            metrics::lost(
-                                &self.election,
-                                reason,
-                                now.saturating_duration_since(at),
+            loop {
+                while let Some(cmd) = self.machine.poll_command() {
+                    match cmd {
+                        Command::Request { id, request } => {
+                            // A session of the campaign's own holds nothing but
+                            // our entry: revoking its lease deletes the entry and
+                            // ends the session in one write, where a delete and
+                            // then a revoke take two.
+                            let revoke = self.owns_session.then(|| self.session.clone());
+                            pending.push(
+                                execute(self.backend.clone(), kind, timeout, id, request, revoke)
+                                    .boxed(),
                             );
                         }
-                        if let Some(t) = &term {
-                            t.send_modify(|s| s.lost = Some(reason));
-                        }
-                        if let Some(f) = on_loss.take() {
-                            f(now);
-                        }
-                    }
-                    Event::Failed(reason) => {
-                        debug!(election = %self.election, ?reason, "campaign ended without winning");
-                        if let Some(out) = self.outcome.take() {
-                            let _ = out.send(match reason {
-                                FailReason::Withdrawn => {
-                                    Err(Error::Cancelled("campaign withdrawn"))
+                        Command::Watch { id, scope, from } => {
+                            let b = self.backend.clone();
+                            pending.push(
+                                async move {
+                                    let r =
+                                        with_timeout(kind, "watch", timeout, b.watch(scope, from))
+                                            .await;
+                                    Done::WatchOpened(id, r)
                                 }
-                                FailReason::LeaseLost(_) => Err(Error::LeaseExpired {
-                                    lease: self.session.lease(),
-                                }),
-                                // The machine's events are not cloned on
-                                // the way here, so the error is ours alone.
-                                FailReason::Backend(error) => Err(std::sync::Arc::try_unwrap(
-                                    error,
-                                )
-                                .unwrap_or_else(|shared| Error::Backend {
-                                    backend: kind,
-                                    operation: "campaign",
-                                    source: Box::new(shared),
-                                })),
+                                .boxed(),
+                            );
+                        }
+                        Command::Unwatch { id } => {
+                            if watches.remove(&id).is_none() {
+                                cancelled_watches.push(id);
+                            }
+                        }
+                    }
+                }
+                if self.machine.phase() != phase {
+                    phase = self.machine.phase();
+                    debug!(?phase, "phase changed");
+                }
+                let mut finished = false;
+                while let Some(event) = self.machine.poll_event() {
+                    match event {
+                        Event::Elected {
+                            entry,
+                            token,
+                            valid_until,
+                        } => {
+                            let now = clock::now();
+                            info!(election = %self.election, token, key = %entry.key, "elected");
+                            metrics::elected(
+                                &self.election,
+                                now.saturating_duration_since(started),
+                            );
+                            elected_at = Some(now);
+                            let (tx, rx) = watch::channel(TermStatus {
+                                valid_until,
+                                lost: None,
                             });
+                            term = Some(tx);
+                            if let Some(out) = self.outcome.take() {
+                                let _ = out.send(Ok(Outcome::Elected { entry, term: rx }));
+                            }
                         }
+                        Event::Extended { valid_until } => {
+                            if let Some(t) = &term {
+                                t.send_modify(|s| s.valid_until = valid_until);
+                            }
+                        }
+                        Event::Lost { reason } => {
+                            let now = clock::now();
+                            info!(election = %self.election, %reason, "leadership lost");
+                            if let Some(at) = elected_at.take() {
+                                metrics::lost(
+                                    &self.election,
+                                    reason,
+                                    now.saturating_duration_since(at),
+                                );
+                            }
+                            if let Some(t) = &term {
+                                t.send_modify(|s| s.lost = Some(reason));
+                            }
+                            if let Some(f) = on_loss.take() {
+                                f(now);
+                            }
+                        }
+                        Event::Failed(reason) => {
+                            debug!(election = %self.election, ?reason, "campaign ended without winning");
+                            if let Some(out) = self.outcome.take() {
+                                let _ = out.send(match reason {
+                                    FailReason::Withdrawn => {
+                                        Err(Error::Cancelled("campaign withdrawn"))
+                                    }
+                                    FailReason::LeaseLost(_) => Err(Error::LeaseExpired {
+                                        lease: self.session.lease(),
+                                    }),
+                                    // The machine's events are not cloned on
+                                    // the way here, so the error is ours alone.
+                                    FailReason::Backend(error) => Err(std::sync::Arc::try_unwrap(
+                                        error,
+                                    )
+                                    .unwrap_or_else(|shared| Error::Backend {
+                                        backend: kind,
+                                        operation: "campaign",
+                                        source: Box::new(shared),
+                                    })),
+                                });
+                            }
+                        }
+                        Event::ReleaseFailed(error) => {
+                            warn!(election = %self.election, error = %error.0, "could not delete our entry");
+                            release_failed = Some(error.0);
+                        }
+                        Event::Finished => finished = true,
                     }
-                    Event::ReleaseFailed(error) => {
-                        warn!(election = %self.election, error = %error.0, "could not delete our entry");
-                        release_failed = Some(error.0);
+                }
+                if finished {
+                    break;
+                }
+                if self.give_up_when_following && self.machine.phase() == Phase::Following {
+                    self.give_up_when_following = false;
+                    if let Some(out) = self.outcome.take() {
+                        let _ = out.send(Ok(Outcome::NotLeader));
                     }
-                    Event::Finished => finished = true,
+                    self.machine.resign(clock::now());
+                    continue;
                 }
-            }
-            if finished {
-                break;
-            }
-            if self.give_up_when_following && self.machine.phase() == Phase::Following {
-                self.give_up_when_following = false;
-                if let Some(out) = self.outcome.take() {
-                    let _ = out.send(Ok(Outcome::NotLeader));
+                // Nobody waits for the result and nobody holds the leadership:
+                // withdraw (a dropped campaign future must not leave an entry).
+                if control_open
+                    && self.outcome.as_ref().is_some_and(|o| o.is_closed())
+                    && term.is_none()
+                {
+                    self.machine.resign(clock::now());
+                    control_open = false;
+                    continue;
                 }
-                self.machine.resign(clock::now());
-                continue;
-            }
-            // Nobody waits for the result and nobody holds the leadership:
-            // withdraw (a dropped campaign future must not leave an entry).
-            if control_open
-                && self.outcome.as_ref().is_some_and(|o| o.is_closed())
-                && term.is_none()
-            {
-                self.machine.resign(clock::now());
-                control_open = false;
-                continue;
-            }
 
-            let deadline = self.machine.poll_timeout();
-            let outcome_closed = async {
-                match self.outcome.as_mut() {
-                    Some(o) => o.closed().await,
-                    None => std::future::pending().await,
-                }
-            };
-            tokio::select! {
-                () = clock::sleep_until(deadline) => self.machine.handle_timeout(clock::now()),
-                Some(done) = pending.next() => match done {
-                    Done::Reply(id, reply) => self.machine.handle_reply(clock::now(), id, reply),
-                    Done::WatchOpened(id, Ok(stream)) => {
-                        if !cancelled_watches.remove(&id) {
-                            let s = stream
-                                .map(|item| item.ok())
-                                .chain(futures::stream::once(async { None }))
-                                .boxed();
-                            watches.insert(id, s);
-                        }
+                let deadline = self.machine.poll_timeout();
+                let outcome_closed = async {
+                    match self.outcome.as_mut() {
+                        Some(o) => o.closed().await,
+                        None => std::future::pending().await,
                     }
-                    Done::WatchOpened(id, Err(e)) => {
-                        if !cancelled_watches.remove(&id) {
-                            // The machine re-reads; a backend that keeps failing
-                            // fails the read too, which backs off.
-                            warn!(election = %self.election, error = %e, "watch failed to open");
+                };
+                tokio::select! {
+                    () = clock::sleep_until(deadline) => self.machine.handle_timeout(clock::now()),
+                    Some(done) = pending.next() => match done {
+                        Done::Reply(id, reply) => self.machine.handle_reply(clock::now(), id, reply),
+                        Done::WatchOpened(id, Ok(stream)) => {
+                            if !take(&mut cancelled_watches, id) {
+                                let s = stream
+                                    .map(|item| item.ok())
+                                    .chain(futures::stream::once(async { None }))
+                                    .boxed();
+                                watches.insert(id, s);
+                            }
+                        }
+                        Done::WatchOpened(id, Err(e)) => {
+                            if !take(&mut cancelled_watches, id) {
+                                // The machine re-reads; a backend that keeps failing
+                                // fails the read too, which backs off.
+                                warn!(election = %self.election, error = %e, "watch failed to open");
+                                metrics::watch_reconnect(&self.election, WatchRole::Candidate);
+                                self.machine.handle_watch(clock::now(), id, None);
+                            }
+                        }
+                    },
+                    Some((id, event)) = watches.next() => {
+                        if event.is_none() {
+                            debug!(election = %self.election, "watch ended");
                             metrics::watch_reconnect(&self.election, WatchRole::Candidate);
-                            self.machine.handle_watch(clock::now(), id, None);
+                            watches.remove(&id);
                         }
+                        self.machine.handle_watch(clock::now(), id, event);
                     }
-                },
-                Some((id, event)) = watches.next() => {
-                    if event.is_none() {
-                        debug!(election = %self.election, "watch ended");
-                        metrics::watch_reconnect(&self.election, WatchRole::Candidate);
-                        watches.remove(&id);
+                    changed = lease_rx.changed(), if lease_open => {
+                        let status = match changed {
+                            Ok(()) => lease_rx.borrow_and_update(),
+                            Err(_) => {
+                                // The keep-alive task is gone: the lease is
+                                // over, whatever its last status said.
+                                lease_open = false;
+                                let last = lease_rx.borrow();
+                                LeaseStatus { lost: Some(last.lost.unwrap_or(LossReason::Shutdown)), ..last }
+                            }
+                        };
+                        apply_lease(&mut self.machine, status);
                     }
-                    self.machine.handle_watch(clock::now(), id, event);
-                }
-                changed = lease_rx.changed(), if lease_open => {
-                    let status = match changed {
-                        Ok(()) => *lease_rx.borrow_and_update(),
-                        Err(_) => {
-                            // The keep-alive task is gone: the lease is
-                            // over, whatever its last status said.
-                            lease_open = false;
-                            let last = *lease_rx.borrow();
-                            LeaseStatus { lost: Some(last.lost.unwrap_or(LossReason::Shutdown)), ..last }
+                    ctrl = self.control.next(), if control_open => match ctrl {
+                        Some(Control::Resign(ack)) => {
+                            resign_acks.push(ack);
+                            self.machine.resign(clock::now());
                         }
-                    };
-                    apply_lease(&mut self.machine, status);
-                }
-                ctrl = self.control.next(), if control_open => match ctrl {
-                    Some(Control::Resign(ack)) => {
-                        resign_acks.push(ack);
-                        self.machine.resign(clock::now());
-                    }
-                    None => {
-                        // Every handle is gone: release.
+                        None => {
+                            // Every handle is gone: release.
+                            control_open = false;
+                            self.machine.resign(clock::now());
+                        }
+                    },
+                    () = outcome_closed => {}
+                    () = self.closing.cancelled(), if control_open => {
                         control_open = false;
                         self.machine.resign(clock::now());
                     }
-                },
-                () = outcome_closed => {}
-                () = self.closing.cancelled(), if control_open => {
-                    control_open = false;
-                    self.machine.resign(clock::now());
                 }
             }
-        }
-        if self.owns_session {
-            self.session.close().await;
-        }
-        if let Some(out) = self.outcome.take() {
-            let _ = out.send(Err(Error::Cancelled("campaign ended")));
-        }
-        // The last caller gets the error as the backend reported it; any
-        // other gets it as the source of an `Error::Backend`.
-        let shared = |error: std::sync::Arc<Error>| Error::Backend {
-            backend: kind,
-            operation: "resign",
-            source: Box::new(SharedSource(error)),
-        };
-        let mut acks = resign_acks.into_iter().peekable();
-        while let Some(ack) = acks.next() {
-            let result = match release_failed.take() {
-                None => Ok(()),
-                Some(error) if acks.peek().is_none() => {
-                    Err(std::sync::Arc::try_unwrap(error).unwrap_or_else(shared))
-                }
-                Some(error) => {
-                    release_failed = Some(error.clone());
-                    Err(shared(error))
-                }
+            if self.owns_session {
+                self.session.close().await;
+            }
+            if let Some(out) = self.outcome.take() {
+                let _ = out.send(Err(Error::Cancelled("campaign ended")));
+            }
+            // The last caller gets the error as the backend reported it; any
+            // other gets it as the source of an `Error::Backend`.
+            let shared = |error: std::sync::Arc<Error>| Error::Backend {
+                backend: kind,
+                operation: "resign",
+                source: Box::new(SharedSource(error)),
             };
-            let _ = ack.send(result);
+            let mut acks = resign_acks.into_iter().peekable();
+            while let Some(ack) = acks.next() {
+                let result = match release_failed.take() {
+                    None => Ok(()),
+                    Some(error) if acks.peek().is_none() => {
+                        Err(std::sync::Arc::try_unwrap(error).unwrap_or_else(shared))
+                    }
+                    Some(error) => {
+                        release_failed = Some(error.clone());
+                        Err(shared(error))
+                    }
+                };
+                let _ = ack.send(result);
+            }
+            // Dropping `term` tells any remaining leadership handle `Shutdown`
+            // unless a loss was already recorded.
         }
-        // Dropping `term` tells any remaining leadership handle `Shutdown`
-        // unless a loss was already recorded.
     }
 }
 
@@ -374,4 +388,15 @@ async fn execute(
         (request, _) => crate::backend::execute(&*backend, request, Some(timeout)).await,
     };
     Done::Reply(id, reply)
+}
+
+/// Removes `id` from `ids`; whether it was there.
+fn take(ids: &mut Vec<WatchId>, id: WatchId) -> bool {
+    match ids.iter().position(|&i| i == id) {
+        Some(at) => {
+            ids.swap_remove(at);
+            true
+        }
+        None => false,
+    }
 }

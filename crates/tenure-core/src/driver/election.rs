@@ -428,7 +428,9 @@ impl Election {
         let inner = &self.inner;
         if inner.closing.is_cancelled() {
             if owns_session {
-                session.close().await;
+                // Boxed, as every await that a waiting campaign does not
+                // reach: inline, it would size every campaign future.
+                Box::pin(session.close()).await;
             }
             return Err(Error::Cancelled("election closed"));
         }
@@ -481,19 +483,28 @@ impl Election {
         inner.tasks.spawn(task.run().instrument(span));
         let outcome = match stop {
             None => out_rx.await,
-            Some(stop) => tokio::select! {
-                biased;
-                o = out_rx => o,
-                () = stop.cancelled() => {
-                    // Withdraw and wait until the task has deleted the
-                    // entry (or won meanwhile: then the term is resigned).
-                    let (ack_tx, ack_rx) = oneshot::channel();
-                    if ctl_tx.unbounded_send(Control::Resign(ack_tx)).is_ok() {
-                        let _ = ack_rx.await;
+            Some(stop) => {
+                let withdrawn = Box::pin(async {
+                    tokio::select! {
+                        biased;
+                        o = out_rx => Some(o),
+                        () = stop.cancelled() => {
+                            // Withdraw and wait until the task has deleted
+                            // the entry (or won meanwhile: then the term is
+                            // resigned).
+                            let (ack_tx, ack_rx) = oneshot::channel();
+                            if ctl_tx.unbounded_send(Control::Resign(ack_tx)).is_ok() {
+                                let _ = ack_rx.await;
+                            }
+                            None
+                        }
                     }
-                    return Ok(None);
+                });
+                match withdrawn.await {
+                    Some(o) => o,
+                    None => return Ok(None),
                 }
-            },
+            }
         };
         match outcome {
             Ok(Ok(Outcome::Elected { entry, term })) => Ok(Some(Leadership::new(

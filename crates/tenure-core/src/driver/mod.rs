@@ -17,6 +17,7 @@ mod campaign;
 mod clock;
 mod election;
 mod leadership;
+mod lease_status;
 mod observe;
 mod observe_all;
 mod observe_prefix;

@@ -1,14 +1,15 @@
 //! A lease kept alive in the background, shared by any number of elections.
 
+use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, trace, warn, Instrument};
 
 use super::clock::{self, with_timeout};
+use super::lease_status::{self, StatusRx, StatusTx};
 use crate::machine::{LeaseCommand, LeaseConfig, LeaseEvent, LeaseKeeper};
 use crate::metrics;
 use crate::{check_ttl, DynBackend, Error, LeaseId, LossReason, Result};
@@ -135,7 +136,7 @@ impl SessionBuilder {
             config.safety_margin = margin;
         }
         let keeper = LeaseKeeper::new(grant, config, sent_at);
-        let (tx, rx) = watch::channel(LeaseStatus {
+        let (tx, rx) = lease_status::channel(LeaseStatus {
             valid_until: keeper.valid_until(),
             lost: None,
         });
@@ -188,7 +189,7 @@ struct Inner {
     lease: LeaseId,
     ttl: Duration,
     request_timeout: Duration,
-    status: watch::Receiver<LeaseStatus>,
+    status: StatusRx,
     shutdown: CancellationToken,
     /// Set once the lease was revoked by a campaign of its own: closing
     /// the session then sends no second revoke.
@@ -238,7 +239,7 @@ impl Session {
 
     /// The status right now.
     pub fn status(&self) -> LeaseStatus {
-        *self.inner.status.borrow()
+        self.inner.status.borrow()
     }
 
     /// Whether the lease is still trusted now.
@@ -250,11 +251,10 @@ impl Session {
     /// Resolves when the lease ends, with the reason.
     pub async fn lost(&self) -> LossReason {
         let mut rx = self.inner.status.clone();
-        let reason = match rx.wait_for(|s| s.lost.is_some()).await {
+        match rx.wait_for(|s| s.lost.is_some()).await {
             Ok(s) => s.lost.unwrap_or(LossReason::Shutdown),
             Err(_) => LossReason::Shutdown,
-        };
-        reason
+        }
     }
 
     /// Stops keep-alives and revokes the lease (every entry bound to it is
@@ -264,7 +264,7 @@ impl Session {
         let _ = self.lost().await;
     }
 
-    pub(crate) fn subscribe(&self) -> watch::Receiver<LeaseStatus> {
+    pub(crate) fn subscribe(&self) -> StatusRx {
         self.inner.status.clone()
     }
 
@@ -281,79 +281,90 @@ impl Session {
     }
 }
 
-async fn keep_alive_loop(
+/// The session's task: renews the lease until it is lost or released.
+///
+/// A plain function returning an `async move` block, not an `async fn`:
+/// the block uses its captured arguments in place, where an `async fn`
+/// would keep a second copy of each for the task's whole life (a few
+/// hundred bytes per session).
+#[allow(clippy::manual_async_fn)] // on purpose: see above
+fn keep_alive_loop(
     backend: DynBackend,
     mut keeper: LeaseKeeper,
-    status: watch::Sender<LeaseStatus>,
+    status: StatusTx,
     shutdown: CancellationToken,
     revoked: Arc<AtomicBool>,
     timeout: Duration,
-) {
-    let kind = backend.kind();
-    let mut in_flight: Option<(
-        Instant,
-        futures::future::BoxFuture<'static, Result<Duration>>,
-    )> = None;
-    loop {
-        while let Some(cmd) = keeper.poll_command() {
-            match cmd {
-                LeaseCommand::KeepAlive { lease, sent_at } => {
-                    let b = backend.clone();
-                    in_flight = Some((
-                        sent_at,
-                        Box::pin(async move {
-                            with_timeout(kind, "keep-alive", timeout, b.keep_alive(lease)).await
-                        }),
-                    ));
-                }
-                LeaseCommand::Revoke { .. } if revoked.load(Ordering::SeqCst) => {}
-                LeaseCommand::Revoke { lease } => {
-                    if let Err(e) =
-                        with_timeout(kind, "revoke", timeout, backend.revoke_lease(lease)).await
-                    {
-                        debug!(%lease, error = %e, "revoke failed; the backend will expire the lease");
+) -> impl Future<Output = ()> + Send + 'static {
+    async move {
+        let kind = backend.kind();
+        let mut in_flight: Option<(
+            Instant,
+            futures::future::BoxFuture<'static, Result<Duration>>,
+        )> = None;
+        loop {
+            while let Some(cmd) = keeper.poll_command() {
+                match cmd {
+                    LeaseCommand::KeepAlive { lease, sent_at } => {
+                        let b = backend.clone();
+                        in_flight = Some((
+                            sent_at,
+                            Box::pin(async move {
+                                with_timeout(kind, "keep-alive", timeout, b.keep_alive(lease)).await
+                            }),
+                        ));
                     }
-                }
-            }
-        }
-        while let Some(event) = keeper.poll_event() {
-            match event {
-                LeaseEvent::Renewed { valid_until, .. } => {
-                    trace!("lease renewed");
-                    status.send_modify(|s| s.valid_until = valid_until);
-                }
-                LeaseEvent::Lost { lease, reason } => {
-                    if reason != LossReason::Resigned {
-                        warn!(%lease, %reason, "lease lost");
-                        metrics::lease_lost(kind, reason);
-                    }
-                    status.send_modify(|s| s.lost = Some(reason));
-                }
-            }
-        }
-        if !keeper.is_alive() {
-            return;
-        }
-        let deadline = keeper.poll_timeout();
-        // Biased: a deadline that passed at the same instant as a shutdown
-        // is reported as what it was, not as a release.
-        tokio::select! {
-            biased;
-            () = clock::sleep_until(deadline) => keeper.handle_timeout(clock::now()),
-            r = async { match in_flight.as_mut() { Some((_, f)) => f.await, None => std::future::pending().await } } => {
-                if let Some((sent_at, _)) = in_flight.take() {
-                    let now = clock::now();
-                    match &r {
-                        Ok(_) => metrics::keepalive_acked(kind, now.saturating_duration_since(sent_at)),
-                        Err(e) => {
-                            debug!(error = %e, "keep-alive failed");
-                            metrics::keepalive_failed(kind);
+                    LeaseCommand::Revoke { .. } if revoked.load(Ordering::SeqCst) => {}
+                    LeaseCommand::Revoke { lease } => {
+                        // Boxed: awaited once, at the end; inline, it would
+                        // size the task for its whole life.
+                        let revoke =
+                            with_timeout(kind, "revoke", timeout, backend.revoke_lease(lease));
+                        if let Err(e) = Box::pin(revoke).await {
+                            debug!(%lease, error = %e, "revoke failed; the backend will expire the lease");
                         }
                     }
-                    keeper.handle_keepalive(now, sent_at, r);
                 }
             }
-            () = shutdown.cancelled() => keeper.release(),
+            while let Some(event) = keeper.poll_event() {
+                match event {
+                    LeaseEvent::Renewed { valid_until, .. } => {
+                        trace!("lease renewed");
+                        status.send_modify(|s| s.valid_until = valid_until);
+                    }
+                    LeaseEvent::Lost { lease, reason } => {
+                        if reason != LossReason::Resigned {
+                            warn!(%lease, %reason, "lease lost");
+                            metrics::lease_lost(kind, reason);
+                        }
+                        status.send_modify(|s| s.lost = Some(reason));
+                    }
+                }
+            }
+            if !keeper.is_alive() {
+                return;
+            }
+            let deadline = keeper.poll_timeout();
+            // Biased: a deadline that passed at the same instant as a shutdown
+            // is reported as what it was, not as a release.
+            tokio::select! {
+                biased;
+                () = clock::sleep_until(deadline) => keeper.handle_timeout(clock::now()),
+                r = async { match in_flight.as_mut() { Some((_, f)) => f.await, None => std::future::pending().await } } => {
+                    if let Some((sent_at, _)) = in_flight.take() {
+                        let now = clock::now();
+                        match &r {
+                            Ok(_) => metrics::keepalive_acked(kind, now.saturating_duration_since(sent_at)),
+                            Err(e) => {
+                                debug!(error = %e, "keep-alive failed");
+                                metrics::keepalive_failed(kind);
+                            }
+                        }
+                        keeper.handle_keepalive(now, sent_at, r);
+                    }
+                }
+                () = shutdown.cancelled() => keeper.release(),
+            }
         }
     }
 }

@@ -114,8 +114,11 @@ impl LeaseKeeper {
                 next_keepalive: requested_at + config.keepalive_interval,
                 in_flight: None,
             },
-            commands: VecDeque::new(),
-            events: VecDeque::new(),
+            // One slot each: the keeper queues one command and one event
+            // per input as a rule, and an idle session keeps whatever
+            // capacity it reached (a first push would reserve four).
+            commands: VecDeque::with_capacity(1),
+            events: VecDeque::with_capacity(1),
         }
     }
 
