@@ -21,14 +21,8 @@ async fn main() {
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .with_writer(std::io::stderr)
         .init();
-    let n: usize = std::env::args()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(10_000);
-    let server = tenure_testkit::etcd_server::EtcdServer::start()
-        .await
-        .unwrap();
-    let url = format!("etcd://{}", server.endpoint().trim_start_matches("http://"));
+    let n = tenure_bench::example::size_arg(10_000);
+    let (_server, url) = tenure_bench::example::etcd().await.unwrap();
     let b: DynBackend = tenure::connect(&url).await.unwrap();
     let ttl = Duration::from_secs(6);
     let t0 = Instant::now();

@@ -38,14 +38,8 @@ async fn timed<T>(t0: Instant, f: impl std::future::Future<Output = T>) -> (Dura
 
 #[tokio::main]
 async fn main() {
-    let n: usize = std::env::args()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(1000);
-    let server = tenure_testkit::etcd_server::EtcdServer::start()
-        .await
-        .unwrap();
-    let url = format!("etcd://{}", server.endpoint().trim_start_matches("http://"));
+    let n = tenure_bench::example::size_arg(1000);
+    let (_server, url) = tenure_bench::example::etcd().await.unwrap();
     let b: DynBackend = tenure::connect(&url).await.unwrap();
     let e = ElectionName::new("phases").unwrap();
     let ttl = Duration::from_secs(6);

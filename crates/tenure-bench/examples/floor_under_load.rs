@@ -83,17 +83,11 @@ fn median_ms(v: &[Duration]) -> f64 {
 
 #[tokio::main]
 async fn main() {
-    let n: usize = std::env::args()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(1000);
-    let server = tenure_testkit::etcd_server::EtcdServer::start()
-        .await
-        .unwrap();
+    let n = tenure_bench::example::size_arg(1000);
+    let (server, url) = tenure_bench::example::etcd().await.unwrap();
     let mut a = Client::connect([server.endpoint()], None).await.unwrap();
     let mut b = Client::connect([server.endpoint()], None).await.unwrap();
     let quiet = floor(&mut a, &mut b, 50).await;
-    let url = format!("etcd://{}", server.endpoint().trim_start_matches("http://"));
     let conn: DynBackend = tenure::connect(&url).await.unwrap();
     let quiet_conn = through(&mut a, &conn, 50).await;
     let mut tasks = Vec::new();

@@ -13,13 +13,14 @@
 //! - plumbing: [`servers`] (real servers via the testkit harness),
 //!   [`procs`] (child processes, timestamped lines, signals), [`clock`],
 //!   [`child`] (the stand-in candidate
-//!   process); requests are counted by the testkit's `Counting` wrapper;
+//!   process), [`example`] (what the diagnostic examples share); requests are counted by the testkit's `Counting` wrapper;
 //! - output: [`stats`], [`report`], [`plot`], [`host`]; [`plan`] sizes the
 //!   full and quick runs; [`sections`] ties it together.
 
 pub mod child;
 pub mod clock;
 pub mod error;
+pub mod example;
 pub mod failover;
 pub mod floor;
 pub mod footprint;
