@@ -167,6 +167,18 @@ impl Inner {
         sql: &str,
         params: &[(&(dyn tokio_postgres::types::ToSql + Sync), Type)],
     ) -> Result<(Vec<Entry>, Revision)> {
+        let (entries, revision, _) = self.read_entries_told(operation, sql, params).await?;
+        Ok((entries, revision))
+    }
+
+    /// As [`read_entries`](Self::read_entries), and whether it left out
+    /// an entry whose lease had expired (its last attempt found one).
+    async fn read_entries_told(
+        &self,
+        operation: &'static str,
+        sql: &str,
+        params: &[(&(dyn tokio_postgres::types::ToSql + Sync), Type)],
+    ) -> Result<(Vec<Entry>, Revision, bool)> {
         for attempt in 1..=READ_ATTEMPTS {
             let rows = self.conns.query(operation, sql, params).await?;
             let mut revision = 0;
@@ -187,7 +199,7 @@ impl Inner {
                 return Err(error::protocol(operation, "the revision row is missing"));
             }
             if !expired || attempt == READ_ATTEMPTS {
-                return Ok((entries, revision));
+                return Ok((entries, revision, expired));
             }
             self.reap().await?;
         }
@@ -391,26 +403,29 @@ impl CoordinationBackend for PostgresBackend {
         })
     }
 
-    /// One statement: the entry at `own`'s key and the newest queue entry
-    /// created before it, by index; what comes back does not grow with
-    /// the number of candidates.
+    /// One statement: the entry at `own`'s key and the two newest queue
+    /// entries created before it, by index; what comes back does not grow
+    /// with the number of candidates. Fewer than two before ours, none of
+    /// them left out as expired: the one there is was first.
     async fn queue_around(&self, election: &ElectionName, own: &Entry) -> Result<Snapshot> {
         let name = election.as_str();
-        let (entries, revision) = self
+        let (entries, revision, left_out) = self
             .inner
-            .read_entries(
+            .read_entries_told(
                 "read candidates",
                 &self.inner.sql.queue_around,
                 &[(&name, Type::TEXT), (&own.key, Type::TEXT)],
             )
             .await?;
-        // The read orders by creation; keep what `Snapshot::around` keeps
-        // (the entry at our key last, its predecessor before it). Whether
-        // anyone stands before the predecessor is not read: unknown.
+        // The read orders by creation: at most two entries before ours,
+        // then ours. `Snapshot::around` keeps the entry at our key and
+        // its predecessor, and says the predecessor was first when the
+        // read holds nothing before it.
+        let ours_found = entries.iter().any(|e| e.key == own.key);
         Ok(Snapshot {
             entries,
             revision,
-            starts_at_head: false,
+            starts_at_head: ours_found && !left_out,
         }
         .around(own))
     }
