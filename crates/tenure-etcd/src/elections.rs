@@ -9,15 +9,13 @@
 
 use std::collections::BTreeSet;
 
-use std::collections::VecDeque;
-
 use futures::StreamExt;
 use tenure_core::{
     ElectionName, ElectionStream, Entry, Error, PrefixWatchStream, Result, Revision, WatchEvent,
 };
 
 use crate::backend::{header_rev, EtcdBackend};
-use crate::error::KIND;
+use crate::watch;
 
 /// `prefix` escaped as election keys are.
 fn key_prefix(prefix: &str) -> String {
@@ -85,7 +83,7 @@ pub(crate) async fn watch(backend: &EtcdBackend, prefix: &str) -> Result<Electio
         .await?
         .is_none()
     {
-        return Err(ended(backend));
+        return Err(watch::ended(backend));
     }
     let (backend, prefix) = (backend.clone(), prefix.to_owned());
     let names = futures::stream::unfold(
@@ -107,7 +105,7 @@ pub(crate) async fn watch(backend: &EtcdBackend, prefix: &str) -> Result<Electio
                     .filter(|kv| kv.version() == 1)
                     .filter_map(|kv| election(&prefix, &backend.relative_key(kv.key()), kv.lease()))
                     .collect::<Vec<_>>()),
-                Ok(None) => Err(ended(&backend)),
+                Ok(None) => Err(watch::ended(&backend)),
                 Err(e) => Err(backend.wrap_error("watch elections", e)),
             };
             let done = item.is_err();
@@ -169,90 +167,22 @@ pub(crate) async fn watch_entries(
     let first = backend
         .request("watch prefix", stream.message())
         .await?
-        .ok_or_else(|| ended(backend))?;
-    let mut state = Entries {
-        backend: backend.clone(),
-        prefix: prefix.to_owned(),
-        stream,
-        pending: VecDeque::new(),
-        done: false,
+        .ok_or_else(|| watch::ended(backend))?;
+    let owned = prefix.to_owned();
+    let reading = watch::Reading {
+        operation: "watch prefix",
+        history_lost: || (None, WatchEvent::HistoryLost),
+        pick: Box::new(move |backend: &EtcdBackend, event: &etcd_client::Event| {
+            let kv = event.kv()?;
+            let name = election_of_key(&owned, &backend.relative_key(kv.key()))?;
+            Some((Some(name), watch::change(backend, kv)))
+        }),
+        cancelled: |reason| Error::Protocol {
+            operation: "watch prefix",
+            reason,
+        },
     };
-    state.absorb(first);
-    Ok(futures::stream::unfold(state, |mut st| async move {
-        loop {
-            if let Some(item) = st.pending.pop_front() {
-                return Some((item, st));
-            }
-            if st.done {
-                return None;
-            }
-            match st.stream.message().await {
-                Ok(Some(resp)) => st.absorb(resp),
-                Ok(None) => {
-                    st.done = true;
-                    st.pending.push_back(Err(ended(&st.backend)));
-                }
-                Err(e) => {
-                    st.done = true;
-                    st.pending
-                        .push_back(Err(st.backend.wrap_error("watch prefix", e)));
-                }
-            }
-        }
-    })
-    .boxed())
-}
-
-/// A prefix watch of entries, turned into tenure events.
-struct Entries {
-    backend: EtcdBackend,
-    prefix: String,
-    /// Kept whole: dropping its request half would end the stream.
-    stream: etcd_client::WatchStream,
-    pending: VecDeque<Result<(Option<ElectionName>, WatchEvent)>>,
-    done: bool,
-}
-
-impl Entries {
-    fn absorb(&mut self, resp: etcd_client::WatchResponse) {
-        if resp.compact_revision() != 0 {
-            self.pending.push_back(Ok((None, WatchEvent::HistoryLost)));
-            self.done = true;
-            return;
-        }
-        for event in resp.events() {
-            let Some(kv) = event.kv() else { continue };
-            let entry = self.backend.entry(kv);
-            let Some(name) = election_of_key(&self.prefix, &entry.key) else {
-                continue;
-            };
-            // A deletion has version 0 and carries only its key.
-            let change = if kv.version() == 0 {
-                WatchEvent::Delete {
-                    key: entry.key,
-                    revision: kv.mod_revision().max(0).unsigned_abs(),
-                }
-            } else {
-                WatchEvent::Put(entry)
-            };
-            self.pending.push_back(Ok((Some(name), change)));
-        }
-        if resp.canceled() {
-            self.pending.push_back(Err(Error::Protocol {
-                operation: "watch prefix",
-                reason: format!("watch cancelled by the server: {}", resp.cancel_reason()),
-            }));
-            self.done = true;
-        }
-    }
-}
-
-fn ended(backend: &EtcdBackend) -> Error {
-    Error::Unreachable {
-        backend: KIND,
-        endpoint: backend.endpoint().to_owned(),
-        source: "the watch stream ended".into(),
-    }
+    Ok(watch::items(backend, stream, first, reading))
 }
 
 #[cfg(test)]

@@ -14,65 +14,136 @@ use tenure_core::{Error, Result, Revision, WatchEvent, WatchScope, WatchStream};
 use crate::backend::{is_queue_entry, EtcdBackend};
 use crate::error::{self, KIND};
 
-struct State {
+/// Whether a change under an election's directory (`<election>/`) is one
+/// of its queue entries. A deletion carries no lease: it is judged by the
+/// value it deleted (asked for with `prev_kv`), or, that value compacted
+/// away, by being a direct child at least.
+fn in_queue(backend: &EtcdBackend, dir: &str, event: &etcd_client::Event) -> bool {
+    let Some(kv) = event.kv() else { return false };
+    let judged = if kv.version() == 0 {
+        event.prev_kv()
+    } else {
+        Some(kv)
+    };
+    match judged {
+        Some(kv) => is_queue_entry(dir, &backend.entry(kv)),
+        None => backend
+            .entry(kv)
+            .key
+            .strip_prefix(dir)
+            .is_some_and(|r| !r.contains('/')),
+    }
+}
+
+/// The change `kv` reports. A deleted key carries only its key and the
+/// deletion revision (version 0); a put always has version >= 1. Deciding
+/// on that avoids etcd-client's panic on unknown event types.
+pub(crate) fn change(backend: &EtcdBackend, kv: &etcd_client::KeyValue) -> WatchEvent {
+    let entry = backend.entry(kv);
+    if kv.version() == 0 {
+        WatchEvent::Delete {
+            key: entry.key,
+            revision: kv.mod_revision().max(0).unsigned_abs(),
+        }
+    } else {
+        WatchEvent::Put(entry)
+    }
+}
+
+/// The error of a watch stream that ended without a reason.
+pub(crate) fn ended(backend: &EtcdBackend) -> Error {
+    Error::Unreachable {
+        backend: KIND,
+        endpoint: backend.endpoint().to_owned(),
+        source: "the watch stream ended".into(),
+    }
+}
+
+/// Picks the item for one event of a watch, or `None` to leave it out.
+pub(crate) type Pick<T> = Box<dyn FnMut(&EtcdBackend, &etcd_client::Event) -> Option<T> + Send>;
+
+/// How one kind of watch reads etcd's responses.
+pub(crate) struct Reading<T> {
+    /// The operation named in errors.
+    pub(crate) operation: &'static str,
+    /// The item that says the history asked for is compacted away.
+    pub(crate) history_lost: fn() -> T,
+    /// The item for one event, or `None` to leave it out.
+    pub(crate) pick: Pick<T>,
+    /// The error of a watch the server cancelled, from its reason.
+    pub(crate) cancelled: fn(String) -> Error,
+}
+
+/// A confirmed etcd watch (`first` is its confirming response) as a
+/// stream of items, in revision order: a compacted start yields
+/// `history_lost` and ends it; a cancelled watch, a broken or ended gRPC
+/// stream yields an `Err` and ends it.
+pub(crate) fn items<T: Send + 'static>(
+    backend: &EtcdBackend,
+    stream: etcd_client::WatchStream,
+    first: etcd_client::WatchResponse,
+    reading: Reading<T>,
+) -> futures::stream::BoxStream<'static, Result<T>> {
+    let mut state = State {
+        backend: backend.clone(),
+        stream,
+        pending: VecDeque::new(),
+        done: false,
+        reading,
+    };
+    state.absorb(first);
+    futures::stream::unfold(state, |mut st| async move {
+        loop {
+            if let Some(item) = st.pending.pop_front() {
+                return Some((item, st));
+            }
+            if st.done {
+                return None;
+            }
+            match st.stream.message().await {
+                Ok(Some(resp)) => st.absorb(resp),
+                Ok(None) => {
+                    st.done = true;
+                    st.pending.push_back(Err(ended(&st.backend)));
+                }
+                Err(e) => {
+                    st.done = true;
+                    let error = st.backend.wrap_error(st.reading.operation, e);
+                    st.pending.push_back(Err(error));
+                }
+            }
+        }
+    })
+    .boxed()
+}
+
+struct State<T> {
     backend: EtcdBackend,
     /// Kept whole: dropping its request half would make etcd end the
     /// stream.
     stream: etcd_client::WatchStream,
-    /// For an election scope: the directory (`<election>/`) whose direct
-    /// children count.
-    dir: Option<String>,
-    pending: VecDeque<Result<WatchEvent>>,
+    pending: VecDeque<Result<T>>,
     done: bool,
+    reading: Reading<T>,
 }
 
-impl State {
+impl<T> State<T> {
     fn absorb(&mut self, resp: etcd_client::WatchResponse) {
         if resp.compact_revision() != 0 {
-            // The history we asked for is compacted away: say so, and end.
-            self.pending.push_back(Ok(WatchEvent::HistoryLost));
+            // The history asked for is compacted away: say so, and end.
+            self.pending.push_back(Ok((self.reading.history_lost)()));
             self.done = true;
             return;
         }
         for event in resp.events() {
-            let Some(kv) = event.kv() else { continue };
-            let key = self.backend.entry(kv).key;
-            if let Some(dir) = &self.dir {
-                // A deletion carries no lease: judge it by the value it
-                // deleted (asked for with `prev_kv`).
-                let judged = if kv.version() == 0 {
-                    event.prev_kv()
-                } else {
-                    Some(kv)
-                };
-                let queued = match judged {
-                    Some(kv) => is_queue_entry(dir, &self.backend.entry(kv)),
-                    // No previous value (compacted): a direct child at least.
-                    None => key
-                        .strip_prefix(dir.as_str())
-                        .is_some_and(|r| !r.contains('/')),
-                };
-                if !queued {
-                    continue;
-                }
+            if let Some(item) = (self.reading.pick)(&self.backend, event) {
+                self.pending.push_back(Ok(item));
             }
-            // A deleted key carries only its key and the deletion revision
-            // (version 0); a put always has version >= 1. Deciding on that
-            // avoids etcd-client's panic on unknown event types.
-            self.pending.push_back(Ok(if kv.version() == 0 {
-                WatchEvent::Delete {
-                    key,
-                    revision: kv.mod_revision().max(0).unsigned_abs(),
-                }
-            } else {
-                WatchEvent::Put(self.backend.entry(kv))
-            }));
         }
         if resp.canceled() {
-            self.pending.push_back(Err(error::protocol(
-                "watch",
-                format!("watch cancelled by the server: {}", resp.cancel_reason()),
-            )));
+            let reason = format!("watch cancelled by the server: {}", resp.cancel_reason());
+            self.pending
+                .push_back(Err((self.reading.cancelled)(reason)));
             self.done = true;
         }
     }
@@ -107,47 +178,24 @@ pub(crate) async fn open(
         .await?;
     // The first reply confirms the watch (or reports why not).
     let first = backend.request("watch", stream.message()).await?;
-    let mut state = State {
-        backend: backend.clone(),
-        stream,
-        dir,
-        pending: VecDeque::new(),
-        done: false,
+    let Some(first) = first else {
+        return Err(Error::Unreachable {
+            backend: KIND,
+            endpoint: backend.endpoint().to_owned(),
+            source: "the watch stream closed before the watch was created".into(),
+        });
     };
-    match first {
-        Some(resp) => state.absorb(resp),
-        None => {
-            return Err(Error::Unreachable {
-                backend: KIND,
-                endpoint: backend.endpoint().to_owned(),
-                source: "the watch stream closed before the watch was created".into(),
-            })
-        }
-    }
-    Ok(futures::stream::unfold(state, |mut st| async move {
-        loop {
-            if let Some(item) = st.pending.pop_front() {
-                return Some((item, st));
+    let reading = Reading {
+        operation: "watch",
+        history_lost: || WatchEvent::HistoryLost,
+        pick: Box::new(move |backend: &EtcdBackend, event: &etcd_client::Event| {
+            let kv = event.kv()?;
+            match &dir {
+                Some(dir) if !in_queue(backend, dir, event) => None,
+                _ => Some(change(backend, kv)),
             }
-            if st.done {
-                return None;
-            }
-            match st.stream.message().await {
-                Ok(Some(resp)) => st.absorb(resp),
-                Ok(None) => {
-                    st.done = true;
-                    st.pending.push_back(Err(Error::Unreachable {
-                        backend: KIND,
-                        endpoint: st.backend.endpoint().to_owned(),
-                        source: "the watch stream ended".into(),
-                    }));
-                }
-                Err(e) => {
-                    st.done = true;
-                    st.pending.push_back(Err(st.backend.wrap_error("watch", e)));
-                }
-            }
-        }
-    })
-    .boxed())
+        }),
+        cancelled: |reason| error::protocol("watch", reason),
+    };
+    Ok(items(backend, stream, first, reading))
 }
