@@ -78,11 +78,7 @@ async fn checker_catches_a_broken_candidates_split_brain() {
     let server = EtcdServer::start()
         .await
         .unwrap_or_else(|e| panic!("cannot start etcd: {e}"));
-    let target = server
-        .endpoint()
-        .trim_start_matches("http://")
-        .parse()
-        .unwrap_or_else(|e| panic!("endpoint: {e}"));
+    let target = server.client_addr();
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("temp dir: {e}"));
     let runner_log = EventLog::open(&dir.path().join("faults.jsonl"), None)
         .unwrap_or_else(|e| panic!("runner log: {e}"));

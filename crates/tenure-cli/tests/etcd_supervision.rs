@@ -292,11 +292,7 @@ async fn grace_beyond_the_safety_margin_is_refused() {
 #[tokio::test(flavor = "multi_thread")]
 async fn stubborn_command_is_killed_before_the_successor_is_elected() {
     let (server, url) = server().await;
-    let target = server
-        .endpoint()
-        .trim_start_matches("http://")
-        .parse()
-        .unwrap();
+    let target = server.client_addr();
     let proxy = Proxy::start(target).await.unwrap();
     let a_url = format!("etcd://{}", proxy.local_addr());
     let (_dir, path) = common::temp();

@@ -31,11 +31,7 @@ impl Backend {
         let server = EtcdServer::start()
             .await
             .unwrap_or_else(|e| panic!("cannot start etcd: {e}"));
-        let target = server
-            .endpoint()
-            .trim_start_matches("http://")
-            .parse()
-            .unwrap();
+        let target = server.client_addr();
         Backend {
             _etcd: Some(server),
             target,

@@ -31,11 +31,7 @@ async fn observe_all_says_unknown_while_cut_off_and_recovers() {
 
     let server = common::server().await;
     let candidates = common::dyn_backend(&server.endpoint()).await;
-    let target = server
-        .endpoint()
-        .trim_start_matches("http://")
-        .parse()
-        .unwrap();
+    let target = server.client_addr();
     let proxy = Proxy::start(target).await.unwrap();
     let observer = common::dyn_backend(&format!("http://{}", proxy.local_addr())).await;
     let mut leaders = Vec::new();

@@ -63,8 +63,7 @@ async fn connect_retries_closed_connections_within_the_connect_timeout() {
     use tenure_testkit::proxy::{Mode, Proxy};
 
     let server = common::server().await;
-    let target = server.endpoint().trim_start_matches("http://").to_owned();
-    let proxy = Proxy::start(target.parse().unwrap()).await.unwrap();
+    let proxy = Proxy::start(server.client_addr()).await.unwrap();
     proxy.set_mode(Mode::Drop);
     let endpoint = format!("http://{}", proxy.local_addr());
     let pending = {

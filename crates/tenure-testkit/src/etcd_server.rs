@@ -486,6 +486,12 @@ impl EtcdServer {
         self.member.config.client_url()
     }
 
+    /// The client address, `127.0.0.1:<port>`: what a
+    /// [`Proxy`](crate::proxy::Proxy) in front of the server forwards to.
+    pub fn client_addr(&self) -> std::net::SocketAddr {
+        std::net::SocketAddr::from(([127, 0, 0, 1], self.member.config.client_port))
+    }
+
     /// The data directory (kept across [`restart`](Self::restart)).
     pub fn data_dir(&self) -> &Path {
         &self.member.config.data_dir
