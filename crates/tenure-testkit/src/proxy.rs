@@ -91,6 +91,7 @@ pub struct Proxy {
     mode: watch::Sender<Mode>,
     open: Arc<AtomicUsize>,
     accepted: Arc<AtomicUsize>,
+    drop_next: Arc<AtomicUsize>,
     acceptor: JoinHandle<()>,
 }
 
@@ -107,12 +108,16 @@ impl Proxy {
         let (mode, rx) = watch::channel(Mode::Pass);
         let open = Arc::new(AtomicUsize::new(0));
         let accepted = Arc::new(AtomicUsize::new(0));
+        let drop_next = Arc::new(AtomicUsize::new(0));
         let acceptor = tokio::spawn(accept_loop(
             listener,
             target,
             rx,
-            open.clone(),
-            accepted.clone(),
+            Counters {
+                open: open.clone(),
+                accepted: accepted.clone(),
+                drop_next: drop_next.clone(),
+            },
         ));
         Ok(Proxy {
             local,
@@ -120,6 +125,7 @@ impl Proxy {
             mode,
             open,
             accepted,
+            drop_next,
             acceptor,
         })
     }
@@ -150,10 +156,24 @@ impl Proxy {
     }
 
     /// Connections accepted since the start (including those closed at
-    /// once in [`Mode::Drop`]).
+    /// once in [`Mode::Drop`] or by [`drop_next`](Self::drop_next)).
     pub fn accepted_connections(&self) -> usize {
         self.accepted.load(Ordering::Relaxed)
     }
+
+    /// Closes the next `n` connections as soon as they are accepted,
+    /// whatever the mode, and forwards the ones after them as the mode
+    /// says: one failed connection attempt among good ones.
+    pub fn drop_next(&self, n: usize) {
+        self.drop_next.store(n, Ordering::Relaxed);
+    }
+}
+
+/// What the acceptor counts, shared with the [`Proxy`].
+struct Counters {
+    open: Arc<AtomicUsize>,
+    accepted: Arc<AtomicUsize>,
+    drop_next: Arc<AtomicUsize>,
 }
 
 impl Drop for Proxy {
@@ -167,9 +187,13 @@ async fn accept_loop(
     listener: TcpListener,
     target: SocketAddr,
     mode: watch::Receiver<Mode>,
-    open: Arc<AtomicUsize>,
-    accepted: Arc<AtomicUsize>,
+    counters: Counters,
 ) {
+    let Counters {
+        open,
+        accepted,
+        drop_next,
+    } = counters;
     loop {
         let Ok((client, _)) = listener.accept().await else {
             // Out of file descriptors or similar: back off briefly.
@@ -177,7 +201,10 @@ async fn accept_loop(
             continue;
         };
         accepted.fetch_add(1, Ordering::Relaxed);
-        if *mode.borrow() == Mode::Drop {
+        let dropped = drop_next
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+            .is_ok();
+        if dropped || *mode.borrow() == Mode::Drop {
             drop(client);
             continue;
         }

@@ -21,7 +21,7 @@ use crate::lease::{expire_unrenewed, locked, LeaseSession, Leases};
 use crate::options::{ZkAcl, ZkOptions};
 use crate::paths::{Names, Shape, LEADER_NODE};
 use crate::session::{
-    attempt_failed, connect_retry, diagnosed, open_session, probe_tls, session_attempt,
+    checked_retry, connect_retry, diagnosed, open_session, probe_tls, session_attempt,
 };
 use crate::watch::{self, Origin};
 use crate::{elections, probe, read};
@@ -148,15 +148,21 @@ impl ZkBackend {
                 let bounds = match known {
                     Some(b) => b,
                     None => {
-                        let probed = probe::session_bounds(
-                            &options.connect,
-                            probe_timeout,
-                            probe_tls.as_ref(),
-                        )
-                        .await;
-                        let b = match probed {
+                        let probe = || async {
+                            probe::session_bounds(
+                                &options.connect,
+                                probe_timeout,
+                                probe_tls.as_ref(),
+                            )
+                            .await
+                            .map_err(|cause| AttemptError::Transient(cause.into()))
+                        };
+                        let b = match probe().await {
                             Ok(b) => b,
-                            Err(cause) => return Err(attempt_failed(&options, cause.into()).await),
+                            Err(AttemptError::Transient(cause)) => {
+                                checked_retry(&options, cause, probe()).await?
+                            }
+                            Err(permanent) => return Err(permanent),
                         };
                         *locked(&learnt) = Some(b);
                         b

@@ -66,19 +66,42 @@ pub(crate) fn probe_tls(options: &ZkOptions) -> Result<Option<probe::ProbeTls>> 
     }
 }
 
-/// A failed attempt with `cause`: permanent when TLS is why (a
-/// certificate refused on either side), else worth retrying.
-pub(crate) async fn attempt_failed(
+/// After an attempt failed with `cause`: whether TLS is why (a
+/// certificate refused on either side: permanent), else `again`, one
+/// more attempt.
+///
+/// Without TLS nothing needs telling: the cause is transient and `again`
+/// is not run (the retry loop backs off first). With TLS, telling takes a
+/// test handshake that may wait up to a second for the server to speak,
+/// longer than a short lease's grant may take; so `again` runs beside it
+/// at once. A session it opens is kept (the test handshake
+/// is dropped); a refusal the test handshake finds is returned; when both
+/// fail, the later cause is kept.
+pub(crate) async fn checked_retry<T>(
     options: &ZkOptions,
     cause: tenure_core::BoxError,
-) -> AttemptError {
+    again: impl std::future::Future<Output = std::result::Result<T, AttemptError>>,
+) -> std::result::Result<T, AttemptError> {
     #[cfg(feature = "tls")]
-    if let Some(e) = crate::tls::failure(options).await {
-        return AttemptError::Permanent(e);
+    if options.tls.is_some() {
+        let diagnosis = crate::tls::failure(options);
+        tokio::pin!(diagnosis, again);
+        return tokio::select! {
+            found = &mut diagnosis => match found {
+                Some(e) => Err(AttemptError::Permanent(e)),
+                None => again.await,
+            },
+            result = &mut again => match result {
+                Err(AttemptError::Transient(later)) => match diagnosis.await {
+                    Some(e) => Err(AttemptError::Permanent(e)),
+                    None => Err(AttemptError::Transient(later)),
+                },
+                settled => settled,
+            },
+        };
     }
-    #[cfg(not(feature = "tls"))]
-    let _ = options;
-    AttemptError::Transient(cause)
+    let _ = (options, again);
+    Err(AttemptError::Transient(cause))
 }
 
 /// zookeeper-client's one word for "every host failed" (the real cause
@@ -103,8 +126,23 @@ impl std::error::Error for NoHostAvailable {}
 
 /// One attempt at opening a session: every host of the connect string
 /// tried once (`with_fail_eagerly`), each handshake given up after
-/// [`MAX_SILENCE`] of silence.
+/// [`MAX_SILENCE`] of silence; a transient failure is checked for a TLS
+/// cause and, under TLS, tried once more beside the check
+/// ([`checked_retry`]).
 pub(crate) async fn session_attempt(
+    options: &ZkOptions,
+    session_timeout: Duration,
+) -> std::result::Result<zk::Client, AttemptError> {
+    match connect_once(options, session_timeout).await {
+        Err(AttemptError::Transient(cause)) => {
+            checked_retry(options, cause, connect_once(options, session_timeout)).await
+        }
+        settled => settled,
+    }
+}
+
+/// One connection attempt, its failure classified but not diagnosed.
+async fn connect_once(
     options: &ZkOptions,
     session_timeout: Duration,
 ) -> std::result::Result<zk::Client, AttemptError> {
@@ -143,13 +181,13 @@ pub(crate) async fn session_attempt(
             }))
         }
         Err(e @ zk::Error::AuthFailed) => Err(AttemptError::Permanent(ctx.error(e))),
-        Err(zk::Error::NoHosts) => {
-            Err(attempt_failed(options, Box::new(NoHostAvailable { handshake_timeout })).await)
-        }
+        Err(zk::Error::NoHosts) => Err(AttemptError::Transient(Box::new(NoHostAvailable {
+            handshake_timeout,
+        }))),
         // Connection loss, a handshake cut short, a session the server
         // closed at once: the next attempt may well succeed (unless TLS
         // is why).
-        Err(e) => Err(attempt_failed(options, Box::new(e)).await),
+        Err(e) => Err(AttemptError::Transient(Box::new(e))),
     }
 }
 

@@ -13,9 +13,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use tenure_core::{DynBackend, Election, Error};
+use tenure_core::{DynBackend, Election, Error, Session};
 use tenure_testkit::conformance::{self as suite, Capabilities};
 use tenure_testkit::pki::{self, CertFiles, TestPki};
+use tenure_testkit::proxy::Proxy;
 use tenure_testkit::zk_server::{ZkServer, ZkServerConfig};
 use tenure_zookeeper::{ZkBackend, ZkOptions};
 
@@ -181,4 +182,42 @@ async fn bad_tls_options_are_typed_errors() {
         assert!(matches!(err, Error::UnsupportedUrl { .. }), "{err:?}");
         assert!(err.to_string().contains(expect), "{url}: {err}");
     }
+}
+
+/// A lease whose first TLS connection fails is still granted within the
+/// grant's budget (a third of a 3 s TTL). Telling a refused certificate
+/// from a lost connection takes a test handshake that waits up to a second
+/// for the server to speak; the retry runs beside it, not after it (the
+/// CLI, which gives up on a failed first grant, exited when it waited).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lease_whose_first_tls_connection_fails_is_granted_within_its_budget() {
+    let pki = TestPki::generate().unwrap();
+    let server = tls_server(&pki).await;
+    let client = pki.client("tenure").unwrap();
+    let proxy = Proxy::start(server.secure_connect_string().parse().unwrap())
+        .await
+        .unwrap();
+    let root = common::unique_root("tls-retry");
+    let hosts = proxy.local_addr().to_string();
+    let backend: DynBackend = Arc::new(
+        connect_url(&url(&hosts, &root, &pki.ca(), Some(&client)))
+            .await
+            .unwrap(),
+    );
+
+    let before = proxy.accepted_connections();
+    proxy.drop_next(1);
+    let session = tokio::time::timeout(
+        GUARD,
+        Session::builder(backend.clone())
+            .ttl(Duration::from_secs(3))
+            .start(),
+    )
+    .await
+    .expect("the grant answers");
+    let session = session.unwrap_or_else(|e| panic!("grant after one lost connection: {e}"));
+    // The lost connection, then the one that opened the session.
+    assert!(proxy.accepted_connections() >= before + 2);
+    assert!(session.is_alive());
+    session.close().await;
 }
