@@ -969,7 +969,8 @@ pub async fn watch_replays_from_revision(backend: &dyn CoordinationBackend, caps
 }
 
 /// A key watch sees only that key: not the election's queue entries, not
-/// other elections, not keys it is a prefix of.
+/// other elections, not keys it is a prefix of; and it goes on after the
+/// key is deleted.
 pub async fn watch_key_scope_sees_only_that_key(
     backend: &dyn CoordinationBackend,
     caps: &Capabilities,
@@ -1006,6 +1007,14 @@ pub async fn watch_key_scope_sees_only_that_key(
     assert!(
         expect_ok(backend.delete(&updated).await, "delete"),
         "delete leader"
+    );
+    w.expect_delete(&key).await;
+    // The watch goes on after a deletion: the key taken again is seen.
+    let again = created(backend.create(&e, Slot::Leader, g.id, v("l3")).await);
+    w.expect_put(&again).await;
+    assert!(
+        expect_ok(backend.delete(&again).await, "delete"),
+        "delete leader again"
     );
     w.expect_delete(&key).await;
     cleanup_app_key(backend, &e).await;

@@ -6,8 +6,9 @@
 //! every difference into an event:
 //!
 //! - **Key** (`exists`/`getData` watch on that one node, re-armed after
-//!   each event; only the watched node's change wakes the watcher, so a
-//!   queue of candidates each watching its predecessor has no herd):
+//!   each event, after a deletion only once the reader asks for more;
+//!   only the watched node's change wakes the watcher, so a queue of
+//!   candidates each watching its predecessor has no herd):
 //!   - on arming, a node whose `mzxid >= from` (changed since the caller's
 //!     read) is reported as [`WatchEvent::Put`]; a node that is absent is
 //!     reported as [`WatchEvent::Delete`] if we had seen it, or if its
@@ -43,10 +44,13 @@
 //! than the first read that shows the node absent.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::task::Poll;
 
 use futures::StreamExt;
 use tenure_core::{Entry, Result, Revision, WatchEvent, WatchStream};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Notify};
 use zookeeper_client as zk;
 
 use crate::error::Ctx;
@@ -81,6 +85,62 @@ const BUFFER: usize = 64;
 fn stream(rx: mpsc::Receiver<Result<WatchEvent>>) -> WatchStream {
     futures::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|item| (item, rx))
+    })
+    .boxed()
+}
+
+/// How far the reader of a key watch has read: the number of events it
+/// had taken when it last asked for more and found none, and a wake-up
+/// for the task when it asks.
+///
+/// After a deletion the task re-arms only once the reader asks for more:
+/// a campaign drops its watch of a deleted predecessor and reads at once,
+/// and an existence watch set in between would only queue ahead of that
+/// read on the shared session (then be removed). Arming late misses
+/// nothing: arming reads the node and reports what changed since.
+#[derive(Default)]
+struct Demand {
+    asked_after: AtomicU64,
+    asked: Notify,
+}
+
+impl Demand {
+    /// Waits until the reader has taken `sent` events and asks for more
+    /// (`true`), or has gone (`false`).
+    async fn more_after(&self, sent: u64, tx: &Tx) -> bool {
+        loop {
+            let notified = self.asked.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.asked_after.load(Ordering::Acquire) >= sent {
+                return true;
+            }
+            tokio::select! {
+                () = tx.closed() => return false,
+                () = notified => {}
+            }
+        }
+    }
+}
+
+/// A key watch's stream: tells the task each time the reader finds no
+/// event waiting ([`Demand`]).
+fn demanding_stream(
+    mut rx: mpsc::Receiver<Result<WatchEvent>>,
+    demand: Arc<Demand>,
+) -> WatchStream {
+    let mut taken: u64 = 0;
+    futures::stream::poll_fn(move |cx| match rx.poll_recv(cx) {
+        Poll::Ready(Some(item)) => {
+            taken += 1;
+            Poll::Ready(Some(item))
+        }
+        Poll::Ready(None) => Poll::Ready(None),
+        Poll::Pending => {
+            demand.asked_after.store(taken, Ordering::Release);
+            demand.asked.notify_one();
+            Poll::Pending
+        }
     })
     .boxed()
 }
@@ -124,11 +184,14 @@ pub(crate) async fn key(
     from: Revision,
 ) -> Result<WatchStream> {
     let (tx, rx) = mpsc::channel(BUFFER);
+    let demand = Arc::new(Demand::default());
     let mut state = KeyWatch {
         key,
         path,
         next: from,
         known: None,
+        sent: 0,
+        demand: demand.clone(),
     };
     let first = state.arm(&origin, &client, &tx).await?;
     tokio::spawn(async move {
@@ -158,7 +221,7 @@ pub(crate) async fn key(
             };
         }
     });
-    Ok(stream(rx))
+    Ok(demanding_stream(rx, demand))
 }
 
 /// What a key watch knows.
@@ -169,6 +232,10 @@ struct KeyWatch {
     next: Revision,
     /// (czxid, mzxid) of the node as last reported or known to the reader.
     known: Option<(i64, i64)>,
+    /// Events sent to the reader so far.
+    sent: u64,
+    /// What the reader has taken.
+    demand: Arc<Demand>,
 }
 
 /// Outcome of arming a one-shot watch.
@@ -179,6 +246,13 @@ enum Armed {
 }
 
 impl KeyWatch {
+    /// Sends `event`, counted; `false` when the reader has gone.
+    async fn send(&mut self, tx: &Tx, event: WatchEvent) -> bool {
+        let sent = send(tx, Ok(event)).await;
+        self.sent += u64::from(sent);
+        sent
+    }
+
     /// Reads the node with a watch, reports what changed since the last
     /// report, and returns the armed watch.
     async fn arm(&mut self, origin: &Origin, client: &zk::Client, tx: &Tx) -> Result<Armed> {
@@ -195,7 +269,7 @@ impl KeyWatch {
                                 key: self.key.clone(),
                                 revision,
                             };
-                            if !send(tx, Ok(deleted)).await {
+                            if !self.send(tx, deleted).await {
                                 return Ok(Armed::Done);
                             }
                             self.next = self.next.max(revision + 1);
@@ -205,7 +279,7 @@ impl KeyWatch {
                     if changed && zxid(stat.mzxid) >= self.next {
                         let e: Entry = entry(self.key.clone(), data, &stat);
                         self.next = e.modified + 1;
-                        if !send(tx, Ok(WatchEvent::Put(e))).await {
+                        if !self.send(tx, WatchEvent::Put(e)).await {
                             return Ok(Armed::Done);
                         }
                     }
@@ -258,7 +332,7 @@ impl KeyWatch {
         } else {
             self.next
         };
-        if !self.report_absent(tx, revision).await {
+        if !self.report_absent(tx, revision).await || !self.demand.more_after(self.sent, tx).await {
             return Ok(Armed::Done);
         }
         match self.watch_absent(origin, client, tx).await? {
@@ -293,7 +367,7 @@ impl KeyWatch {
                 key: self.key.clone(),
                 revision,
             };
-            if !send(tx, Ok(deleted)).await {
+            if !self.send(tx, deleted).await {
                 return false;
             }
             self.next = revision + 1;
@@ -457,5 +531,66 @@ async fn run_election(
                 return Ok(());
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures::FutureExt;
+
+    fn deleted() -> Result<WatchEvent> {
+        Ok(WatchEvent::Delete {
+            key: "k".into(),
+            revision: 7,
+        })
+    }
+
+    /// A key watch's channel and stream, and the task's side of it.
+    fn channel() -> (Tx, WatchStream, Arc<Demand>) {
+        let (tx, rx) = mpsc::channel(BUFFER);
+        let demand = Arc::new(Demand::default());
+        (tx, demanding_stream(rx, demand.clone()), demand)
+    }
+
+    #[tokio::test]
+    async fn a_reader_that_drops_the_stream_after_the_event_wants_no_more() {
+        let (tx, mut stream, demand) = channel();
+        // The reader was already waiting when the event came: that wait
+        // is not a request for what follows the event.
+        assert!(stream.next().now_or_never().is_none());
+        assert!(send(&tx, deleted()).await);
+        assert!(matches!(
+            stream.next().await,
+            Some(Ok(WatchEvent::Delete { .. }))
+        ));
+        let more = demand.more_after(1, &tx);
+        tokio::pin!(more);
+        assert!(
+            more.as_mut().now_or_never().is_none(),
+            "asked before it took the event"
+        );
+        drop(stream);
+        assert!(!more.await);
+    }
+
+    #[tokio::test]
+    async fn a_reader_that_asks_again_after_the_event_wants_more() {
+        let (tx, mut stream, demand) = channel();
+        assert!(stream.next().now_or_never().is_none());
+        assert!(send(&tx, deleted()).await);
+        let more = demand.more_after(1, &tx);
+        tokio::pin!(more);
+        assert!(
+            more.as_mut().now_or_never().is_none(),
+            "the event is not taken yet"
+        );
+        assert!(stream.next().await.is_some());
+        assert!(
+            more.as_mut().now_or_never().is_none(),
+            "taken, not asked again"
+        );
+        assert!(stream.next().now_or_never().is_none());
+        assert!(more.await);
     }
 }
