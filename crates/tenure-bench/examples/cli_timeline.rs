@@ -1,0 +1,160 @@
+//! Where a process-level hand-over spends its time: two `tenure campaign`
+//! processes on one election, the leader told to resign with SIGTERM, both
+//! logging at trace level with microsecond timestamps. Prints each log
+//! line of the hand-over as time since the signal.
+//!
+//! ```text
+//! cargo build --release -p tenure-cli
+//! cargo run --release -p tenure-bench --example cli_timeline -- zk
+//! cargo run --release -p tenure-bench --example cli_timeline -- etcd
+//! ```
+
+#![allow(clippy::unwrap_used)] // a measuring tool: fail loudly
+
+use std::time::Duration;
+
+use rustix::process::Signal;
+use tenure_bench::procs::Proc;
+use tokio::process::Command;
+
+/// Hand-overs run: the first ones warm the server up (a fresh JVM is
+/// slow), only the last [`SHOWN`] are printed.
+const ROUNDS: usize = 40;
+const SHOWN: usize = 3;
+/// Hand-overs left out of the median.
+const WARM_UP: usize = 10;
+
+#[tokio::main]
+async fn main() {
+    let which = std::env::args().nth(1).unwrap_or_else(|| "zk".into());
+    let bin = tenure_bench::peers::tenure_cli().expect("build the tenure CLI first");
+    let (url, _zk, _etcd) = if which == "etcd" {
+        let s = tenure_testkit::etcd_server::EtcdServer::start()
+            .await
+            .unwrap();
+        (format!("etcd://{}", s.client_addr()), None, Some(s))
+    } else {
+        let s = tenure_testkit::zk_server::ZkServer::start().await.unwrap();
+        (
+            format!("zk://{}/timeline", s.connect_string()),
+            Some(s),
+            None,
+        )
+    };
+    let dir = std::env::temp_dir().join(format!("tenure-timeline-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let level =
+        std::env::var("LEVEL").unwrap_or_else(|_| "tenure=trace,zookeeper_client=trace".into());
+    let campaign = |proposal: &str| {
+        // Through a shell: the bench's process handle sets stderr itself.
+        let mut c = Command::new("sh");
+        c.arg("-c")
+            .arg(r#"log="$1"; shift; exec "$@" 2>"$log""#)
+            .arg("sh")
+            .arg(dir.join(proposal))
+            .arg(&bin)
+            .args(["campaign", "e", proposal, "--backend", &url])
+            .args(["--ttl", "5s", "--output", "json", "--log-format", "json"])
+            .args(["--log-level", &level]);
+        c
+    };
+    let elected = |l: &str| l.contains("\"elected\"");
+    let mut leader = Proc::spawn("p0", campaign("p0")).unwrap();
+    leader
+        .wait_line(Duration::from_secs(10), elected)
+        .await
+        .unwrap();
+    let mut took = Vec::new();
+    for round in 1..=ROUNDS {
+        let name = format!("p{round}");
+        let mut next = Proc::spawn(name.clone(), campaign(&name)).unwrap();
+        next.wait_line(Duration::from_secs(10), |l| l.contains("campaigning"))
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let t0 = wall_us();
+        let t0_mono = tenure_bench::clock::mono_ns();
+        leader.signal(Signal::TERM).unwrap();
+        let line = next
+            .wait_line(Duration::from_secs(10), elected)
+            .await
+            .unwrap();
+        let done = wall_us();
+        leader.reap(Duration::from_secs(5)).await;
+        let emitted = serde_json::from_str::<serde_json::Value>(&line.text)
+            .ok()
+            .and_then(|v| v["mono_ns"].as_u64())
+            .map_or(f64::NAN, |ns| ns.saturating_sub(t0_mono) as f64 / 1e6);
+        if round > WARM_UP {
+            took.push((done - t0) as f64 / 1e3);
+        }
+        if round + SHOWN <= ROUNDS {
+            leader = next;
+            continue;
+        }
+        println!(
+            "round {round}: signal → successor's line written {emitted:.2} ms, read {:.2} ms",
+            (done - t0) as f64 / 1e3
+        );
+        for who in [format!("p{}", round - 1), name.clone()] {
+            let text = std::fs::read_to_string(dir.join(&who)).unwrap();
+            for l in text.lines() {
+                let Ok(v) = serde_json::from_str::<serde_json::Value>(l) else {
+                    continue;
+                };
+                let Some(ts) = v["timestamp"].as_str() else {
+                    continue;
+                };
+                let Some(us) = parse_us(ts) else { continue };
+                if us + 2_000 < t0 || us > done + 1_000 {
+                    continue;
+                }
+                println!(
+                    "  {who:>3} {:+8.3} ms {:5} {}",
+                    (us - t0) as f64 / 1e3,
+                    v["level"].as_str().unwrap_or(""),
+                    v["fields"]["message"].as_str().unwrap_or("")
+                );
+            }
+        }
+        leader = next;
+    }
+    leader.signal(Signal::TERM).unwrap();
+    leader.reap(Duration::from_secs(5)).await;
+    took.sort_by(f64::total_cmp);
+    println!(
+        "median over hand-overs {}..={ROUNDS}: {:.2} ms",
+        WARM_UP + 1,
+        took[took.len() / 2]
+    );
+    if std::env::var_os("KEEP").is_none() {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
+fn wall_us() -> i64 {
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    i64::try_from(d.as_micros()).unwrap()
+}
+
+/// `2026-12-01T12:00:00.123456Z` → µs since the epoch (UTC only).
+fn parse_us(ts: &str) -> Option<i64> {
+    let (date, time) = ts.trim_end_matches('Z').split_once('T')?;
+    let mut d = date.split('-').map(|p| p.parse::<i64>().ok());
+    let (y, m, day) = (d.next()??, d.next()??, d.next()??);
+    let (hms, frac) = time.split_once('.').unwrap_or((time, "0"));
+    let mut t = hms.split(':').map(|p| p.parse::<i64>().ok());
+    let (h, mi, s) = (t.next()??, t.next()??, t.next()??);
+    let micros: i64 = format!("{frac:0<6}")[..6].parse().ok()?;
+    // Days from civil (Howard Hinnant's algorithm).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(((days * 86_400 + h * 3_600 + mi * 60 + s) * 1_000_000) + micros)
+}

@@ -1,0 +1,74 @@
+//! What a successor's read of its own key costs on etcd right after its
+//! predecessor's delete event at revision R: a linearizable get (a
+//! ReadIndex round first), or a serializable get pinned at R (served from
+//! the member's store, which has applied R since it sent the event).
+//!
+//! ```text
+//! cargo run --release -p tenure-bench --example etcd_pinned_read
+//! ```
+
+#![allow(clippy::unwrap_used)] // a measuring tool: fail loudly
+
+use std::time::{Duration, Instant};
+
+use etcd_client::{Client, EventType, GetOptions, WatchOptions};
+
+#[tokio::main]
+async fn main() {
+    let server = tenure_testkit::etcd_server::EtcdServer::start()
+        .await
+        .unwrap();
+    let mut a = Client::connect([server.endpoint()], None).await.unwrap();
+    let mut b = Client::connect([server.endpoint()], None).await.unwrap();
+    b.put("own", "v", None).await.unwrap();
+    for round in 0..3 {
+        for pinned in [false, true] {
+            let mut reads = Vec::new();
+            for i in 0..100 {
+                let key = format!("k{round}-{pinned}-{i}");
+                let rev = a
+                    .put(key.as_str(), "v", None)
+                    .await
+                    .unwrap()
+                    .header()
+                    .unwrap()
+                    .revision();
+                let mut events = b
+                    .watch(
+                        key.as_str(),
+                        Some(WatchOptions::new().with_start_revision(rev + 1)),
+                    )
+                    .await
+                    .unwrap();
+                a.delete(key.as_str(), None).await.unwrap();
+                let mut at = 0;
+                'wait: while let Some(r) = events.message().await.unwrap() {
+                    for e in r.events() {
+                        if e.event_type() == EventType::Delete {
+                            at = e.kv().unwrap().mod_revision();
+                            break 'wait;
+                        }
+                    }
+                }
+                let t0 = Instant::now();
+                let options =
+                    pinned.then(|| GetOptions::new().with_serializable().with_revision(at));
+                let got = b.get("own", options).await.unwrap();
+                reads.push(t0.elapsed());
+                assert_eq!(got.kvs().len(), 1);
+            }
+            reads.sort();
+            let ms = |d: Duration| d.as_secs_f64() * 1e3;
+            println!(
+                "{:12}: read median {:.3} ms (p90 {:.3})",
+                if pinned {
+                    "pinned at R"
+                } else {
+                    "linearizable"
+                },
+                ms(reads[reads.len() / 2]),
+                ms(reads[reads.len() * 9 / 10]),
+            );
+        }
+    }
+}
