@@ -11,7 +11,7 @@ use std::collections::BTreeSet;
 
 use futures::StreamExt;
 use tenure_core::{
-    ElectionName, ElectionStream, Entry, Error, PrefixWatchStream, Result, Revision, WatchEvent,
+    ElectionName, ElectionStream, Entry, PrefixWatchStream, Result, Revision, WatchEvent,
 };
 
 use crate::backend::{header_rev, EtcdBackend};
@@ -93,10 +93,9 @@ pub(crate) async fn watch(backend: &EtcdBackend, prefix: &str) -> Result<Electio
                 return None;
             }
             let item = match stream.message().await {
-                Ok(Some(resp)) if resp.canceled() => Err(Error::Protocol {
-                    operation: "watch elections",
-                    reason: format!("watch cancelled by the server: {}", resp.cancel_reason()),
-                }),
+                Ok(Some(resp)) if resp.canceled() => {
+                    Err(watch::cancelled("watch elections", resp.cancel_reason()))
+                }
                 Ok(Some(resp)) => Ok(resp
                     .events()
                     .iter()
@@ -177,10 +176,6 @@ pub(crate) async fn watch_entries(
             let name = election_of_key(&owned, &backend.relative_key(kv.key()))?;
             Some((Some(name), watch::change(backend, kv)))
         }),
-        cancelled: |reason| Error::Protocol {
-            operation: "watch prefix",
-            reason,
-        },
     };
     Ok(watch::items(backend, stream, first, reading))
 }

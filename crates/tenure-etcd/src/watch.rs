@@ -62,6 +62,15 @@ pub(crate) fn ended(backend: &EtcdBackend) -> Error {
 /// Picks the item for one event of a watch, or `None` to leave it out.
 pub(crate) type Pick<T> = Box<dyn FnMut(&EtcdBackend, &etcd_client::Event) -> Option<T> + Send>;
 
+/// The error of a watch the server cancelled (`reason` is etcd's): a
+/// backend failure, transient like any; the reader opens the watch again.
+pub(crate) fn cancelled(operation: &'static str, reason: &str) -> Error {
+    error::protocol(
+        operation,
+        format!("watch cancelled by the server: {reason}"),
+    )
+}
+
 /// How one kind of watch reads etcd's responses.
 pub(crate) struct Reading<T> {
     /// The operation named in errors.
@@ -70,8 +79,6 @@ pub(crate) struct Reading<T> {
     pub(crate) history_lost: fn() -> T,
     /// The item for one event, or `None` to leave it out.
     pub(crate) pick: Pick<T>,
-    /// The error of a watch the server cancelled, from its reason.
-    pub(crate) cancelled: fn(String) -> Error,
 }
 
 /// A confirmed etcd watch (`first` is its confirming response) as a
@@ -141,9 +148,8 @@ impl<T> State<T> {
             }
         }
         if resp.canceled() {
-            let reason = format!("watch cancelled by the server: {}", resp.cancel_reason());
             self.pending
-                .push_back(Err((self.reading.cancelled)(reason)));
+                .push_back(Err(cancelled(self.reading.operation, resp.cancel_reason())));
             self.done = true;
         }
     }
@@ -195,7 +201,6 @@ pub(crate) async fn open(
                 _ => Some(change(backend, kv)),
             }
         }),
-        cancelled: |reason| error::protocol("watch", reason),
     };
     Ok(items(backend, stream, first, reading))
 }
