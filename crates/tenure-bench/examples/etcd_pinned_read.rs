@@ -9,17 +9,16 @@
 
 #![allow(clippy::unwrap_used)] // a measuring tool: fail loudly
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use etcd_client::{Client, EventType, GetOptions, WatchOptions};
+use etcd_client::{EventType, GetOptions, WatchOptions};
+use tenure_bench::example::median_p90_ms;
 
 #[tokio::main]
 async fn main() {
-    let server = tenure_testkit::etcd_server::EtcdServer::start()
+    let (_server, mut a, mut b) = tenure_bench::example::etcd_with_two_clients()
         .await
         .unwrap();
-    let mut a = Client::connect([server.endpoint()], None).await.unwrap();
-    let mut b = Client::connect([server.endpoint()], None).await.unwrap();
     b.put("own", "v", None).await.unwrap();
     for round in 0..3 {
         for pinned in [false, true] {
@@ -57,17 +56,14 @@ async fn main() {
                 reads.push(t0.elapsed());
                 assert_eq!(got.kvs().len(), 1);
             }
-            reads.sort();
-            let ms = |d: Duration| d.as_secs_f64() * 1e3;
+            let (median, p90) = median_p90_ms(&mut reads);
             println!(
-                "{:12}: read median {:.3} ms (p90 {:.3})",
+                "{:12}: read median {median:.3} ms (p90 {p90:.3})",
                 if pinned {
                     "pinned at R"
                 } else {
                     "linearizable"
                 },
-                ms(reads[reads.len() / 2]),
-                ms(reads[reads.len() * 9 / 10]),
             );
         }
     }

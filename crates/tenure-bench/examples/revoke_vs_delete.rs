@@ -7,17 +7,16 @@
 
 #![allow(clippy::unwrap_used)] // a measuring tool: fail loudly
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use etcd_client::{Client, EventType, PutOptions, WatchOptions};
+use etcd_client::{EventType, PutOptions, WatchOptions};
+use tenure_bench::example::median_p90_ms;
 
 #[tokio::main]
 async fn main() {
-    let server = tenure_testkit::etcd_server::EtcdServer::start()
+    let (_server, mut a, mut b) = tenure_bench::example::etcd_with_two_clients()
         .await
         .unwrap();
-    let mut a = Client::connect([server.endpoint()], None).await.unwrap();
-    let mut b = Client::connect([server.endpoint()], None).await.unwrap();
     for round in 0..3 {
         for revoke in [false, true] {
             let mut times = Vec::new();
@@ -63,15 +62,11 @@ async fn main() {
                     a.lease_revoke(lease).await.unwrap();
                 }
             }
-            times.sort();
-            acks.sort();
-            let ms = |d: Duration| d.as_secs_f64() * 1e3;
+            let (median, p90) = median_p90_ms(&mut times);
+            let (ack, _) = median_p90_ms(&mut acks);
             println!(
-                "{:7}: watcher notified median {:.2} ms (p90 {:.2}); writer's reply median {:.2} ms",
+                "{:7}: watcher notified median {median:.2} ms (p90 {p90:.2}); writer's reply median {ack:.2} ms",
                 if revoke { "revoke" } else { "delete" },
-                ms(times[times.len() / 2]),
-                ms(times[times.len() * 9 / 10]),
-                ms(acks[acks.len() / 2]),
             );
         }
     }

@@ -8,8 +8,9 @@
 
 #![allow(clippy::unwrap_used)] // a measuring tool: fail loudly
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
+use tenure_bench::example::median_p90_ms;
 use zookeeper_client as zk;
 
 #[tokio::main]
@@ -45,15 +46,11 @@ async fn main() {
                 watch.changed().await;
                 notified.push(t0.elapsed());
             }
-            notified.sort();
-            replies.sort();
-            let ms = |d: Duration| d.as_secs_f64() * 1e3;
+            let (median, p90) = median_p90_ms(&mut notified);
+            let (reply, _) = median_p90_ms(&mut replies);
             println!(
-                "{:6}: watcher notified median {:.2} ms (p90 {:.2}); owner's reply median {:.2} ms",
+                "{:6}: watcher notified median {median:.2} ms (p90 {p90:.2}); owner's reply median {reply:.2} ms",
                 if close { "close" } else { "delete" },
-                ms(notified[notified.len() / 2]),
-                ms(notified[notified.len() * 9 / 10]),
-                ms(replies[replies.len() / 2]),
             );
         }
     }

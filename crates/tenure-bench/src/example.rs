@@ -1,6 +1,10 @@
-//! What the diagnostic examples (`examples/`) share: their size argument
-//! and an etcd server of their own.
+//! What the diagnostic examples (`examples/`) share: their size argument,
+//! an etcd server of their own with raw clients, and how they print a
+//! distribution.
 
+use std::time::Duration;
+
+use etcd_client::Client;
 use tenure_testkit::etcd_server::EtcdServer;
 
 use crate::error::{fail, Result};
@@ -26,4 +30,33 @@ pub async fn etcd() -> Result<(EtcdServer, String)> {
         .map_err(|e| fail(format!("cannot start etcd: {e}")))?;
     let url = format!("etcd://{}", server.endpoint().trim_start_matches("http://"));
     Ok((server, url))
+}
+
+/// A fresh single-node etcd server and two raw clients of it (a writer
+/// and a watcher, each on a connection of its own).
+///
+/// # Errors
+/// When the server cannot be started or a client cannot connect.
+pub async fn etcd_with_two_clients() -> Result<(EtcdServer, Client, Client)> {
+    let (server, _) = etcd().await?;
+    let connect = || async {
+        Client::connect([server.endpoint()], None)
+            .await
+            .map_err(|e| fail(format!("cannot connect to etcd: {e}")))
+    };
+    let a = connect().await?;
+    let b = connect().await?;
+    Ok((server, a, b))
+}
+
+/// The median and the 90th percentile of `samples`, in milliseconds
+/// (sorts them; zeros when there are none).
+pub fn median_p90_ms(samples: &mut [Duration]) -> (f64, f64) {
+    if samples.is_empty() {
+        return (0.0, 0.0);
+    }
+    samples.sort();
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    let n = samples.len();
+    (ms(samples[n / 2]), ms(samples[n * 9 / 10]))
 }
