@@ -66,12 +66,9 @@ async fn zookeeper_url() {
 #[cfg(feature = "etcd")]
 #[tokio::test(flavor = "multi_thread")]
 async fn unreachable_etcd_url_is_a_typed_error() {
-    // A port nothing listens on: bind, learn the port, release it.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    // A port held without listening: connections are refused.
+    let refused = tenure_testkit::harness::RefusedPort::new().unwrap();
+    let port = refused.port();
     let url = format!("etcd://127.0.0.1:{port}");
     let err = tenure::connect(&url).await.unwrap_err();
     assert!(matches!(err, tenure::Error::Unreachable { .. }), "{err}");
@@ -95,11 +92,8 @@ async fn postgres_url() {
 #[cfg(feature = "postgres")]
 #[tokio::test(flavor = "multi_thread")]
 async fn unreachable_postgres_url_is_a_typed_error() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let refused = tenure_testkit::harness::RefusedPort::new().unwrap();
+    let port = refused.port();
     let url = format!("postgres://tenure@127.0.0.1:{port}/postgres?connect_timeout=1s");
     let err = tenure::connect(&url).await.unwrap_err();
     assert!(matches!(err, tenure::Error::Unreachable { .. }), "{err}");

@@ -254,12 +254,9 @@ async fn backend_from_the_environment() {
 
 #[tokio::test]
 async fn unreachable_etcd_exits_3() {
-    // A loopback port nothing listens on: bind, learn it, release it.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    // A loopback port held without listening: connections are refused.
+    let refused = tenure_testkit::harness::RefusedPort::new().unwrap();
+    let port = refused.port();
     let url = format!("etcd://127.0.0.1:{port}");
     for cmd in ["leader", "list", "observe", "campaign"] {
         let r = run(&["--backend", &url, "--request-timeout", "2s", cmd, "x"]).await;

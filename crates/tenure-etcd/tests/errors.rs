@@ -17,12 +17,9 @@ fn options(endpoint: &str) -> EtcdOptions {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn unreachable_endpoint_fails_within_the_connect_timeout() {
-    // A port nobody listens on (refused) ...
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    // A port held without listening (refused) ...
+    let refused = tenure_testkit::harness::RefusedPort::new().unwrap();
+    let port = refused.port();
     // ... and one that accepts TCP but never speaks (a hung server).
     let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let silent_port = silent.local_addr().unwrap().port();

@@ -106,6 +106,40 @@ pub(crate) fn free_ports(n: usize) -> Result<Vec<u16>, HarnessError> {
         .collect()
 }
 
+/// A loopback port that refuses connections for as long as this lives:
+/// a socket bound to it that never listens. A port bound and released
+/// instead may be taken meanwhile by a server another test starts (it
+/// was: a test then reached that server instead of a refusal); this one
+/// cannot be bound by anyone else while held.
+#[derive(Debug)]
+pub struct RefusedPort {
+    _socket: tokio::net::TcpSocket,
+    port: u16,
+}
+
+impl RefusedPort {
+    /// Binds a fresh loopback port without listening on it.
+    ///
+    /// # Errors
+    /// [`HarnessError::Io`] when no socket can be bound.
+    pub fn new() -> Result<RefusedPort, HarnessError> {
+        let socket = tokio::net::TcpSocket::new_v4().map_err(io("open a socket"))?;
+        socket
+            .bind(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
+            .map_err(io("bind a loopback port"))?;
+        let port = socket.local_addr().map_err(io("read a bound port"))?.port();
+        Ok(RefusedPort {
+            _socket: socket,
+            port,
+        })
+    }
+
+    /// The port: connecting to `127.0.0.1:<port>` is refused.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+}
+
 /// The last 30 lines of a server's log, for error messages.
 pub(crate) fn log_tail(path: &Path) -> String {
     match std::fs::read_to_string(path) {
@@ -132,5 +166,20 @@ pub(crate) fn signal(pid: u32, sig: &str) -> Result<(), HarnessError> {
             command: format!("kill -{sig} {pid}"),
             stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_refused_port_refuses_connections_and_cannot_be_taken() {
+        let held = RefusedPort::new().unwrap();
+        let addr = ("127.0.0.1", held.port());
+        let refused = std::net::TcpStream::connect(addr).unwrap_err();
+        assert_eq!(refused.kind(), std::io::ErrorKind::ConnectionRefused);
+        // A server binding it (std sets SO_REUSEADDR, as servers do) fails.
+        assert!(TcpListener::bind(addr).is_err());
     }
 }

@@ -159,10 +159,8 @@ async fn protected_create_never_leaves_a_second_node() {
 /// never answers) instead of hanging.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unreachable_connect_string_is_a_typed_error_not_a_hang() {
-    let closed = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    let refused = tenure_testkit::harness::RefusedPort::new().unwrap();
+    let closed = refused.port();
     // Accepts connections (the kernel does) but never reads or answers.
     let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let silent_port = silent.local_addr().unwrap().port();
