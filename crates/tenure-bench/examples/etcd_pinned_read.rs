@@ -11,8 +11,8 @@
 
 use std::time::Instant;
 
-use etcd_client::{EventType, GetOptions, WatchOptions};
-use tenure_bench::example::median_p90_ms;
+use etcd_client::GetOptions;
+use tenure_bench::example::{median_p90_ms, next_delete, watch_from};
 
 #[tokio::main]
 async fn main() {
@@ -32,23 +32,9 @@ async fn main() {
                     .header()
                     .unwrap()
                     .revision();
-                let mut events = b
-                    .watch(
-                        key.as_str(),
-                        Some(WatchOptions::new().with_start_revision(rev + 1)),
-                    )
-                    .await
-                    .unwrap();
+                let mut events = watch_from(&mut b, &key, rev + 1).await.unwrap();
                 a.delete(key.as_str(), None).await.unwrap();
-                let mut at = 0;
-                'wait: while let Some(r) = events.message().await.unwrap() {
-                    for e in r.events() {
-                        if e.event_type() == EventType::Delete {
-                            at = e.kv().unwrap().mod_revision();
-                            break 'wait;
-                        }
-                    }
-                }
+                let at = next_delete(&mut events).await.unwrap();
                 let t0 = Instant::now();
                 let options =
                     pinned.then(|| GetOptions::new().with_serializable().with_revision(at));

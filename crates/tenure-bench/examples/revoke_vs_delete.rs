@@ -9,8 +9,8 @@
 
 use std::time::Instant;
 
-use etcd_client::{EventType, PutOptions, WatchOptions};
-use tenure_bench::example::median_p90_ms;
+use etcd_client::PutOptions;
+use tenure_bench::example::{median_p90_ms, next_delete, watch_from};
 
 #[tokio::main]
 async fn main() {
@@ -34,13 +34,7 @@ async fn main() {
                     .header()
                     .unwrap()
                     .revision();
-                let mut events = b
-                    .watch(
-                        key.as_str(),
-                        Some(WatchOptions::new().with_start_revision(rev + 1)),
-                    )
-                    .await
-                    .unwrap();
+                let mut events = watch_from(&mut b, &key, rev + 1).await.unwrap();
                 let t0 = Instant::now();
                 let ack = if revoke {
                     a.lease_revoke(lease).await.map(|_| ()).unwrap();
@@ -49,13 +43,7 @@ async fn main() {
                     a.delete(key.as_str(), None).await.map(|_| ()).unwrap();
                     t0.elapsed()
                 };
-                'wait: while let Some(r) = events.message().await.unwrap() {
-                    for e in r.events() {
-                        if e.event_type() == EventType::Delete {
-                            break 'wait;
-                        }
-                    }
-                }
+                next_delete(&mut events).await.unwrap();
                 times.push(t0.elapsed());
                 acks.push(ack);
                 if !revoke {

@@ -60,3 +60,36 @@ pub fn median_p90_ms(samples: &mut [Duration]) -> (f64, f64) {
     let n = samples.len();
     (ms(samples[n / 2]), ms(samples[n * 9 / 10]))
 }
+
+/// A raw etcd watch of `key` from revision `from`.
+///
+/// # Errors
+/// When the watch cannot be opened.
+pub async fn watch_from(
+    client: &mut Client,
+    key: &str,
+    from: i64,
+) -> Result<etcd_client::WatchStream> {
+    let options = etcd_client::WatchOptions::new().with_start_revision(from);
+    client
+        .watch(key, Some(options))
+        .await
+        .map_err(|e| fail(format!("watch {key}: {e}")))
+}
+
+/// Waits on a raw etcd watch for the first deletion it reports: its
+/// revision.
+///
+/// # Errors
+/// When the watch breaks, or ends before a deletion.
+pub async fn next_delete(events: &mut etcd_client::WatchStream) -> Result<i64> {
+    let broken = |e: etcd_client::Error| fail(format!("watch: {e}"));
+    while let Some(resp) = events.message().await.map_err(broken)? {
+        for e in resp.events() {
+            if e.event_type() == etcd_client::EventType::Delete {
+                return Ok(e.kv().map_or(0, |kv| kv.mod_revision()));
+            }
+        }
+    }
+    Err(fail("the watch ended before a deletion"))
+}
