@@ -20,9 +20,7 @@ use crate::error::{self, Ctx, KIND};
 use crate::lease::{expire_unrenewed, locked, LeaseSession, Leases};
 use crate::options::{ZkAcl, ZkOptions};
 use crate::paths::{Names, Shape, LEADER_NODE};
-use crate::session::{
-    checked_retry, connect_retry, diagnosed, open_session, probe_tls, session_attempt,
-};
+use crate::session::{checked, connect_retry, diagnosed, open_session, probe_tls, session_attempt};
 use crate::watch::{self, Origin};
 use crate::{elections, probe, read};
 
@@ -148,7 +146,7 @@ impl ZkBackend {
                 let bounds = match known {
                     Some(b) => b,
                     None => {
-                        let probe = || async {
+                        let b = checked(&options, || async {
                             probe::session_bounds(
                                 &options.connect,
                                 probe_timeout,
@@ -156,14 +154,8 @@ impl ZkBackend {
                             )
                             .await
                             .map_err(|cause| AttemptError::Transient(cause.into()))
-                        };
-                        let b = match probe().await {
-                            Ok(b) => b,
-                            Err(AttemptError::Transient(cause)) => {
-                                checked_retry(&options, cause, probe()).await?
-                            }
-                            Err(permanent) => return Err(permanent),
-                        };
+                        })
+                        .await?;
                         *locked(&learnt) = Some(b);
                         b
                     }

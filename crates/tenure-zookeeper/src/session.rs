@@ -66,25 +66,30 @@ pub(crate) fn probe_tls(options: &ZkOptions) -> Result<Option<probe::ProbeTls>> 
     }
 }
 
-/// After an attempt failed with `cause`: whether TLS is why (a
-/// certificate refused on either side: permanent), else `again`, one
-/// more attempt.
+/// Runs `attempt`; when it fails in a way worth retrying, finds out
+/// whether TLS is why (a certificate refused on either side: permanent).
 ///
-/// Without TLS nothing needs telling: the cause is transient and `again`
-/// is not run (the retry loop backs off first). With TLS, telling takes a
-/// test handshake that may wait up to a second for the server to speak,
-/// longer than a short lease's grant may take; so `again` runs beside it
-/// at once. A session it opens is kept (the test handshake
-/// is dropped); a refusal the test handshake finds is returned; when both
-/// fail, the later cause is kept.
-pub(crate) async fn checked_retry<T>(
+/// Without TLS nothing needs telling: the failure is transient, and the
+/// retry loop backs off before the next attempt. With TLS, telling takes
+/// a test handshake that may wait up to a second for the server to speak,
+/// longer than a short lease's grant may take; so a second attempt runs
+/// beside it at once. What that attempt opens is kept (the test
+/// handshake is dropped); a refusal the test handshake finds is returned;
+/// when both fail, the later cause is kept.
+pub(crate) async fn checked<T, F>(
     options: &ZkOptions,
-    cause: tenure_core::BoxError,
-    again: impl std::future::Future<Output = std::result::Result<T, AttemptError>>,
-) -> std::result::Result<T, AttemptError> {
+    attempt: impl Fn() -> F,
+) -> std::result::Result<T, AttemptError>
+where
+    F: std::future::Future<Output = std::result::Result<T, AttemptError>>,
+{
+    let cause = match attempt().await {
+        Err(AttemptError::Transient(cause)) => cause,
+        settled => return settled,
+    };
     #[cfg(feature = "tls")]
     if options.tls.is_some() {
-        let diagnosis = crate::tls::failure(options);
+        let (diagnosis, again) = (crate::tls::failure(options), attempt());
         tokio::pin!(diagnosis, again);
         return tokio::select! {
             found = &mut diagnosis => match found {
@@ -100,7 +105,8 @@ pub(crate) async fn checked_retry<T>(
             },
         };
     }
-    let _ = (options, again);
+    #[cfg(not(feature = "tls"))]
+    let _ = options;
     Err(AttemptError::Transient(cause))
 }
 
@@ -127,18 +133,12 @@ impl std::error::Error for NoHostAvailable {}
 /// One attempt at opening a session: every host of the connect string
 /// tried once (`with_fail_eagerly`), each handshake given up after
 /// [`MAX_SILENCE`] of silence; a transient failure is checked for a TLS
-/// cause and, under TLS, tried once more beside the check
-/// ([`checked_retry`]).
+/// cause and, under TLS, tried once more beside the check ([`checked`]).
 pub(crate) async fn session_attempt(
     options: &ZkOptions,
     session_timeout: Duration,
 ) -> std::result::Result<zk::Client, AttemptError> {
-    match connect_once(options, session_timeout).await {
-        Err(AttemptError::Transient(cause)) => {
-            checked_retry(options, cause, connect_once(options, session_timeout)).await
-        }
-        settled => settled,
-    }
+    checked(options, || connect_once(options, session_timeout)).await
 }
 
 /// One connection attempt, its failure classified but not diagnosed.
