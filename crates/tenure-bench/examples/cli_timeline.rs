@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use rustix::process::Signal;
 use tenure_bench::procs::Proc;
+use tenure_bench::stats::Distribution;
 use tokio::process::Command;
 
 /// Hand-overs run: the first ones warm the server up (a fresh JVM is
@@ -29,10 +30,8 @@ async fn main() {
     let which = std::env::args().nth(1).unwrap_or_else(|| "zk".into());
     let bin = tenure_bench::peers::tenure_cli().expect("build the tenure CLI first");
     let (url, _zk, _etcd) = if which == "etcd" {
-        let s = tenure_testkit::etcd_server::EtcdServer::start()
-            .await
-            .unwrap();
-        (format!("etcd://{}", s.client_addr()), None, Some(s))
+        let (s, url) = tenure_bench::example::etcd().await.unwrap();
+        (url, None, Some(s))
     } else {
         let s = tenure_testkit::zk_server::ZkServer::start().await.unwrap();
         (
@@ -105,7 +104,7 @@ async fn main() {
                 let Some(ts) = v["timestamp"].as_str() else {
                     continue;
                 };
-                let Some(us) = parse_us(ts) else { continue };
+                let Some(us) = wall_us_of(ts) else { continue };
                 if us + 2_000 < t0 || us > done + 1_000 {
                     continue;
                 }
@@ -121,11 +120,10 @@ async fn main() {
     }
     leader.signal(Signal::TERM).unwrap();
     leader.reap(Duration::from_secs(5)).await;
-    took.sort_by(f64::total_cmp);
     println!(
         "median over hand-overs {}..={ROUNDS}: {:.2} ms",
         WARM_UP + 1,
-        took[took.len() / 2]
+        Distribution::of(&took).map_or(f64::NAN, |d| d.median)
     );
     if std::env::var_os("KEEP").is_none() {
         let _ = std::fs::remove_dir_all(&dir);
@@ -133,28 +131,15 @@ async fn main() {
 }
 
 fn wall_us() -> i64 {
-    let d = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap();
-    i64::try_from(d.as_micros()).unwrap()
+    since_epoch_us(std::time::SystemTime::now()).unwrap()
 }
 
-/// `2026-12-01T12:00:00.123456Z` → µs since the epoch (UTC only).
-fn parse_us(ts: &str) -> Option<i64> {
-    let (date, time) = ts.trim_end_matches('Z').split_once('T')?;
-    let mut d = date.split('-').map(|p| p.parse::<i64>().ok());
-    let (y, m, day) = (d.next()??, d.next()??, d.next()??);
-    let (hms, frac) = time.split_once('.').unwrap_or((time, "0"));
-    let mut t = hms.split(':').map(|p| p.parse::<i64>().ok());
-    let (h, mi, s) = (t.next()??, t.next()??, t.next()??);
-    let micros: i64 = format!("{frac:0<6}")[..6].parse().ok()?;
-    // Days from civil (Howard Hinnant's algorithm).
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    Some(((days * 86_400 + h * 3_600 + mi * 60 + s) * 1_000_000) + micros)
+/// A log line's RFC 3339 timestamp as µs since the epoch.
+fn wall_us_of(timestamp: &str) -> Option<i64> {
+    since_epoch_us(humantime::parse_rfc3339(timestamp).ok()?)
+}
+
+fn since_epoch_us(t: std::time::SystemTime) -> Option<i64> {
+    let d = t.duration_since(std::time::UNIX_EPOCH).ok()?;
+    i64::try_from(d.as_micros()).ok()
 }

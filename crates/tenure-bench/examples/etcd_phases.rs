@@ -14,19 +14,21 @@ use std::time::{Duration, Instant};
 use futures::future::join_all;
 use tenure::backend::{Slot, WatchScope};
 use tenure::{DynBackend, ElectionName};
+use tenure_bench::stats::Distribution;
 
 /// Prints one phase: all done, and the per-request distribution.
-fn report(what: &str, t0: Instant, mut v: Vec<Duration>) {
+fn report(what: &str, t0: Instant, v: Vec<Duration>) {
     let all = t0.elapsed();
-    v.sort();
-    let p = |q: f64| v[((v.len() as f64 * q) as usize).min(v.len() - 1)].as_secs_f64() * 1e3;
+    let Some(d) = Distribution::of_millis(&v) else {
+        return;
+    };
     eprintln!(
         "{what:28} all {:8.1} ms | first done {:7.1} p50 {:7.1} p99 {:7.1} max {:7.1} ms",
         all.as_secs_f64() * 1e3,
-        p(0.0),
-        p(0.5),
-        p(0.99),
-        p(1.0)
+        d.min,
+        d.median,
+        d.p99,
+        d.max
     );
 }
 

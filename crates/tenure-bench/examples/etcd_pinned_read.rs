@@ -11,8 +11,9 @@
 
 use std::time::Instant;
 
-use etcd_client::GetOptions;
-use tenure_bench::example::{median_p90_ms, next_delete, watch_from};
+use etcd_client::{EventType, GetOptions};
+use tenure_bench::example::{next_event, watch_from};
+use tenure_bench::stats::Distribution;
 
 #[tokio::main]
 async fn main() {
@@ -34,7 +35,7 @@ async fn main() {
                     .revision();
                 let mut events = watch_from(&mut b, &key, rev + 1).await.unwrap();
                 a.delete(key.as_str(), None).await.unwrap();
-                let at = next_delete(&mut events).await.unwrap();
+                let at = next_event(&mut events, EventType::Delete).await.unwrap();
                 let t0 = Instant::now();
                 let options =
                     pinned.then(|| GetOptions::new().with_serializable().with_revision(at));
@@ -42,14 +43,16 @@ async fn main() {
                 reads.push(t0.elapsed());
                 assert_eq!(got.kvs().len(), 1);
             }
-            let (median, p90) = median_p90_ms(&mut reads);
+            let reads = Distribution::of_millis(&reads).unwrap();
             println!(
-                "{:12}: read median {median:.3} ms (p90 {p90:.3})",
+                "{:12}: read median {:.3} ms (p90 {:.3})",
                 if pinned {
                     "pinned at R"
                 } else {
                     "linearizable"
                 },
+                reads.median,
+                reads.p90,
             );
         }
     }

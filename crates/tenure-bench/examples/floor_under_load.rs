@@ -16,6 +16,8 @@ use etcd_client::{Client, EventType};
 use futures::StreamExt;
 use tenure::backend::{WatchEvent, WatchScope};
 use tenure::{DynBackend, Election};
+use tenure_bench::example::{next_event, raw_client};
+use tenure_bench::stats::Distribution;
 
 async fn floor(a: &mut Client, b: &mut Client, runs: usize) -> Vec<Duration> {
     let key = "floor-under-load";
@@ -23,25 +25,13 @@ async fn floor(a: &mut Client, b: &mut Client, runs: usize) -> Vec<Duration> {
     let mut out = Vec::new();
     for _ in 0..runs {
         a.put(key, "v", None).await.unwrap();
-        'put: while let Some(r) = events.message().await.unwrap() {
-            if r.events().iter().any(|e| e.event_type() == EventType::Put) {
-                break 'put;
-            }
-        }
+        next_event(&mut events, EventType::Put).await.unwrap();
         tokio::time::sleep(Duration::from_millis(20)).await;
         let t0 = Instant::now();
         a.delete(key, None).await.unwrap();
-        'del: while let Some(r) = events.message().await.unwrap() {
-            if r.events()
-                .iter()
-                .any(|e| e.event_type() == EventType::Delete)
-            {
-                break 'del;
-            }
-        }
+        next_event(&mut events, EventType::Delete).await.unwrap();
         out.push(t0.elapsed());
     }
-    out.sort();
     out
 }
 
@@ -73,20 +63,19 @@ async fn through(a: &mut Client, conn: &DynBackend, runs: usize) -> Vec<Duration
         conn.get("floor-under-load-own").await.unwrap();
         out.push(t0.elapsed());
     }
-    out.sort();
     out
 }
 
 fn median_ms(v: &[Duration]) -> f64 {
-    v[v.len() / 2].as_secs_f64() * 1e3
+    Distribution::of_millis(v).map_or(f64::NAN, |d| d.median)
 }
 
 #[tokio::main]
 async fn main() {
     let n = tenure_bench::example::size_arg(1000);
     let (server, url) = tenure_bench::example::etcd().await.unwrap();
-    let mut a = Client::connect([server.endpoint()], None).await.unwrap();
-    let mut b = Client::connect([server.endpoint()], None).await.unwrap();
+    let mut a = raw_client(&server).await.unwrap();
+    let mut b = raw_client(&server).await.unwrap();
     let quiet = floor(&mut a, &mut b, 50).await;
     let conn: DynBackend = tenure::connect(&url).await.unwrap();
     let quiet_conn = through(&mut a, &conn, 50).await;

@@ -9,8 +9,9 @@
 
 use std::time::Instant;
 
-use etcd_client::PutOptions;
-use tenure_bench::example::{median_p90_ms, next_delete, watch_from};
+use etcd_client::{EventType, PutOptions};
+use tenure_bench::example::{next_event, watch_from};
+use tenure_bench::stats::Distribution;
 
 #[tokio::main]
 async fn main() {
@@ -43,18 +44,23 @@ async fn main() {
                     a.delete(key.as_str(), None).await.map(|_| ()).unwrap();
                     t0.elapsed()
                 };
-                next_delete(&mut events).await.unwrap();
+                next_event(&mut events, EventType::Delete).await.unwrap();
                 times.push(t0.elapsed());
                 acks.push(ack);
                 if !revoke {
                     a.lease_revoke(lease).await.unwrap();
                 }
             }
-            let (median, p90) = median_p90_ms(&mut times);
-            let (ack, _) = median_p90_ms(&mut acks);
+            let (notified, ack) = (
+                Distribution::of_millis(&times).unwrap(),
+                Distribution::of_millis(&acks).unwrap(),
+            );
             println!(
-                "{:7}: watcher notified median {median:.2} ms (p90 {p90:.2}); writer's reply median {ack:.2} ms",
+                "{:7}: watcher notified median {:.2} ms (p90 {:.2}); writer's reply median {:.2} ms",
                 if revoke { "revoke" } else { "delete" },
+                notified.median,
+                notified.p90,
+                ack.median,
             );
         }
     }

@@ -10,7 +10,7 @@
 
 use std::time::Instant;
 
-use tenure_bench::example::median_p90_ms;
+use tenure_bench::stats::Distribution;
 use zookeeper_client as zk;
 
 #[tokio::main]
@@ -46,11 +46,16 @@ async fn main() {
                 watch.changed().await;
                 notified.push(t0.elapsed());
             }
-            let (median, p90) = median_p90_ms(&mut notified);
-            let (reply, _) = median_p90_ms(&mut replies);
+            let (notified, reply) = (
+                Distribution::of_millis(&notified).unwrap(),
+                Distribution::of_millis(&replies).unwrap(),
+            );
             println!(
-                "{:6}: watcher notified median {median:.2} ms (p90 {p90:.2}); owner's reply median {reply:.2} ms",
+                "{:6}: watcher notified median {:.2} ms (p90 {:.2}); owner's reply median {:.2} ms",
                 if close { "close" } else { "delete" },
+                notified.median,
+                notified.p90,
+                reply.median,
             );
         }
     }

@@ -1,8 +1,7 @@
 //! What the diagnostic examples (`examples/`) share: their size argument,
-//! an etcd server of their own with raw clients, and how they print a
-//! distribution.
-
-use std::time::Duration;
+//! and an etcd server of their own with raw clients and watches. Their
+//! figures are summarised as the report's are
+//! ([`Distribution`](crate::stats::Distribution)).
 
 use etcd_client::Client;
 use tenure_testkit::etcd_server::EtcdServer;
@@ -39,26 +38,19 @@ pub async fn etcd() -> Result<(EtcdServer, String)> {
 /// When the server cannot be started or a client cannot connect.
 pub async fn etcd_with_two_clients() -> Result<(EtcdServer, Client, Client)> {
     let (server, _) = etcd().await?;
-    let connect = || async {
-        Client::connect([server.endpoint()], None)
-            .await
-            .map_err(|e| fail(format!("cannot connect to etcd: {e}")))
-    };
-    let a = connect().await?;
-    let b = connect().await?;
+    let a = raw_client(&server).await?;
+    let b = raw_client(&server).await?;
     Ok((server, a, b))
 }
 
-/// The median and the 90th percentile of `samples`, in milliseconds
-/// (sorts them; zeros when there are none).
-pub fn median_p90_ms(samples: &mut [Duration]) -> (f64, f64) {
-    if samples.is_empty() {
-        return (0.0, 0.0);
-    }
-    samples.sort();
-    let ms = |d: Duration| d.as_secs_f64() * 1e3;
-    let n = samples.len();
-    (ms(samples[n / 2]), ms(samples[n * 9 / 10]))
+/// A raw etcd client of `server`, on a connection of its own.
+///
+/// # Errors
+/// When it cannot connect.
+pub async fn raw_client(server: &EtcdServer) -> Result<Client> {
+    Client::connect([server.endpoint()], None)
+        .await
+        .map_err(|e| fail(format!("cannot connect to etcd: {e}")))
 }
 
 /// A raw etcd watch of `key` from revision `from`.
@@ -77,19 +69,22 @@ pub async fn watch_from(
         .map_err(|e| fail(format!("watch {key}: {e}")))
 }
 
-/// Waits on a raw etcd watch for the first deletion it reports: its
-/// revision.
+/// Waits on a raw etcd watch for the first event of `kind` it reports
+/// (a put, a deletion): its revision.
 ///
 /// # Errors
-/// When the watch breaks, or ends before a deletion.
-pub async fn next_delete(events: &mut etcd_client::WatchStream) -> Result<i64> {
+/// When the watch breaks, or ends before such an event.
+pub async fn next_event(
+    events: &mut etcd_client::WatchStream,
+    kind: etcd_client::EventType,
+) -> Result<i64> {
     let broken = |e: etcd_client::Error| fail(format!("watch: {e}"));
     while let Some(resp) = events.message().await.map_err(broken)? {
         for e in resp.events() {
-            if e.event_type() == etcd_client::EventType::Delete {
+            if e.event_type() == kind {
                 return Ok(e.kv().map_or(0, |kv| kv.mod_revision()));
             }
         }
     }
-    Err(fail("the watch ended before a deletion"))
+    Err(fail(format!("the watch ended before a {kind:?} event")))
 }
