@@ -162,8 +162,8 @@ pub trait CoordinationBackend: Send + Sync + std::fmt::Debug + 'static {
 
     /// Reads the part of the queue a candidate needs to know where it
     /// stands: what [`Snapshot::around`] keeps of
-    /// [`candidates`](Self::candidates) (the entry before `own` and the
-    /// entry at `own`'s key), in one consistent read.
+    /// [`candidates`](Self::candidates) (the two entries before `own` and
+    /// the entry at `own`'s key), in one consistent read.
     ///
     /// The default reads the whole queue. Backends that can read those
     /// entries directly override it, so that what a candidate receives

@@ -9,7 +9,9 @@
 //! every child), O(N²) in all, and the first leader waits behind that.
 //! [`QueueReads`] answers the requests that queue up while a read is in
 //! flight with **one** read of the whole queue, cut for each of them with
-//! [`Snapshot::around`]: about log N reads instead of N.
+//! [`Snapshot::around`]: about log N reads instead of N. Two requests at
+//! a time (what a leader change sends) still get a read each: cheaper
+//! than one read of a long queue.
 //!
 //! # Why every answer stays current
 //!
@@ -131,7 +133,7 @@ impl QueueReads {
             armed: true,
         };
         loop {
-            let mut batch = {
+            let batch = {
                 let mut pending = self.lock();
                 let waiting = pending
                     .get_mut(&election)
@@ -146,12 +148,8 @@ impl QueueReads {
                 }
                 waiting
             };
-            if batch.len() == 1 {
-                if let Some(w) = batch.pop() {
-                    let read = source.read_around(&election, &w.own).await;
-                    // A caller that gave up dropped its receiver: nothing to do.
-                    let _ = w.reply.send(read);
-                }
+            if batch.len() <= ALONE {
+                answer_each(&source, &election, batch).await;
                 continue;
             }
             match source.read_queue(&election).await {
@@ -169,20 +167,27 @@ impl QueueReads {
                 }
                 // Each caller gets its own read, and so its own typed error
                 // (errors are not shared values); failures are rare.
-                Err(_) => {
-                    let reads = batch.into_iter().map(|w| {
-                        let source = source.clone();
-                        let election = election.clone();
-                        async move {
-                            let read = source.read_around(&election, &w.own).await;
-                            let _ = w.reply.send(read);
-                        }
-                    });
-                    futures::future::join_all(reads).await;
-                }
+                Err(_) => answer_each(&source, &election, batch).await,
             }
         }
     }
+}
+
+/// Batches of at most this many requests are answered each with a read of
+/// its own ([`QueueSource::read_around`], at once): two or three such reads
+/// cost less than one read of a long queue. A leader change sends two at a
+/// time (the candidate after the successor, and the old leader queueing
+/// again); only a burst of candidates fills a batch.
+const ALONE: usize = 2;
+
+/// Answers every request of `batch` with a read of its own, all at once.
+async fn answer_each<S: QueueSource>(source: &S, election: &ElectionName, batch: Vec<Waiter>) {
+    let reads = batch.into_iter().map(|w| async move {
+        let read = source.read_around(election, &w.own).await;
+        // A caller that gave up dropped its receiver: nothing to do.
+        let _ = w.reply.send(read);
+    });
+    futures::future::join_all(reads).await;
 }
 
 /// Removes an election's reading state if its task ends abnormally (a
@@ -311,7 +316,8 @@ mod tests {
             );
             assert_eq!(
                 read.entries,
-                vec![source.queue[i - 1].clone(), source.queue[i].clone()]
+                source.queue[i.saturating_sub(2)..=i].to_vec(),
+                "request {i}: the entry and the two before it"
             );
         }
         assert_eq!(source.singles.load(Ordering::SeqCst), 1);
@@ -330,14 +336,33 @@ mod tests {
         let election = ElectionName::new("e").unwrap();
         let mut gone = source.queue[1].clone();
         gone.key = "e/gone".into();
-        // Both ask before the reading task runs: one batch, one whole read.
-        let (a, b) = tokio::join!(
+        // All ask before the reading task runs: one batch, larger than
+        // `ALONE`, so one whole read.
+        let (a, b, c) = tokio::join!(
             reads.around(&source, &election, &source.queue[2]),
-            reads.around(&source, &election, &gone)
+            reads.around(&source, &election, &gone),
+            reads.around(&source, &election, &source.queue[1]),
         );
-        assert_eq!(a.unwrap().entries.len(), 2);
+        assert_eq!(a.unwrap().entries.len(), 3);
         assert!(b.unwrap().entries.is_empty());
+        assert_eq!(c.unwrap().entries.len(), 2);
         assert_eq!(source.wholes.load(Ordering::SeqCst), 1);
         assert_eq!(source.singles.load(Ordering::SeqCst), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_batch_of_two_gets_a_read_each_not_the_whole_queue() {
+        let source = Numbered::new(1000);
+        source.gate.add_permits(10);
+        let reads = QueueReads::new();
+        let election = ElectionName::new("e").unwrap();
+        let (a, b) = tokio::join!(
+            reads.around(&source, &election, &source.queue[500]),
+            reads.around(&source, &election, &source.queue[999]),
+        );
+        assert_eq!(a.unwrap().entries, source.queue[498..=500].to_vec());
+        assert_eq!(b.unwrap().entries, source.queue[997..=999].to_vec());
+        assert_eq!(source.wholes.load(Ordering::SeqCst), 0);
+        assert_eq!(source.singles.load(Ordering::SeqCst), 2);
     }
 }

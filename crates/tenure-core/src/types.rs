@@ -135,16 +135,20 @@ pub struct Snapshot {
     /// Why: a candidate whose predecessor was first at the read has
     /// nobody else ahead of it (an entry is always created behind every
     /// entry there is), so when that predecessor goes it only needs to
-    /// see its own entry still there, not the whole queue again. A
-    /// backend that cannot tell says false, and the candidate reads the
-    /// queue as before.
+    /// see its own entry still there, not the whole queue again. The same
+    /// holds one place further back: a candidate that saw the two entries
+    /// ahead of it, the first of them first, knows its predecessor is
+    /// first once that first entry goes. A backend that cannot tell says
+    /// false, and the candidate reads the queue as before.
     pub starts_at_head: bool,
 }
 
 impl Snapshot {
     /// What a candidate needs of the queue to know where it stands: the
-    /// entry just before `own` (the one to watch) and the entry at `own`'s
-    /// key, at the same revision, and whether that predecessor was first
+    /// two entries just before `own` (its predecessor, the one to watch,
+    /// and the entry before that, whose departure tells it that its
+    /// predecessor leads) and the entry at `own`'s key, at the same
+    /// revision, and whether the first entry kept was the queue's first
     /// ([`starts_at_head`](Self::starts_at_head)). `own` alone means it
     /// leads; an empty snapshot means its entry is gone.
     pub fn around(self, own: &Entry) -> Snapshot {
@@ -153,18 +157,24 @@ impl Snapshot {
     }
 
     /// [`around`](Self::around) for the entry at `pos` (`None`: absent),
-    /// for a caller that located it already; copies at most two entries.
+    /// for a caller that located it already; copies at most
+    /// [`AROUND`](Self::AROUND) entries.
     pub(crate) fn around_position(&self, pos: Option<usize>) -> Snapshot {
+        let ahead = Self::AROUND - 1;
         let entries = match pos {
-            Some(pos) => self.entries[pos.saturating_sub(1)..=pos].to_vec(),
+            Some(pos) => self.entries[pos.saturating_sub(ahead)..=pos].to_vec(),
             None => Vec::new(),
         };
         Snapshot {
             entries,
             revision: self.revision,
-            starts_at_head: self.starts_at_head && pos.is_some_and(|p| p <= 1),
+            starts_at_head: self.starts_at_head && pos.is_some_and(|p| p <= ahead),
         }
     }
+
+    /// How many entries [`around`](Self::around) keeps at most: the
+    /// candidate's own and the two before it.
+    pub const AROUND: usize = 3;
 }
 
 /// What a watch observes.

@@ -280,6 +280,10 @@ async fn hundred_candidates_one_connection_one_leader_and_no_herd() {
     assert_eq!(cands[0].key, leadership.entry().key);
     assert!(rx.try_recv().is_err(), "two leaders at once");
     let successor_key = cands[1].key.clone();
+    // The candidate after the successor, by its proposal `c<i>`.
+    let after_successor = (0..N)
+        .find(|i| cands[2].value == format!("c{i}").as_bytes())
+        .expect("the third candidate's proposal");
     // Count from when every candidate has opened its watch (followers on
     // their predecessor, the leader on its own entry).
     let settled = common::eventually(Duration::from_secs(30), || async {
@@ -298,13 +302,22 @@ async fn hundred_candidates_one_connection_one_leader_and_no_herd() {
     assert_eq!(l2.entry().key, successor_key);
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(rx.try_recv().is_err(), "two leaders after one resign");
-    let woken: Vec<usize> = (0..N)
+    // The same delete wakes the candidate after the successor: wait for
+    // that event itself.
+    let third_woken = common::eventually(Duration::from_secs(10), || async {
+        counters[after_successor].watch_events() > before[after_successor]
+    })
+    .await;
+    assert!(third_woken, "the candidate after the successor never woke");
+    let mut woken: Vec<usize> = (0..N)
         .filter(|&i| i != first && counters[i].watch_events() > before[i])
         .collect();
+    woken.sort_unstable();
+    let mut expected = vec![second, after_successor];
+    expected.sort_unstable();
     assert_eq!(
-        woken,
-        vec![second],
-        "a leader change must wake only the successor"
+        woken, expected,
+        "a leader change must wake only the successor and the candidate after it"
     );
     for t in tasks {
         t.abort();

@@ -264,7 +264,7 @@ impl CoordinationBackend for MemoryClient {
         self.call(|s, now| s.elections(now, prefix)).await
     }
 
-    /// Reads the entry before `own` through the election's queue index:
+    /// Reads the two entries before `own` through the election's queue index:
     /// what comes back does not grow with the number of candidates.
     async fn queue_around(&self, election: &ElectionName, own: &Entry) -> Result<Snapshot> {
         self.call(|s, now| s.queue_around(now, election, own)).await

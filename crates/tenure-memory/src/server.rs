@@ -402,8 +402,8 @@ impl State {
     }
 
     /// What [`Snapshot::around`] keeps of [`candidates`](Self::candidates)
-    /// (the entry before `own`, the entry at `own`'s key, and whether
-    /// anyone stands before that predecessor), found through the
+    /// (the two entries before `own`, the entry at `own`'s key, and
+    /// whether anyone stands before them), found through the
     /// election's queue index without reading the queue.
     pub(crate) fn queue_around(
         &mut self,
@@ -425,14 +425,16 @@ impl State {
                 .map(|q| q.range(..mine.created).rev())
                 .into_iter()
                 .flatten();
-            let before = ahead.next();
-            starts_at_head = ahead.next().is_none();
-            if let Some((_, lease)) = before {
+            // Newest first: the ones `Snapshot::around` keeps, then
+            // whether anyone stands before them.
+            for (_, lease) in ahead.by_ref().take(Snapshot::AROUND - 1) {
                 let key = queue_key(election, *lease);
                 if let Some(s) = self.kv.get(&key) {
                     entries.push(s.entry(&key));
                 }
             }
+            starts_at_head = ahead.next().is_none();
+            entries.reverse();
             entries.push(mine.entry(&own.key));
         }
         Snapshot {

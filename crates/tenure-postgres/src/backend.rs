@@ -403,10 +403,10 @@ impl CoordinationBackend for PostgresBackend {
         })
     }
 
-    /// One statement: the entry at `own`'s key and the two newest queue
+    /// One statement: the entry at `own`'s key and the three newest queue
     /// entries created before it, by index; what comes back does not grow
-    /// with the number of candidates. Fewer than two before ours, none of
-    /// them left out as expired: the one there is was first.
+    /// with the number of candidates. Fewer than three before ours, none
+    /// of them left out as expired: the oldest there is was first.
     async fn queue_around(&self, election: &ElectionName, own: &Entry) -> Result<Snapshot> {
         let name = election.as_str();
         let (entries, revision, left_out) = self
@@ -417,10 +417,10 @@ impl CoordinationBackend for PostgresBackend {
                 &[(&name, Type::TEXT), (&own.key, Type::TEXT)],
             )
             .await?;
-        // The read orders by creation: at most two entries before ours,
+        // The read orders by creation: at most three entries before ours,
         // then ours. `Snapshot::around` keeps the entry at our key and
-        // its predecessor, and says the predecessor was first when the
-        // read holds nothing before it.
+        // the two before it, and says the first of them was first when
+        // the read holds nothing before it.
         let ours_found = entries.iter().any(|e| e.key == own.key);
         Ok(Snapshot {
             entries,

@@ -15,7 +15,7 @@ pub(crate) struct Sql {
     pub(crate) reap: String,
     /// `(revision, key, value, lease, created, modified, expired)` rows.
     pub(crate) candidates: String,
-    /// As `candidates`: the entry at a key and the two entries before it.
+    /// As `candidates`: the entry at a key and the three entries before it.
     pub(crate) queue_around: String,
     /// As `candidates`: one key (any entry, with or without lease).
     pub(crate) get: String,
@@ -93,7 +93,7 @@ impl Sql {
                      FROM {s}.entries e JOIN {s}.leases l ON l.id = e.lease \
                      WHERE e.election = $1 AND e.queue \
                        AND e.created < (SELECT created FROM mine) \
-                     ORDER BY e.created DESC LIMIT 2) \
+                     ORDER BY e.created DESC LIMIT 3) \
                  SELECT m.revision, q.key, q.value, q.lease, q.created, q.modified, q.expired \
                  FROM {s}.meta m LEFT JOIN LATERAL ( \
                      SELECT * FROM pred UNION ALL SELECT * FROM mine) q ON true \

@@ -429,12 +429,12 @@ pub async fn candidates_ordered_by_creation(
 }
 
 /// `queue_around(own)` holds exactly what [`Snapshot::around`] keeps of
-/// the full read: `own`'s predecessor and `own`, for every position in
-/// the queue; nothing once `own` is gone; and the same when a nested
-/// election's entries share the election's key prefix. It never says the
-/// predecessor was first ([`Snapshot::starts_at_head`]) when someone
-/// stood before it: a candidate would then lead without reading the
-/// queue.
+/// the full read: the two entries before `own` and `own`, for every
+/// position in the queue; nothing once `own` is gone; and the same when a
+/// nested election's entries share the election's key prefix. It never
+/// says the first entry it keeps was the queue's first
+/// ([`Snapshot::starts_at_head`]) when someone stood before it: a
+/// candidate would then lead without reading the queue.
 pub async fn queue_around_agrees_with_candidates(
     backend: &dyn CoordinationBackend,
     caps: &Capabilities,
@@ -464,7 +464,7 @@ pub async fn queue_around_agrees_with_candidates(
         let want = full.around(own);
         assert_eq!(
             got.entries, want.entries,
-            "queue_around({label}) must hold the predecessor and the entry itself"
+            "queue_around({label}) must hold the two entries before it and the entry itself"
         );
         assert!(
             got.revision >= own.created,

@@ -197,12 +197,12 @@ pub(crate) async fn candidates(
 /// [`queue_around`](tenure_core::CoordinationBackend::queue_around) in one
 /// atomic multi-read: the election's children (names only), the election
 /// node and `own`'s node. When no candidate name sorts before ours, we
-/// lead and that one round trip is the whole read (the hand-over's
-/// critical path). Otherwise the names say which node comes just before
-/// ours, and one more read of that node alone completes the answer: what
-/// a candidate reads does not grow with the queue, beyond the names.
-/// Only when that node is gone by then, or is no candidate (a node no
-/// session owns), does the full read find the nearest live predecessor.
+/// lead and that one round trip is the whole read. Otherwise the names
+/// say which two nodes come just before ours, and one more multi-read of
+/// those two alone completes the answer: what a candidate reads does not
+/// grow with the queue, beyond the names. Only when one of them is gone
+/// by then, or is no candidate (a node no session owns), does the full
+/// read find the nearest live ones.
 pub(crate) async fn around(
     client: &zk::Client,
     names: &Names,
@@ -242,42 +242,60 @@ pub(crate) async fn around(
             _ => return Ok(candidates(client, names, dir, ctx).await?.around(own)),
         };
         let revision = revision.max(mine.modified);
-        let (count_ahead, previous) = children
+        // The names before ours that `Snapshot::around` keeps (the
+        // nearest two, the nearest last), and how many there are in all.
+        let keep = Snapshot::AROUND - 1;
+        let mut nearest: Vec<(&str, &str)> = Vec::with_capacity(keep + 1);
+        let mut count_ahead = 0usize;
+        for named in children
             .iter()
             .filter_map(|c| layout.sequence(c).map(|seq| (seq, c.as_str())))
             .filter(|&named| named < (own_seq, own_name))
-            .fold((0usize, None), |(n, most), named| {
-                (n + 1, most.max(Some(named)))
-            });
-        // One name before ours: the predecessor is the first (it is
-        // checked to be a candidate below).
-        let alone_ahead = count_ahead == 1;
-        let Some((_, previous)) = previous else {
+        {
+            count_ahead += 1;
+            let at = nearest.partition_point(|&kept| kept < named);
+            nearest.insert(at, named);
+            if nearest.len() > keep {
+                nearest.remove(0);
+            }
+        }
+        // No name before ours beyond those kept: the first of them is the
+        // first (each is checked to be a candidate below).
+        let starts_at_head = count_ahead <= keep;
+        if nearest.is_empty() {
             return Ok(Snapshot {
                 entries: vec![mine],
                 revision,
                 starts_at_head: true,
             });
-        };
-        // A name is never given twice under one election node: the node
-        // read now is the one listed above, unless it is gone.
-        let previous_path = format!("{dir}/{previous}");
-        if let Some(zk::MultiReadResult::Data { data, stat }) =
-            multi_read(client, &[Read::Data(&previous_path)], ctx)
-                .await?
-                .into_iter()
-                .next()
-        {
-            if stat.ephemeral_owner != 0 {
-                let previous = entry(names.relative(&previous_path), data, &stat);
-                let revision = revision.max(previous.modified);
-                return Ok(Snapshot {
-                    entries: vec![previous, mine],
-                    revision,
-                    starts_at_head: alone_ahead,
-                });
+        }
+        // A name is never given twice under one election node: the nodes
+        // read now are the ones listed above, unless they are gone.
+        let paths: Vec<String> = nearest
+            .iter()
+            .map(|(_, name)| format!("{dir}/{name}"))
+            .collect();
+        let ops: Vec<Read<'_>> = paths.iter().map(|p| Read::Data(p)).collect();
+        let mut entries = Vec::with_capacity(Snapshot::AROUND);
+        let mut revision = revision;
+        for (path, read) in paths.iter().zip(multi_read(client, &ops, ctx).await?) {
+            match read {
+                zk::MultiReadResult::Data { data, stat } if stat.ephemeral_owner != 0 => {
+                    let e = entry(names.relative(path), data, &stat);
+                    revision = revision.max(e.modified);
+                    entries.push(e);
+                }
+                // Gone since, or no candidate: the full read finds the
+                // nearest live ones.
+                _ => return Ok(candidates(client, names, dir, ctx).await?.around(own)),
             }
         }
+        entries.push(mine);
+        return Ok(Snapshot {
+            entries,
+            revision,
+            starts_at_head,
+        });
     }
     Ok(candidates(client, names, dir, ctx).await?.around(own))
 }

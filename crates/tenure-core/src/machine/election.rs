@@ -34,13 +34,16 @@ enum State {
         req: RequestId,
         entry: Entry,
     },
-    /// Queue: watching the predecessor. Single-key: watching the leader key.
+    /// Queue: watching the predecessor (and the entry before it, if
+    /// any). Single-key: watching the leader key.
     Following {
         entry: Option<Entry>,
         watch: WatchId,
         key: String,
         /// Queue: the predecessor was first in the read that placed us.
         predecessor_first: bool,
+        /// Queue: the entry before the predecessor, watched too.
+        second: Option<Second>,
     },
     /// Single-key: the leader key vanished from our view; re-read it.
     Probing {
@@ -62,6 +65,45 @@ enum State {
     },
     Finished,
 }
+
+/// The entry two places ahead of a queue candidate, watched beside its
+/// predecessor. When it goes (usually the leader resigning), the
+/// candidate learns where its predecessor stands before that predecessor
+/// goes in turn: either the read that placed the candidate showed this
+/// entry first (then the predecessor is first now, and no read is
+/// needed), or the candidate reads the queue again a little later, once
+/// the hand-over it just saw has had time to finish. Either way, when its
+/// predecessor goes the candidate usually knows that it is next and only
+/// reads its own entry: the read of the whole queue leaves the
+/// hand-over's critical path.
+#[derive(Clone, Debug)]
+enum Second {
+    /// Watching that entry.
+    Watched {
+        watch: WatchId,
+        key: String,
+        /// It was first in the read that placed us.
+        first: bool,
+    },
+    /// It went; read the queue at `at` (the predecessor's watch goes on
+    /// meanwhile).
+    Gone { at: Instant },
+}
+
+impl Second {
+    fn watch(&self) -> Option<WatchId> {
+        match self {
+            Second::Watched { watch, .. } => Some(*watch),
+            Second::Gone { .. } => None,
+        }
+    }
+}
+
+/// How long after the entry two places ahead goes a candidate reads the
+/// queue (see [`Second`]): longer than a hand-over takes, so that the
+/// successor's own read does not queue behind it, and far shorter than a
+/// term lasts.
+pub(crate) const SECOND_READ_DELAY: Duration = Duration::from_millis(20);
 
 #[derive(Clone, Debug)]
 enum Next {
@@ -266,8 +308,14 @@ impl ElectionMachine {
                 self.unwatch(watch);
                 Some(entry)
             }
-            State::Following { entry, watch, .. } => {
+            State::Following {
+                entry,
+                watch,
+                second,
+                ..
+            } => {
                 self.unwatch(Some(watch));
+                self.unwatch(second.and_then(|s| s.watch()));
                 entry
             }
             State::Verifying { entry, .. }
@@ -330,6 +378,17 @@ impl ElectionMachine {
                 watch,
                 key,
                 predecessor_first,
+                second: Some(second),
+            } if second.watch() == Some(id) => {
+                let following = (entry, watch, key, predecessor_first);
+                self.on_second_event(now, following, second, event)
+            }
+            State::Following {
+                entry,
+                watch,
+                key,
+                predecessor_first,
+                second,
             } if watch == id => match event {
                 Some(WatchEvent::Delete { key: k, .. }) if k != key => {
                     self.state = State::Following {
@@ -337,6 +396,7 @@ impl ElectionMachine {
                         watch,
                         key,
                         predecessor_first,
+                        second,
                     }
                 }
                 Some(WatchEvent::Put(_)) => {
@@ -345,11 +405,13 @@ impl ElectionMachine {
                         watch,
                         key,
                         predecessor_first,
+                        second,
                     }
                 }
                 // Deleted, history lost or watch broken: look again.
                 _ => {
                     self.unwatch(Some(watch));
+                    self.unwatch(second.and_then(|s| s.watch()));
                     let deleted = matches!(event, Some(WatchEvent::Delete { .. }));
                     match (self.config.strategy, entry) {
                         // The first entry went, and nobody could have come
@@ -419,6 +481,19 @@ impl ElectionMachine {
                 }
             }
         }
+        if let State::Following {
+            entry: Some(entry),
+            watch,
+            second: Some(Second::Gone { at }),
+            ..
+        } = &self.state
+        {
+            if now >= *at {
+                let (entry, watch) = (entry.clone(), *watch);
+                self.unwatch(Some(watch));
+                return self.read(entry);
+            }
+        }
         if let State::Backoff { until, then } = &self.state {
             if now >= *until {
                 match then.clone() {
@@ -439,7 +514,11 @@ impl ElectionMachine {
             // A release in flight waits for its answer (bounded by the
             // driver's request timeout), whatever the deadline.
             State::Finished | State::Releasing { .. } => None,
-            State::Backoff { until, .. } => Some((*until).min(self.valid_until)),
+            State::Backoff { until, .. }
+            | State::Following {
+                second: Some(Second::Gone { at: until }),
+                ..
+            } => Some((*until).min(self.valid_until)),
             _ => Some(self.valid_until),
         }
     }
@@ -507,6 +586,7 @@ impl ElectionMachine {
                 self.state = State::Following {
                     entry: None,
                     predecessor_first: false,
+                    second: None,
                     watch,
                     key: entry.key,
                 };
@@ -543,14 +623,75 @@ impl ElectionMachine {
             Some(i) => {
                 let pred = snapshot.entries[i - 1].key.clone();
                 let watch = self.watch(WatchScope::Key(pred.clone()), snapshot.revision + 1);
+                let second = (i >= 2).then(|| {
+                    let key = snapshot.entries[i - 2].key.clone();
+                    Second::Watched {
+                        watch: self.watch(WatchScope::Key(key.clone()), snapshot.revision + 1),
+                        key,
+                        first: i == 2 && snapshot.starts_at_head,
+                    }
+                });
                 self.state = State::Following {
                     entry: Some(entry),
                     watch,
                     key: pred,
                     predecessor_first: i == 1 && snapshot.starts_at_head,
+                    second,
                 };
             }
         }
+    }
+
+    /// An event of the watch on the entry two places ahead (see
+    /// [`Second`]) while following: our entry, the predecessor's watch and
+    /// key, and whether the predecessor is known to be first.
+    fn on_second_event(
+        &mut self,
+        now: Instant,
+        following: (Option<Entry>, WatchId, String, bool),
+        second: Second,
+        event: Option<WatchEvent>,
+    ) {
+        let (entry, watch, key, predecessor_first) = following;
+        let (predecessor_first, second) = match (second, event) {
+            (
+                Second::Watched {
+                    watch: ahead,
+                    key: watched,
+                    first,
+                },
+                Some(WatchEvent::Delete { key: gone, .. }),
+            ) if gone == watched => {
+                self.unwatch(Some(ahead));
+                if first {
+                    // Nobody else stood ahead of the two at the read, and
+                    // nobody can have come before them since: the
+                    // predecessor is first now.
+                    (true, None)
+                } else {
+                    // Where we stand is unknown: read soon, while the
+                    // predecessor still holds its place.
+                    let at = now + SECOND_READ_DELAY;
+                    (predecessor_first, Some(Second::Gone { at }))
+                }
+            }
+            // The history behind the watch is lost or the watch broke:
+            // nothing is known of that entry any more; the predecessor's
+            // watch alone goes on, as without a second watch.
+            (Second::Watched { watch: ahead, .. }, Some(WatchEvent::HistoryLost) | None) => {
+                self.unwatch(Some(ahead));
+                (predecessor_first, None)
+            }
+            // A put, another key's delete: nothing changed ahead.
+            (second, _) => (predecessor_first, Some(second)),
+        };
+        self.state = State::Following {
+            entry,
+            watch,
+            key,
+            predecessor_first,
+            second,
+        };
     }
 
     /// Our predecessor was first and is gone: our entry, if it is still
@@ -591,6 +732,7 @@ impl ElectionMachine {
                 self.state = State::Following {
                     entry: None,
                     predecessor_first: false,
+                    second: None,
                     watch,
                     key,
                 };

@@ -80,7 +80,7 @@ fn elect(m: &mut ElectionMachine, t: Instant) -> (Entry, WatchId) {
 }
 
 #[test]
-fn queue_follower_watches_only_its_predecessor_then_rechecks() {
+fn queue_follower_watches_its_predecessor_not_the_leader_then_rechecks() {
     let t = Instant::now();
     let mut m = machine(Strategy::Queue, t);
     let (id, req) = request(&mut m);
@@ -112,9 +112,13 @@ fn queue_follower_watches_only_its_predecessor_then_rechecks() {
         "predecessor, not the leader"
     );
     assert_eq!(from, 10);
+    let (second, scope, from) = watch(&mut m);
+    assert_eq!(scope, WatchScope::Key("e/1".into()), "the entry before it");
+    assert_eq!(from, 10);
+    assert_eq!(m.poll_command(), None);
     assert_eq!(m.phase(), Phase::Following);
 
-    // The predecessor goes: re-read before claiming anything.
+    // The predecessor goes first: re-read before claiming anything.
     m.handle_watch(
         t,
         w,
@@ -124,6 +128,7 @@ fn queue_follower_watches_only_its_predecessor_then_rechecks() {
         }),
     );
     assert_eq!(m.poll_command(), Some(Command::Unwatch { id: w }));
+    assert_eq!(m.poll_command(), Some(Command::Unwatch { id: second }));
     let (id, req) = request(&mut m);
     assert!(matches!(req, Request::Candidates { .. }));
     assert_eq!(m.poll_event(), None, "no election without a fresh read");
@@ -176,6 +181,166 @@ fn predecessor_deleted(m: &mut ElectionMachine, t: Instant, w: WatchId, key: &st
         }),
     );
     assert_eq!(m.poll_command(), Some(Command::Unwatch { id: w }));
+}
+
+/// Drives a queue machine to following `pred` with `before` ahead of it
+/// (our entry at revision 9), from a read that says whether `before` was
+/// first; returns the watches of `pred` and of `before`.
+fn follow_second(
+    m: &mut ElectionMachine,
+    t: Instant,
+    before: Entry,
+    pred: Entry,
+    starts_at_head: bool,
+) -> (Entry, WatchId, WatchId) {
+    let (id, _) = request(m);
+    let ours = entry("e/a", 0xa, 9);
+    m.handle_reply(
+        t,
+        id,
+        Reply::Create(Ok(CreateOutcome::Created(ours.clone()))),
+    );
+    let (id, _) = request(m);
+    let snap = Snapshot {
+        entries: vec![before.clone(), pred.clone(), ours.clone()],
+        revision: 9,
+        starts_at_head,
+    };
+    m.handle_reply(t, id, Reply::Candidates(Ok(snap)));
+    let (w, scope, _) = watch(m);
+    assert_eq!(scope, WatchScope::Key(pred.key));
+    let (second, scope, _) = watch(m);
+    assert_eq!(scope, WatchScope::Key(before.key));
+    (ours, w, second)
+}
+
+#[test]
+fn first_of_two_ahead_gone_then_predecessor_gone_reads_only_own_entry() {
+    let t = Instant::now();
+    let mut m = machine(Strategy::Queue, t);
+    let (ours, w, second) = follow_second(&mut m, t, entry("e/1", 1, 3), entry("e/2", 2, 7), true);
+    // The leader goes: nothing to read, the predecessor is first now.
+    predecessor_deleted(&mut m, t, second, "e/1");
+    assert_eq!(
+        m.poll_command(),
+        None,
+        "no read, the predecessor's watch stays"
+    );
+    assert_eq!(m.phase(), Phase::Following);
+    // The predecessor goes: our own entry decides.
+    predecessor_deleted(&mut m, t, w, "e/2");
+    let (id, req) = request(&mut m);
+    assert_eq!(req, Request::Get { key: "e/a".into() });
+    assert_eq!(m.poll_event(), None, "no election before the read");
+    m.handle_reply(t, id, Reply::Get(Ok((Some(ours), 12))));
+    let (_, scope, _) = watch(&mut m);
+    assert_eq!(scope, WatchScope::Key("e/a".into()));
+    assert!(matches!(
+        m.poll_event(),
+        Some(Event::Elected { token: 9, .. })
+    ));
+}
+
+#[test]
+fn second_ahead_not_first_gone_reads_the_queue_after_the_hand_over() {
+    let t = Instant::now();
+    let mut m = machine(Strategy::Queue, t);
+    let (ours, w, second) = follow_second(&mut m, t, entry("e/1", 1, 3), entry("e/2", 2, 7), false);
+    predecessor_deleted(&mut m, t, second, "e/1");
+    // Not at once: the successor's own read goes first.
+    assert_eq!(m.poll_command(), None);
+    let at = t + super::SECOND_READ_DELAY;
+    assert_eq!(m.poll_timeout(), Some(at));
+    m.handle_timeout(at - Duration::from_millis(1));
+    assert_eq!(m.poll_command(), None, "too early");
+    m.handle_timeout(at);
+    assert_eq!(m.poll_command(), Some(Command::Unwatch { id: w }));
+    let (id, req) = request(&mut m);
+    assert!(matches!(req, Request::Candidates { .. }), "{req:?}");
+    assert_eq!(m.poll_event(), None);
+    // The read shows the predecessor first: follow it alone, and when it
+    // goes read only our own entry.
+    let snap = Snapshot {
+        entries: vec![entry("e/2", 2, 7), ours],
+        revision: 11,
+        starts_at_head: true,
+    };
+    m.handle_reply(t, id, Reply::Candidates(Ok(snap)));
+    let (w, scope, _) = watch(&mut m);
+    assert_eq!(scope, WatchScope::Key("e/2".into()));
+    assert_eq!(m.poll_command(), None, "one entry ahead: one watch");
+    assert_eq!(m.poll_timeout(), Some(t + Duration::from_secs(2)));
+    predecessor_deleted(&mut m, t, w, "e/2");
+    let (_, req) = request(&mut m);
+    assert_eq!(req, Request::Get { key: "e/a".into() });
+}
+
+#[test]
+fn predecessor_gone_before_the_delayed_read_reads_at_once() {
+    let t = Instant::now();
+    let mut m = machine(Strategy::Queue, t);
+    let (_, w, second) = follow_second(&mut m, t, entry("e/1", 1, 3), entry("e/2", 2, 7), false);
+    predecessor_deleted(&mut m, t, second, "e/1");
+    assert_eq!(m.poll_command(), None);
+    predecessor_deleted(&mut m, t, w, "e/2");
+    let (_, req) = request(&mut m);
+    assert!(matches!(req, Request::Candidates { .. }), "{req:?}");
+    // The delayed read is forgotten: no second read at its time.
+    m.handle_timeout(t + super::SECOND_READ_DELAY);
+    assert_eq!(m.poll_command(), None);
+}
+
+#[test]
+fn second_watch_broken_or_unrelated_events_keep_the_predecessor_watch() {
+    let t = Instant::now();
+    for event in [None, Some(WatchEvent::HistoryLost)] {
+        let mut m = machine(Strategy::Queue, t);
+        let (_, w, second) = follow_second(&mut m, t, entry("e/1", 1, 3), entry("e/2", 2, 7), true);
+        // A put on the watched key and another key's delete change nothing.
+        m.handle_watch(t, second, Some(WatchEvent::Put(entry("e/1", 1, 3))));
+        m.handle_watch(
+            t,
+            second,
+            Some(WatchEvent::Delete {
+                key: "e/x".into(),
+                revision: 10,
+            }),
+        );
+        assert_eq!(m.poll_command(), None);
+        m.handle_watch(t, second, event.clone());
+        assert_eq!(m.poll_command(), Some(Command::Unwatch { id: second }));
+        assert_eq!(m.poll_command(), None, "{event:?}: no read");
+        // Nothing is known of the leader any more: when the predecessor
+        // goes, the queue is read.
+        predecessor_deleted(&mut m, t, w, "e/2");
+        let (_, req) = request(&mut m);
+        assert!(
+            matches!(req, Request::Candidates { .. }),
+            "{event:?}: {req:?}"
+        );
+    }
+}
+
+#[test]
+fn withdrawing_follower_drops_both_watches() {
+    let t = Instant::now();
+    let mut m = machine(Strategy::Queue, t);
+    let (ours, w, second) = follow_second(&mut m, t, entry("e/1", 1, 3), entry("e/2", 2, 7), true);
+    m.resign(t);
+    assert_eq!(m.poll_command(), Some(Command::Unwatch { id: w }));
+    assert_eq!(m.poll_command(), Some(Command::Unwatch { id: second }));
+    let (_, req) = request(&mut m);
+    assert_eq!(req, Request::Delete { entry: ours });
+    // A late event of the dropped watch is ignored.
+    m.handle_watch(
+        t,
+        second,
+        Some(WatchEvent::Delete {
+            key: "e/1".into(),
+            revision: 11,
+        }),
+    );
+    assert_eq!(m.poll_command(), None);
 }
 
 #[test]

@@ -130,23 +130,26 @@ impl EtcdBackend {
 #[async_trait]
 impl QueueSource for EtcdBackend {
     /// One read-only transaction, as etcd's own election waits on its
-    /// predecessor: our key, and the two newest entries under the
-    /// election created before ours (none: we lead; one: the predecessor
-    /// is first). What comes back does not grow with the number of
-    /// candidates. Falls back to the full read when the predecessor found
-    /// is not a queue entry (a nested election's key).
+    /// predecessor: our key, and the three newest entries under the
+    /// election created before ours (none: we lead; fewer than three: the
+    /// oldest of them is first). What comes back does not grow with the
+    /// number of candidates. Falls back to the full read when an entry
+    /// kept is not a queue entry (a nested election's key).
     async fn read_around(&self, election: &ElectionName, own: &Entry) -> Result<Snapshot> {
         let dir = Self::queue_dir(election);
         let mut ops = vec![TxnOp::get(self.full(&own.key), None)];
         // `max_create_revision(0)` would mean "no bound": an entry created
         // at revision 1 has no predecessor to look for.
         let before = i64::try_from(own.created.saturating_sub(1)).unwrap_or(i64::MAX);
+        // One more than `around` keeps ahead: whether anything stands
+        // before them.
+        let ahead = Snapshot::AROUND;
         if before > 0 {
             let previous = GetOptions::new()
                 .with_prefix()
                 .with_sort(SortTarget::Create, SortOrder::Descend)
                 .with_max_create_revision(before)
-                .with_limit(2);
+                .with_limit(ahead as i64);
             ops.push(TxnOp::get(self.full(&dir), Some(previous)));
         }
         let mut kv = self.inner.client.kv_client();
@@ -164,7 +167,8 @@ impl QueueSource for EtcdBackend {
             )),
         };
         let mine = range()?.and_then(|get| get.kvs().first().map(|kv| self.entry(kv)));
-        let ahead: Vec<Entry> = range()?
+        // Newest first.
+        let mut before: Vec<Entry> = range()?
             .map(|get| get.kvs().iter().map(|kv| self.entry(kv)).collect())
             .unwrap_or_default();
         let Some(mine) = mine.filter(|e| is_queue_entry(&dir, e)) else {
@@ -174,17 +178,17 @@ impl QueueSource for EtcdBackend {
                 starts_at_head: false,
             });
         };
-        let (entries, starts_at_head) = match ahead.as_slice() {
-            [] => (vec![mine], true),
-            [p, rest @ ..] if is_queue_entry(&dir, p) => {
-                // Anything else before the predecessor (even a key that
-                // is not a candidate) means it may not be first.
-                (vec![p.clone(), mine], rest.is_empty())
-            }
-            _ => return Ok(self.read_queue(election).await?.around(own)),
-        };
+        // Anything else among the kept (even a key that is not a
+        // candidate) needs the full read to find the nearest candidates.
+        let starts_at_head = before.len() < ahead;
+        before.truncate(ahead - 1);
+        if !before.iter().all(|e| is_queue_entry(&dir, e)) {
+            return Ok(self.read_queue(election).await?.around(own));
+        }
+        before.reverse();
+        before.push(mine);
         Ok(Snapshot {
-            entries,
+            entries: before,
             revision,
             starts_at_head,
         })

@@ -59,8 +59,10 @@ impl ElectionMachine {
     }
 
     pub(super) fn finish(&mut self) {
-        if let State::Following { watch, .. } = self.state {
+        if let State::Following { watch, second, .. } = &self.state {
+            let (watch, second) = (*watch, second.as_ref().and_then(|s| s.watch()));
             self.unwatch(Some(watch));
+            self.unwatch(second);
         }
         if let State::Leader { watch, .. } = self.state {
             self.unwatch(watch);
