@@ -328,12 +328,16 @@ mod tests {
         assert_eq!(again.unwrap().revision, 3);
     }
 
+    /// A queue of `n` whose reads are not held, and no request pending.
+    fn open(n: usize) -> (Numbered, QueueReads, ElectionName) {
+        let source = Numbered::new(n);
+        source.gate.add_permits(10);
+        (source, QueueReads::new(), ElectionName::new("e").unwrap())
+    }
+
     #[tokio::test(start_paused = true)]
     async fn an_entry_missing_from_the_queue_gets_an_empty_snapshot() {
-        let source = Numbered::new(3);
-        source.gate.add_permits(10);
-        let reads = QueueReads::new();
-        let election = ElectionName::new("e").unwrap();
+        let (source, reads, election) = open(3);
         let mut gone = source.queue[1].clone();
         gone.key = "e/gone".into();
         // All ask before the reading task runs: one batch, larger than
@@ -352,10 +356,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_batch_of_two_gets_a_read_each_not_the_whole_queue() {
-        let source = Numbered::new(1000);
-        source.gate.add_permits(10);
-        let reads = QueueReads::new();
-        let election = ElectionName::new("e").unwrap();
+        let (source, reads, election) = open(1000);
         let (a, b) = tokio::join!(
             reads.around(&source, &election, &source.queue[500]),
             reads.around(&source, &election, &source.queue[999]),

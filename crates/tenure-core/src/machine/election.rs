@@ -372,6 +372,12 @@ impl ElectionMachine {
     /// Feeds an event of watch `id`. `None` means the watch stream ended or
     /// failed and must be treated as broken.
     pub fn handle_watch(&mut self, now: Instant, id: WatchId, event: Option<WatchEvent>) {
+        if let State::Following { watch, key, .. } = &self.state {
+            // A put, another key's delete: the predecessor is still there.
+            if *watch == id && !gone_or_unknown(event.as_ref(), key) {
+                return;
+            }
+        }
         match std::mem::replace(&mut self.state, State::Finished) {
             State::Following {
                 entry,
@@ -389,46 +395,26 @@ impl ElectionMachine {
                 key,
                 predecessor_first,
                 second,
-            } if watch == id => match event {
-                Some(WatchEvent::Delete { key: k, .. }) if k != key => {
-                    self.state = State::Following {
-                        entry,
-                        watch,
-                        key,
-                        predecessor_first,
-                        second,
-                    }
-                }
-                Some(WatchEvent::Put(_)) => {
-                    self.state = State::Following {
-                        entry,
-                        watch,
-                        key,
-                        predecessor_first,
-                        second,
-                    }
-                }
+            } if watch == id => {
                 // Deleted, history lost or watch broken: look again.
-                _ => {
-                    self.unwatch(Some(watch));
-                    self.unwatch(second.and_then(|s| s.watch()));
-                    let deleted = matches!(event, Some(WatchEvent::Delete { .. }));
-                    match (self.config.strategy, entry) {
-                        // The first entry went, and nobody could have come
-                        // before ours since: our own entry decides.
-                        (Strategy::Queue, Some(entry)) if deleted && predecessor_first => {
-                            self.confirm(entry)
-                        }
-                        (Strategy::Queue, Some(entry)) => self.read(entry),
-                        _ if matches!(event, Some(WatchEvent::Delete { .. })) => {
-                            // Single key freed: race for it after jitter.
-                            let delay = self.next_delay();
-                            self.backoff(now, delay, Next::Create);
-                        }
-                        _ => self.probe(key),
+                self.unwatch(Some(watch));
+                self.unwatch(second.and_then(|s| s.watch()));
+                let deleted = matches!(event, Some(WatchEvent::Delete { .. }));
+                match (self.config.strategy, entry) {
+                    // The first entry went, and nobody could have come
+                    // before ours since: our own entry decides.
+                    (Strategy::Queue, Some(entry)) if deleted && predecessor_first => {
+                        self.confirm(entry)
                     }
+                    (Strategy::Queue, Some(entry)) => self.read(entry),
+                    _ if deleted => {
+                        // Single key freed: race for it after jitter.
+                        let delay = self.next_delay();
+                        self.backoff(now, delay, Next::Create);
+                    }
+                    _ => self.probe(key),
                 }
-            },
+            }
             State::Leader { entry, watch } if watch == Some(id) => match event {
                 Some(WatchEvent::Put(e)) if e.key == entry.key && e.created == entry.created => {
                     self.state = State::Leader { entry: e, watch }
@@ -860,6 +846,16 @@ impl ElectionMachine {
                 self.finish();
             }
         }
+    }
+}
+
+/// Whether a watch `event` on `key` says that `key` is gone, or that the
+/// watcher can no longer tell (lost history, a broken watch: `None`).
+fn gone_or_unknown(event: Option<&WatchEvent>, key: &str) -> bool {
+    match event {
+        Some(WatchEvent::Put(_)) => false,
+        Some(WatchEvent::Delete { key: k, .. }) => k == key,
+        Some(WatchEvent::HistoryLost) | None => true,
     }
 }
 

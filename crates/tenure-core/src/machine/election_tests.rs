@@ -133,15 +133,53 @@ fn queue_follower_watches_its_predecessor_not_the_leader_then_rechecks() {
     assert!(matches!(req, Request::Candidates { .. }));
     assert_eq!(m.poll_event(), None, "no election without a fresh read");
     // The leader is still there: follow the new predecessor.
+    reread_follows(&mut m, t, id, entry("e/1", 1, 3), ours);
+    assert_eq!(m.poll_event(), None);
+}
+
+/// Answers read `id` with `pred` first and alone before `ours` (revision
+/// 11); the machine follows `pred`, with one watch. Returns that watch.
+fn reread_follows(
+    m: &mut ElectionMachine,
+    t: Instant,
+    id: RequestId,
+    pred: Entry,
+    ours: Entry,
+) -> WatchId {
+    let key = pred.key.clone();
     let snap = Snapshot {
-        entries: vec![entry("e/1", 1, 3), ours],
+        entries: vec![pred, ours],
         revision: 11,
         starts_at_head: true,
     };
     m.handle_reply(t, id, Reply::Candidates(Ok(snap)));
-    let (_, scope, _) = watch(&mut m);
-    assert_eq!(scope, WatchScope::Key("e/1".into()));
-    assert_eq!(m.poll_event(), None);
+    let (w, scope, _) = watch(m);
+    assert_eq!(scope, WatchScope::Key(key));
+    assert_eq!(m.poll_command(), None, "one entry ahead: one watch");
+    w
+}
+
+/// Drives a queue machine through its create (our entry at revision 9)
+/// and a read that shows `ahead` before it, saying whether the first of
+/// them was first.
+fn placed(m: &mut ElectionMachine, t: Instant, ahead: &[Entry], starts_at_head: bool) -> Entry {
+    let (id, _) = request(m);
+    let ours = entry("e/a", 0xa, 9);
+    m.handle_reply(
+        t,
+        id,
+        Reply::Create(Ok(CreateOutcome::Created(ours.clone()))),
+    );
+    let (id, _) = request(m);
+    let mut entries = ahead.to_vec();
+    entries.push(ours.clone());
+    let snap = Snapshot {
+        entries,
+        revision: 9,
+        starts_at_head,
+    };
+    m.handle_reply(t, id, Reply::Candidates(Ok(snap)));
+    ours
 }
 
 /// Drives a queue machine to following `pred`, with our entry at
@@ -152,20 +190,7 @@ fn follow(
     pred: Entry,
     starts_at_head: bool,
 ) -> (Entry, WatchId) {
-    let (id, _) = request(m);
-    let ours = entry("e/a", 0xa, 9);
-    m.handle_reply(
-        t,
-        id,
-        Reply::Create(Ok(CreateOutcome::Created(ours.clone()))),
-    );
-    let (id, _) = request(m);
-    let snap = Snapshot {
-        entries: vec![pred.clone(), ours.clone()],
-        revision: 9,
-        starts_at_head,
-    };
-    m.handle_reply(t, id, Reply::Candidates(Ok(snap)));
+    let ours = placed(m, t, std::slice::from_ref(&pred), starts_at_head);
     let (w, scope, _) = watch(m);
     assert_eq!(scope, WatchScope::Key(pred.key));
     (ours, w)
@@ -193,20 +218,7 @@ fn follow_second(
     pred: Entry,
     starts_at_head: bool,
 ) -> (Entry, WatchId, WatchId) {
-    let (id, _) = request(m);
-    let ours = entry("e/a", 0xa, 9);
-    m.handle_reply(
-        t,
-        id,
-        Reply::Create(Ok(CreateOutcome::Created(ours.clone()))),
-    );
-    let (id, _) = request(m);
-    let snap = Snapshot {
-        entries: vec![before.clone(), pred.clone(), ours.clone()],
-        revision: 9,
-        starts_at_head,
-    };
-    m.handle_reply(t, id, Reply::Candidates(Ok(snap)));
+    let ours = placed(m, t, &[before.clone(), pred.clone()], starts_at_head);
     let (w, scope, _) = watch(m);
     assert_eq!(scope, WatchScope::Key(pred.key));
     let (second, scope, _) = watch(m);
@@ -214,11 +226,18 @@ fn follow_second(
     (ours, w, second)
 }
 
-#[test]
-fn first_of_two_ahead_gone_then_predecessor_gone_reads_only_own_entry() {
+/// A queue machine following `e/2` with `e/1` ahead of it, from a read
+/// that says whether `e/1` was first: [`follow_second`] on a new machine.
+fn two_ahead(first: bool) -> (ElectionMachine, Instant, Entry, WatchId, WatchId) {
     let t = Instant::now();
     let mut m = machine(Strategy::Queue, t);
-    let (ours, w, second) = follow_second(&mut m, t, entry("e/1", 1, 3), entry("e/2", 2, 7), true);
+    let (ours, w, second) = follow_second(&mut m, t, entry("e/1", 1, 3), entry("e/2", 2, 7), first);
+    (m, t, ours, w, second)
+}
+
+#[test]
+fn first_of_two_ahead_gone_then_predecessor_gone_reads_only_own_entry() {
+    let (mut m, t, ours, w, second) = two_ahead(true);
     // The leader goes: nothing to read, the predecessor is first now.
     predecessor_deleted(&mut m, t, second, "e/1");
     assert_eq!(
@@ -229,23 +248,12 @@ fn first_of_two_ahead_gone_then_predecessor_gone_reads_only_own_entry() {
     assert_eq!(m.phase(), Phase::Following);
     // The predecessor goes: our own entry decides.
     predecessor_deleted(&mut m, t, w, "e/2");
-    let (id, req) = request(&mut m);
-    assert_eq!(req, Request::Get { key: "e/a".into() });
-    assert_eq!(m.poll_event(), None, "no election before the read");
-    m.handle_reply(t, id, Reply::Get(Ok((Some(ours), 12))));
-    let (_, scope, _) = watch(&mut m);
-    assert_eq!(scope, WatchScope::Key("e/a".into()));
-    assert!(matches!(
-        m.poll_event(),
-        Some(Event::Elected { token: 9, .. })
-    ));
+    own_entry_read_elects(&mut m, t, ours);
 }
 
 #[test]
 fn second_ahead_not_first_gone_reads_the_queue_after_the_hand_over() {
-    let t = Instant::now();
-    let mut m = machine(Strategy::Queue, t);
-    let (ours, w, second) = follow_second(&mut m, t, entry("e/1", 1, 3), entry("e/2", 2, 7), false);
+    let (mut m, t, ours, w, second) = two_ahead(false);
     predecessor_deleted(&mut m, t, second, "e/1");
     // Not at once: the successor's own read goes first.
     assert_eq!(m.poll_command(), None);
@@ -260,15 +268,7 @@ fn second_ahead_not_first_gone_reads_the_queue_after_the_hand_over() {
     assert_eq!(m.poll_event(), None);
     // The read shows the predecessor first: follow it alone, and when it
     // goes read only our own entry.
-    let snap = Snapshot {
-        entries: vec![entry("e/2", 2, 7), ours],
-        revision: 11,
-        starts_at_head: true,
-    };
-    m.handle_reply(t, id, Reply::Candidates(Ok(snap)));
-    let (w, scope, _) = watch(&mut m);
-    assert_eq!(scope, WatchScope::Key("e/2".into()));
-    assert_eq!(m.poll_command(), None, "one entry ahead: one watch");
+    let w = reread_follows(&mut m, t, id, entry("e/2", 2, 7), ours);
     assert_eq!(m.poll_timeout(), Some(t + Duration::from_secs(2)));
     predecessor_deleted(&mut m, t, w, "e/2");
     let (_, req) = request(&mut m);
@@ -277,9 +277,7 @@ fn second_ahead_not_first_gone_reads_the_queue_after_the_hand_over() {
 
 #[test]
 fn predecessor_gone_before_the_delayed_read_reads_at_once() {
-    let t = Instant::now();
-    let mut m = machine(Strategy::Queue, t);
-    let (_, w, second) = follow_second(&mut m, t, entry("e/1", 1, 3), entry("e/2", 2, 7), false);
+    let (mut m, t, _, w, second) = two_ahead(false);
     predecessor_deleted(&mut m, t, second, "e/1");
     assert_eq!(m.poll_command(), None);
     predecessor_deleted(&mut m, t, w, "e/2");
@@ -292,10 +290,8 @@ fn predecessor_gone_before_the_delayed_read_reads_at_once() {
 
 #[test]
 fn second_watch_broken_or_unrelated_events_keep_the_predecessor_watch() {
-    let t = Instant::now();
     for event in [None, Some(WatchEvent::HistoryLost)] {
-        let mut m = machine(Strategy::Queue, t);
-        let (_, w, second) = follow_second(&mut m, t, entry("e/1", 1, 3), entry("e/2", 2, 7), true);
+        let (mut m, t, _, w, second) = two_ahead(true);
         // A put on the watched key and another key's delete change nothing.
         m.handle_watch(t, second, Some(WatchEvent::Put(entry("e/1", 1, 3))));
         m.handle_watch(
@@ -323,9 +319,7 @@ fn second_watch_broken_or_unrelated_events_keep_the_predecessor_watch() {
 
 #[test]
 fn withdrawing_follower_drops_both_watches() {
-    let t = Instant::now();
-    let mut m = machine(Strategy::Queue, t);
-    let (ours, w, second) = follow_second(&mut m, t, entry("e/1", 1, 3), entry("e/2", 2, 7), true);
+    let (mut m, t, ours, w, second) = two_ahead(true);
     m.resign(t);
     assert_eq!(m.poll_command(), Some(Command::Unwatch { id: w }));
     assert_eq!(m.poll_command(), Some(Command::Unwatch { id: second }));
@@ -351,12 +345,18 @@ fn first_predecessor_gone_own_entry_read_elects() {
     predecessor_deleted(&mut m, t, w, "e/1");
     // Nobody could have come before us since the read: our own entry,
     // not the queue, is what is read.
-    let (id, req) = request(&mut m);
+    own_entry_read_elects(&mut m, t, ours);
+}
+
+/// The machine reads our own entry (`e/a`, not the queue) and, finding
+/// it at revision 12, is elected with a leader watch from 13.
+fn own_entry_read_elects(m: &mut ElectionMachine, t: Instant, ours: Entry) {
+    let (id, req) = request(m);
     assert_eq!(req, Request::Get { key: "e/a".into() });
     assert_eq!(m.phase(), Phase::Reading);
     assert_eq!(m.poll_event(), None, "no election before the read");
     m.handle_reply(t, id, Reply::Get(Ok((Some(ours), 12))));
-    let (_, scope, from) = watch(&mut m);
+    let (_, scope, from) = watch(m);
     assert_eq!(scope, WatchScope::Key("e/a".into()));
     assert_eq!(from, 13, "the leader watch starts after the read");
     assert!(matches!(
