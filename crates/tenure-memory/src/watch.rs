@@ -141,7 +141,12 @@ impl Watchers {
             WatchScope::Election(e) => (&mut self.by_election, e.as_str()),
         };
         match map.get_mut(name) {
-            Some(bucket) => bucket.push(watcher),
+            Some(bucket) => {
+                // A key is watched by a few candidates at most (its
+                // successor and the one after): grow by one, not double.
+                bucket.reserve_exact(1);
+                bucket.push(watcher);
+            }
             None => {
                 let name = name.to_owned();
                 // Most buckets hold one watcher: no spare capacity.

@@ -4,7 +4,7 @@ use std::future::Future;
 use std::time::{Duration, Instant};
 
 use futures::channel::mpsc;
-use futures::stream::{BoxStream, FuturesUnordered};
+use futures::stream::FuturesUnordered;
 use futures::{FutureExt, StreamExt};
 use tokio::sync::{oneshot, watch};
 use tokio_stream::StreamMap;
@@ -80,10 +80,11 @@ impl CampaignTask {
             let mut lease_rx = self.session.subscribe();
             let mut pending: FuturesUnordered<futures::future::BoxFuture<'static, Done>> =
                 FuturesUnordered::new();
-            let mut watches: StreamMap<WatchId, BoxStream<'static, Option<WatchEvent>>> =
-                // The machine watches one key at a time (two while one
-                // watch is replaced): no room reserved for more.
-                StreamMap::with_capacity(1);
+            let mut watches: StreamMap<WatchId, EndTold> =
+                // A follower watches two keys at most (its predecessor and
+                // the entry before it), a leader one: room for two, which
+                // a replacement may briefly exceed.
+                StreamMap::with_capacity(2);
             // Watches dropped before they opened: a few at most.
             let mut cancelled_watches: Vec<WatchId> = Vec::new();
             let mut term: Option<watch::Sender<TermStatus>> = None;
@@ -250,11 +251,7 @@ impl CampaignTask {
                         Done::Reply(id, reply) => self.machine.handle_reply(clock::now(), id, reply),
                         Done::WatchOpened(id, Ok(stream)) => {
                             if !take(&mut cancelled_watches, id) {
-                                let s = stream
-                                    .map(|item| item.ok())
-                                    .chain(futures::stream::once(async { None }))
-                                    .boxed();
-                                watches.insert(id, s);
+                                watches.insert(id, EndTold::new(stream));
                             }
                         }
                         Done::WatchOpened(id, Err(e)) => {
@@ -388,6 +385,46 @@ async fn execute(
         (request, _) => crate::backend::execute(&*backend, request, Some(timeout)).await,
     };
     Done::Reply(id, reply)
+}
+
+/// A watch as the campaign reads it: each event, then one `None` when the
+/// stream fails or ends, so that the machine hears of it (a `StreamMap`
+/// drops an ended stream without a word). Held in place, not boxed: an
+/// idle follower keeps two.
+struct EndTold {
+    stream: WatchStream,
+    ended: bool,
+}
+
+impl EndTold {
+    fn new(stream: WatchStream) -> Self {
+        EndTold {
+            stream,
+            ended: false,
+        }
+    }
+}
+
+impl futures::Stream for EndTold {
+    type Item = Option<WatchEvent>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        use std::task::Poll;
+        if self.ended {
+            return Poll::Ready(None);
+        }
+        match self.stream.poll_next_unpin(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Some(Ok(event))) => Poll::Ready(Some(Some(event))),
+            Poll::Ready(Some(Err(_)) | None) => {
+                self.ended = true;
+                Poll::Ready(Some(None))
+            }
+        }
+    }
 }
 
 /// Removes `id` from `ids`; whether it was there.

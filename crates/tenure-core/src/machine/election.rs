@@ -191,7 +191,7 @@ impl ElectionMachine {
             resign_pending: false,
             // One slot: the machine queues one command per input as a rule,
             // and an idle candidate keeps whatever capacity it reached.
-            commands: VecDeque::with_capacity(1),
+            commands: VecDeque::new(),
             events: VecDeque::new(),
         };
         if delay.is_zero() {
@@ -512,7 +512,14 @@ impl ElectionMachine {
     /// The next command for the driver.
     #[must_use]
     pub fn poll_command(&mut self) -> Option<Command> {
-        self.commands.pop_front()
+        let next = self.commands.pop_front();
+        if next.is_none() && self.commands.capacity() > 0 {
+            // Commands come a few at a time and are drained at once: a
+            // waiting candidate keeps no buffer for them (thousands of
+            // idle candidates in one process would each hold one).
+            self.commands = VecDeque::new();
+        }
+        next
     }
 
     /// The next event for the user.
