@@ -20,6 +20,7 @@ use crate::error::{self, Ctx, KIND};
 use crate::lease::{expire_unrenewed, locked, LeaseSession, Leases};
 use crate::options::{ZkAcl, ZkOptions};
 use crate::paths::{Names, Shape, LEADER_NODE};
+use crate::retry::answer;
 use crate::session::{checked, connect_retry, diagnosed, open_session, probe_tls, session_attempt};
 use crate::watch::{self, Origin};
 use crate::{elections, probe, read};
@@ -186,7 +187,11 @@ impl ZkBackend {
         let root = backend.inner.options.root.clone();
         if root != "/" {
             let ctx = backend.ctx("create root", None);
-            match reader.check_stat(&root).await {
+            // Retried across connection losses like every request: the
+            // session just opened may lose its connection at once (a
+            // server stalled under a burst of new sessions), and the
+            // client reconnects within the session timeout.
+            match answer(|| reader.check_stat(&root)).await {
                 Ok(Some(_)) => {}
                 Ok(None) => backend.mkdir(&reader, &root, ctx).await?,
                 Err(e) => return Err(ctx.error(e)),
