@@ -189,8 +189,8 @@ impl ElectionMachine {
             next_id: 0,
             rng,
             resign_pending: false,
-            // One slot: the machine queues one command per input as a rule,
-            // and an idle candidate keeps whatever capacity it reached.
+            // No buffer until a command comes: `poll_command` frees it
+            // again once drained.
             commands: VecDeque::new(),
             events: VecDeque::new(),
         };
@@ -314,8 +314,7 @@ impl ElectionMachine {
                 second,
                 ..
             } => {
-                self.unwatch(Some(watch));
-                self.unwatch(second.and_then(|s| s.watch()));
+                self.unwatch_following(watch, second.as_ref());
                 entry
             }
             State::Verifying { entry, .. }
@@ -397,8 +396,7 @@ impl ElectionMachine {
                 second,
             } if watch == id => {
                 // Deleted, history lost or watch broken: look again.
-                self.unwatch(Some(watch));
-                self.unwatch(second.and_then(|s| s.watch()));
+                self.unwatch_following(watch, second.as_ref());
                 let deleted = matches!(event, Some(WatchEvent::Delete { .. }));
                 match (self.config.strategy, entry) {
                     // The first entry went, and nobody could have come

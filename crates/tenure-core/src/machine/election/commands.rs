@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::{ElectionMachine, Next, State};
+use super::{ElectionMachine, Next, Second, State};
 use crate::machine::config::Strategy;
 use crate::machine::messages::{Command, Event, Request, RequestId, WatchId};
 use crate::{Entry, Revision, Slot, WatchScope};
@@ -59,15 +59,13 @@ impl ElectionMachine {
     }
 
     pub(super) fn finish(&mut self) {
-        if let State::Following { watch, second, .. } = &self.state {
-            let (watch, second) = (*watch, second.as_ref().and_then(|s| s.watch()));
-            self.unwatch(Some(watch));
-            self.unwatch(second);
+        match std::mem::replace(&mut self.state, State::Finished) {
+            State::Following { watch, second, .. } => {
+                self.unwatch_following(watch, second.as_ref())
+            }
+            State::Leader { watch, .. } => self.unwatch(watch),
+            _ => {}
         }
-        if let State::Leader { watch, .. } = self.state {
-            self.unwatch(watch);
-        }
-        self.state = State::Finished;
         self.events.push_back(Event::Finished);
     }
 
@@ -96,6 +94,13 @@ impl ElectionMachine {
         let id = WatchId(self.next_id);
         self.commands.push_back(Command::Watch { id, scope, from });
         id
+    }
+
+    /// Drops a follower's watches: its predecessor's (`watch`) and, if it
+    /// still watches it, the entry before that one's.
+    pub(super) fn unwatch_following(&mut self, watch: WatchId, second: Option<&Second>) {
+        self.unwatch(Some(watch));
+        self.unwatch(second.and_then(Second::watch));
     }
 
     pub(super) fn unwatch(&mut self, watch: Option<WatchId>) {
