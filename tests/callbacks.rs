@@ -289,6 +289,56 @@ async fn start_up_errors_are_retried_or_returned() {
     }
 }
 
+/// With `retry_before_first_session` off, a first grant that timed out
+/// (a backend slow under a burst) is still retried: the run goes on to
+/// lead once the backend answers in time. `once` keeps returning it.
+#[tokio::test(start_paused = true)]
+async fn a_first_grant_that_timed_out_is_retried() {
+    let server = MemoryBackend::new();
+    let client = server.client();
+    // Slower than the grant's deadline (TTL / 3).
+    client.set_latency(TTL);
+    let e = election(&client);
+    let err = e
+        .run_with(
+            "a",
+            Callbacks::new(),
+            RunOptions::new()
+                .retry_before_first_session(false)
+                .once(true),
+            CancellationToken::new(),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, tenure::Error::Timeout { .. }), "{err}");
+
+    let stop = CancellationToken::new();
+    let log = Log::default();
+    let (l1, l2, slow) = (log.clone(), log.clone(), client.clone());
+    let cb = Callbacks::new()
+        .on_retry(move |error, _| {
+            let timeout = matches!(error, tenure::Error::Timeout { .. });
+            l1.push(format!("retry timeout={timeout}"));
+            // The burst is over: the next grant is answered in time.
+            slow.set_latency(Duration::ZERO);
+        })
+        // The work returns at once: the run resigns and ends.
+        .on_started_leading(move |ctx| {
+            let log = l2.clone();
+            async move { log.push(format!("started token={}", ctx.token())) }
+        });
+    let options = RunOptions::new().retry_before_first_session(false);
+    let end = e.run_with("a", cb, options, stop).await.unwrap();
+    assert_eq!(end, RunEnd::WorkReturned);
+    let lines = log.lines();
+    assert_eq!(
+        lines.first().map(String::as_str),
+        Some("retry timeout=true"),
+        "{lines:?}"
+    );
+    assert!(lines.iter().any(|l| l.starts_with("started")), "{lines:?}");
+}
+
 /// A campaign on a session of its own resigns with one write: revoking
 /// the lease deletes the entry and ends the session.
 #[tokio::test(start_paused = true)]

@@ -108,7 +108,9 @@ pub async fn run(global: &GlobalArgs, args: CampaignArgs, out: &Output) -> Resul
             async move { term.lead(ctx).await }
         });
     // Start-up errors (unreachable backend, bad credentials) end the
-    // program; once a session has worked, outages are waited out.
+    // program; a first grant that timed out (a burst of candidates on one
+    // server) is retried; once a session has worked, outages are waited
+    // out.
     let options = RunOptions::new()
         .once(args.once)
         .recampaign_after_work(true)

@@ -77,9 +77,15 @@ impl RunOptions {
     }
 
     /// Retry transient errors before a session has ever been started
-    /// (default true). False: an unreachable backend at start-up ends the
-    /// run with its error at once; once a session has started, outages
-    /// are waited out.
+    /// (default true). False: an error at start-up (an unreachable
+    /// backend, refused credentials, a permission denied) ends the run at
+    /// once; once a session has started, outages are waited out.
+    ///
+    /// A grant that timed out ([`Error::Timeout`]) is retried either way:
+    /// it says the backend was slow to answer, as when a burst of
+    /// candidates opens sessions on one server together, not that it
+    /// cannot be used. Ending the run on it would make one of many
+    /// candidates started at once give up for a moment's load.
     pub fn retry_before_first_session(mut self, retry: bool) -> Self {
         self.retry_before_first_session = retry;
         self
@@ -165,7 +171,7 @@ impl Election {
     /// # Errors
     /// As [`run`](Self::run); with [`RunOptions::once`], any campaign
     /// error; with [`RunOptions::retry_before_first_session`] false, any
-    /// error before the first session started.
+    /// error but a timeout before the first session started.
     pub async fn run_with(
         &self,
         value: impl IntoValue,
@@ -288,8 +294,11 @@ impl Election {
 
     /// Whether `run_with` campaigns again after `e`.
     fn worth_retrying(&self, e: &Error, options: RunOptions, session_started: bool) -> bool {
-        if options.once || (!session_started && !options.retry_before_first_session) {
+        if options.once {
             return false;
+        }
+        if !session_started && !options.retry_before_first_session {
+            return matches!(e, Error::Timeout { .. });
         }
         // A campaign on its own session starts a fresh lease each time; a
         // lost shared session never comes back.
