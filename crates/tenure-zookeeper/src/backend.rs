@@ -142,30 +142,33 @@ impl ZkBackend {
         let probe_timeout = options.connect_timeout / hosts;
         let probe_tls = probe_tls(&options)?;
         let opened = connect_retry(&options)
-            .run(|_| async {
-                let known = *locked(&learnt);
-                let bounds = match known {
-                    Some(b) => b,
-                    None => {
-                        let b = checked(&options, || async {
-                            probe::session_bounds(
-                                &options.connect,
-                                probe_timeout,
-                                probe_tls.as_ref(),
-                            )
-                            .await
-                            .map_err(|cause| AttemptError::Transient(cause.into()))
-                        })
-                        .await?;
-                        *locked(&learnt) = Some(b);
-                        b
-                    }
-                };
-                let timeout = options
-                    .shared_session_timeout(bounds)
-                    .map_err(AttemptError::Permanent)?;
-                let client = session_attempt(&options, timeout).await?;
-                Ok((client, bounds, timeout))
+            .run(|attempt| {
+                let (options, learnt, probe_tls) = (&options, &learnt, &probe_tls);
+                async move {
+                    let known = *locked(learnt);
+                    let bounds = match known {
+                        Some(b) => b,
+                        None => {
+                            let b = checked(options, || async {
+                                probe::session_bounds(
+                                    &options.connect,
+                                    probe_timeout,
+                                    probe_tls.as_ref(),
+                                )
+                                .await
+                                .map_err(|cause| AttemptError::Transient(cause.into()))
+                            })
+                            .await?;
+                            *locked(learnt) = Some(b);
+                            b
+                        }
+                    };
+                    let timeout = options
+                        .shared_session_timeout(bounds)
+                        .map_err(AttemptError::Permanent)?;
+                    let client = session_attempt(options, timeout, attempt).await?;
+                    Ok((client, bounds, timeout))
+                }
             })
             .await;
         let (reader, bounds, session_timeout) = match opened {

@@ -20,11 +20,32 @@ use crate::probe;
 /// restart (found by the fault campaign). The client pings every 3/8 of
 /// this, so a live connection is never silent that long.
 ///
-/// The same bound applies to each attempt at opening a session: a
-/// handshake left unanswered that long is given up and tried again (after
-/// a back-off) while the connect timeout lasts, so a server that is slow
-/// under a burst of new sessions delays them instead of failing them.
+/// The first attempt at opening a session has the same bound: a
+/// handshake left unanswered that long is given up, and the next host (or
+/// the same, after a back-off) is tried while the connect timeout lasts.
+/// Later attempts wait longer: see [`handshake_timeout`].
 pub(crate) const MAX_SILENCE: Duration = Duration::from_secs(1);
+
+/// How long attempt `attempt` (from 0) at opening a session with
+/// `session_timeout` waits for a silent server: [`MAX_SILENCE`], doubled
+/// on each later attempt, never more than 2/5 of the session timeout.
+///
+/// A server that answers handshakes in more than a second (a burst of
+/// new sessions on a machine short of CPU) would otherwise never be
+/// waited for: every attempt would give up just before its answer, and
+/// send the server one more handshake to work through. A frozen host
+/// among several is still passed over after a second on the first
+/// attempt.
+///
+/// zookeeper-client keeps the bound for the session's life (it pings at
+/// 3/8 of it): the cap keeps at least two pings within the session
+/// timeout, so a session opened on a later attempt is never expired by a
+/// server that does answer. Such a session notices a dead connection
+/// later (up to the bound) than one opened at once.
+pub(crate) fn handshake_timeout(session_timeout: Duration, attempt: u32) -> Duration {
+    let grown = MAX_SILENCE.saturating_mul(1 << attempt.min(8));
+    (session_timeout * 2 / 5).min(grown)
+}
 
 /// The retry loop of every session opened with `options`.
 pub(crate) fn connect_retry(options: &ZkOptions) -> ConnectRetry {
@@ -44,7 +65,7 @@ pub(crate) async fn open_session(
     session_timeout: Duration,
 ) -> Result<zk::Client> {
     match connect_retry(options)
-        .run(|_| session_attempt(options, session_timeout))
+        .run(|attempt| session_attempt(options, session_timeout, attempt))
         .await
     {
         Ok(client) => Ok(client),
@@ -130,23 +151,26 @@ impl std::fmt::Display for NoHostAvailable {
 
 impl std::error::Error for NoHostAvailable {}
 
-/// One attempt at opening a session: every host of the connect string
-/// tried once (`with_fail_eagerly`), each handshake given up after
-/// [`MAX_SILENCE`] of silence; a transient failure is checked for a TLS
-/// cause and, under TLS, tried once more beside the check ([`checked`]).
+/// Attempt `attempt` (from 0) at opening a session: every host of the
+/// connect string tried once (`with_fail_eagerly`), each handshake given
+/// up after [`handshake_timeout`] of silence; a transient failure is
+/// checked for a TLS cause and, under TLS, tried once more beside the
+/// check ([`checked`]).
 pub(crate) async fn session_attempt(
     options: &ZkOptions,
     session_timeout: Duration,
+    attempt: u32,
 ) -> std::result::Result<zk::Client, AttemptError> {
-    checked(options, || connect_once(options, session_timeout)).await
+    let silence = handshake_timeout(session_timeout, attempt);
+    checked(options, || connect_once(options, session_timeout, silence)).await
 }
 
 /// One connection attempt, its failure classified but not diagnosed.
 async fn connect_once(
     options: &ZkOptions,
     session_timeout: Duration,
+    handshake_timeout: Duration,
 ) -> std::result::Result<zk::Client, AttemptError> {
-    let handshake_timeout = (session_timeout * 2 / 5).min(MAX_SILENCE);
     let mut connector = zk::Client::connector()
         .with_session_timeout(session_timeout)
         .with_connection_timeout(handshake_timeout)
@@ -217,5 +241,25 @@ pub(crate) async fn diagnosed(e: Error, options: &ZkOptions) -> Error {
         backend,
         endpoint,
         source,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn later_attempts_wait_longer_for_a_silent_server_within_the_cap() {
+        let ten = Duration::from_secs(10);
+        let waits: Vec<_> = (0..5).map(|n| handshake_timeout(ten, n)).collect();
+        let s = Duration::from_secs;
+        assert_eq!(waits, [s(1), s(2), s(4), s(4), s(4)]);
+        // A short session keeps 2/5 of its timeout, however many attempts.
+        let short = Duration::from_secs(1);
+        assert_eq!(handshake_timeout(short, 0), Duration::from_millis(400));
+        assert_eq!(
+            handshake_timeout(short, u32::MAX),
+            Duration::from_millis(400)
+        );
     }
 }

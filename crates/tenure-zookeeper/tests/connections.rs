@@ -245,3 +245,37 @@ async fn connections_beyond_max_client_cnxns_are_retried_then_explained() {
     backend.revoke_lease(g.id).await.unwrap();
     backend.close().await;
 }
+
+/// A server that answers each request 1.2 s after it was sent (the proxy
+/// holds every chunk 600 ms each way), as one short of CPU under a burst
+/// of new sessions does: the first attempt at a session gives up after
+/// 1 s of silence, the next waits 2 s and opens it. Connecting and a
+/// lease grant both succeed, each after more than one attempt. With a
+/// bound that never grew, every attempt gave up just before its answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_slower_than_a_second_is_waited_for() {
+    let zk = server(ZkServerConfig::default()).await;
+    let proxy = Proxy::start(zk.connect_string().parse().unwrap())
+        .await
+        .unwrap();
+    proxy.set_mode(tenure_testkit::proxy::Mode::Delay(Duration::from_millis(600)));
+    let options = ZkOptions::new(proxy.local_addr().to_string())
+        .root("/slow")
+        .connect_timeout(Duration::from_secs(10));
+    let before = proxy.accepted_connections();
+    let backend = ZkBackend::connect(options)
+        .await
+        .unwrap_or_else(|e| panic!("{}", chain(&e)));
+    // The probe's handshakes, the shared session's first attempt given
+    // up, and the attempt that opened it.
+    let connecting = proxy.accepted_connections() - before;
+    assert!(connecting >= 3, "{connecting} connections");
+    let before = proxy.accepted_connections();
+    let grant = backend
+        .grant_lease(Duration::from_secs(10))
+        .await
+        .unwrap_or_else(|e| panic!("{}", chain(&e)));
+    let granting = proxy.accepted_connections() - before;
+    assert!(granting >= 2, "the grant's first attempt was given up: {granting}");
+    backend.revoke_lease(grant.id).await.unwrap();
+}
