@@ -605,6 +605,78 @@ mod tests {
         assert_eq!(parse_value("junk"), None);
     }
 
+    /// The incident behind `ahead_of_report` (PostgreSQL, a campaign run
+    /// beside 200 CLI processes, load average 105): the runner deletes the
+    /// queue's head, candidate 2's entry, and only then does candidate 2's
+    /// report of winning with it arrive; candidate 0 is elected meanwhile.
+    /// The late term is deposed from its first instant, so it overlaps
+    /// nothing; a write it sends after the confirmed delete must be
+    /// refused. Without the operator records the same history is an
+    /// overlap.
+    #[test]
+    fn a_delete_that_came_before_the_election_report_deposes_that_term() {
+        const MS: u64 = S / 1000;
+        let history = |operator: bool, write_accepted: bool| {
+            let mut lines = Vec::new();
+            if operator {
+                lines.push(line(
+                    1000 * MS,
+                    Some(2),
+                    Event::Deposed {
+                        token: 267,
+                        by: "delete".into(),
+                    },
+                ));
+                lines.push(line(1035 * MS, Some(2), Event::Fenced { token: 267 }));
+            }
+            lines.extend([
+                line(
+                    1115 * MS,
+                    Some(2),
+                    Event::Elected {
+                        token: 267,
+                        valid_until_ns: 1480 * MS,
+                    },
+                ),
+                line(
+                    1200 * MS,
+                    Some(2),
+                    Event::Write {
+                        token: 267,
+                        seq: 1,
+                        accepted: write_accepted,
+                        answer: if write_accepted { "ok 1" } else { "refused" }.into(),
+                        sent_ns: 1120 * MS,
+                    },
+                ),
+                line(
+                    1216 * MS,
+                    Some(0),
+                    Event::Elected {
+                        token: 295,
+                        valid_until_ns: 1800 * MS,
+                    },
+                ),
+                line(
+                    1280 * MS,
+                    Some(2),
+                    Event::Lost {
+                        reason: "entry deleted".into(),
+                    },
+                ),
+                line(1290 * MS, None, Event::Quiet),
+                line(1500 * MS, None, Event::Stop),
+            ]);
+            check(&merge(lines, 0), params()).violations
+        };
+        let v = history(true, false);
+        assert!(v.is_empty(), "{v:?}");
+        let v = history(false, false);
+        assert_eq!(v[0].invariant, Invariant::NoOverlap, "{v:?}");
+        let v = history(true, true);
+        assert_eq!(v[0].invariant, Invariant::FencedWrites, "{v:?}");
+    }
+
     #[test]
     fn operator_records_hit_only_the_term_they_aimed_at() {
         let lines = vec![

@@ -123,6 +123,10 @@ pub fn merge(mut lines: Vec<Line>, torn_lines: usize) -> Recorded {
     let mut command_writes = Vec::new();
     // Open term per candidate, to aim operator records at the right term.
     let mut open: BTreeMap<usize, u64> = BTreeMap::new();
+    // Operator records that reached an entry before its candidate reported
+    // the election it won with it, by (candidate, token): whether the
+    // delete was also confirmed. See `Event::Elected` below.
+    let mut ahead_of_report: BTreeMap<(usize, u64), bool> = BTreeMap::new();
     for l in &lines {
         let at = tl.instant(stamp(l));
         let c = l.cand.unwrap_or(RUNNER);
@@ -133,10 +137,29 @@ pub fn merge(mut lines: Vec<Line>, torn_lines: usize) -> Recorded {
             } => {
                 open.insert(c, *token);
                 elections.push((c, *token, at));
-                Some(RecordKind::Elected {
-                    token: *token,
-                    valid_until: tl.instant(*valid_until_ns),
-                })
+                h.push(
+                    at,
+                    c,
+                    RecordKind::Elected {
+                        token: *token,
+                        valid_until: tl.instant(*valid_until_ns),
+                    },
+                );
+                // The runner deleted this entry (read as the queue's head)
+                // before the candidate's report of winning with it came: the
+                // candidate decided on a read answered before the delete,
+                // and its report was late (a process short of CPU). No
+                // backend creates an entry with a token it had, so the term
+                // is deposed from its first instant; its loss must still be
+                // reported, and once the delete was confirmed, every
+                // guarded write of the term must be refused.
+                match ahead_of_report.remove(&(c, *token)) {
+                    Some(confirmed) => {
+                        h.push(at, c, RecordKind::Deposed);
+                        confirmed.then_some(RecordKind::Fenced)
+                    }
+                    None => None,
+                }
             }
             Event::Renewed { valid_until_ns } => Some(RecordKind::Extended {
                 valid_until: tl.instant(*valid_until_ns),
@@ -168,10 +191,20 @@ pub fn merge(mut lines: Vec<Line>, torn_lines: usize) -> Recorded {
             }
             Event::Paused => Some(RecordKind::Paused),
             Event::Resumed => Some(RecordKind::Resumed),
-            Event::Deposed { token, .. } => {
-                (open.get(&c) == Some(token)).then_some(RecordKind::Deposed)
+            Event::Deposed { token, .. } if open.get(&c) == Some(token) => {
+                Some(RecordKind::Deposed)
             }
-            Event::Fenced { token } => (open.get(&c) == Some(token)).then_some(RecordKind::Fenced),
+            Event::Deposed { token, .. } => {
+                ahead_of_report.insert((c, *token), false);
+                None
+            }
+            Event::Fenced { token } if open.get(&c) == Some(token) => Some(RecordKind::Fenced),
+            Event::Fenced { token } => {
+                if let Some(confirmed) = ahead_of_report.get_mut(&(c, *token)) {
+                    *confirmed = true;
+                }
+                None
+            }
             Event::FaultStart { id, kind, target } => {
                 if let Some(k) = FaultKind::from_name(kind) {
                     faults.push(FaultSpan {
