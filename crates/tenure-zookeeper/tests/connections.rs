@@ -258,7 +258,9 @@ async fn a_server_slower_than_a_second_is_waited_for() {
     let proxy = Proxy::start(zk.connect_string().parse().unwrap())
         .await
         .unwrap();
-    proxy.set_mode(tenure_testkit::proxy::Mode::Delay(Duration::from_millis(600)));
+    proxy.set_mode(tenure_testkit::proxy::Mode::Delay(Duration::from_millis(
+        600,
+    )));
     let options = ZkOptions::new(proxy.local_addr().to_string())
         .root("/slow")
         .connect_timeout(Duration::from_secs(10));
@@ -276,6 +278,9 @@ async fn a_server_slower_than_a_second_is_waited_for() {
         .await
         .unwrap_or_else(|e| panic!("{}", chain(&e)));
     let granting = proxy.accepted_connections() - before;
-    assert!(granting >= 2, "the grant's first attempt was given up: {granting}");
+    assert!(
+        granting >= 2,
+        "the grant's first attempt was given up: {granting}"
+    );
     backend.revoke_lease(grant.id).await.unwrap();
 }
