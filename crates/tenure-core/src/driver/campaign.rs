@@ -276,7 +276,7 @@ impl CampaignTask {
                         let status = match changed {
                             Ok(()) => lease_rx.borrow_and_update(),
                             Err(_) => {
-                                // The keep-alive task is gone: the lease is
+                                // The keeper task dropped the lease: it is
                                 // over, whatever its last status said.
                                 lease_open = false;
                                 let last = lease_rx.borrow();

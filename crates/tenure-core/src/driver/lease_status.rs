@@ -1,4 +1,4 @@
-//! The status of a session's lease, written by its keep-alive task and
+//! The status of a session's lease, written by the runtime's keeper task and
 //! read (or waited on) by the session's handles and campaigns: a watch
 //! channel of one small value.
 //!
@@ -14,7 +14,7 @@ use tokio::sync::Notify;
 
 use super::session::LeaseStatus;
 
-/// The writing half, held by the keep-alive task. Dropping it closes the
+/// The writing half, held by the keeper task. Dropping it closes the
 /// channel: every waiter learns that no status will come any more.
 #[derive(Debug)]
 pub(crate) struct StatusTx(Arc<Shared>);

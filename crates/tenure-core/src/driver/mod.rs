@@ -1,6 +1,7 @@
 //! The async driver: runs the sans-IO machines on tokio against a backend.
 //!
-//! - [`Session`]: one lease kept alive by a background task; shareable by
+//! - [`Session`]: one lease, kept alive by the runtime's keeper task (one
+//!   task for every session of a runtime); shareable by
 //!   many elections, so a thousand elections cost one keep-alive stream.
 //! - [`Election`]: a handle on one named election: campaign, observe, read
 //!   the leader.
@@ -16,6 +17,7 @@ mod callbacks;
 mod campaign;
 mod clock;
 mod election;
+mod keepers;
 mod leadership;
 mod lease_status;
 mod observe;

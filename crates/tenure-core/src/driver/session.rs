@@ -1,17 +1,14 @@
 //! A lease kept alive in the background, shared by any number of elections.
 
-use std::future::Future;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio_util::sync::CancellationToken;
-use tracing::{debug, trace, warn, Instrument};
+use tracing::debug;
 
 use super::clock::{self, with_timeout};
-use super::lease_status::{self, StatusRx, StatusTx};
-use crate::machine::{LeaseCommand, LeaseConfig, LeaseEvent, LeaseKeeper};
-use crate::metrics;
+use super::keepers::{Keepers, Kept, KeptId};
+use super::lease_status::{self, StatusRx};
+use crate::machine::{LeaseConfig, LeaseKeeper};
 use crate::{check_ttl, DynBackend, Error, LeaseId, LossReason, Result};
 
 /// What a session's lease looks like right now.
@@ -140,19 +137,13 @@ impl SessionBuilder {
             valid_until: keeper.valid_until(),
             lost: None,
         });
-        let shutdown = CancellationToken::new();
-        let revoked = Arc::new(AtomicBool::new(false));
-        tokio::spawn(
-            keep_alive_loop(
-                self.backend.clone(),
-                keeper,
-                tx,
-                shutdown.clone(),
-                revoked.clone(),
-                timeout,
-            )
-            .instrument(tracing::debug_span!("session", lease = %grant.id)),
-        );
+        let keepers = Keepers::of_current_runtime();
+        let kept = keepers.keep(Kept {
+            backend: self.backend.clone(),
+            keeper,
+            status: tx,
+            timeout,
+        });
         debug!(lease = %grant.id, ttl = ?grant.ttl, "session started");
         Ok(Session {
             inner: Arc::new(Inner {
@@ -161,14 +152,14 @@ impl SessionBuilder {
                 ttl: grant.ttl,
                 request_timeout: timeout,
                 status: rx,
-                shutdown,
-                revoked,
+                keepers,
+                kept,
             }),
         })
     }
 }
 
-/// A lease kept alive by a background task (like etcd's concurrency
+/// A lease kept alive in the background (like etcd's concurrency
 /// session). Cloning is cheap and shares the lease.
 ///
 /// Elections that share a session share one keep-alive stream; each
@@ -190,15 +181,14 @@ struct Inner {
     ttl: Duration,
     request_timeout: Duration,
     status: StatusRx,
-    shutdown: CancellationToken,
-    /// Set once the lease was revoked by a campaign of its own: closing
-    /// the session then sends no second revoke.
-    revoked: Arc<AtomicBool>,
+    /// The runtime's keeper task, which holds this session's lease.
+    keepers: Arc<Keepers>,
+    kept: KeptId,
 }
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        self.shutdown.cancel();
+        self.keepers.release(self.kept, false);
     }
 }
 
@@ -260,7 +250,7 @@ impl Session {
     /// Stops keep-alives and revokes the lease (every entry bound to it is
     /// deleted). Returns once the revoke was answered or timed out.
     pub async fn close(&self) {
-        self.inner.shutdown.cancel();
+        self.inner.keepers.release(self.inner.kept, false);
         let _ = self.lost().await;
     }
 
@@ -272,99 +262,10 @@ impl Session {
     /// session, as its resignation) and ends the session without a second
     /// revoke.
     pub(crate) fn mark_revoked(&self) {
-        self.inner.revoked.store(true, Ordering::SeqCst);
-        self.inner.shutdown.cancel();
+        self.inner.keepers.release(self.inner.kept, true);
     }
 
     pub(crate) fn request_timeout(&self) -> Duration {
         self.inner.request_timeout
-    }
-}
-
-/// The session's task: renews the lease until it is lost or released.
-///
-/// A plain function returning an `async move` block, not an `async fn`:
-/// the block uses its captured arguments in place, where an `async fn`
-/// would keep a second copy of each for the task's whole life (a few
-/// hundred bytes per session).
-#[allow(clippy::manual_async_fn)] // on purpose: see above
-fn keep_alive_loop(
-    backend: DynBackend,
-    mut keeper: LeaseKeeper,
-    status: StatusTx,
-    shutdown: CancellationToken,
-    revoked: Arc<AtomicBool>,
-    timeout: Duration,
-) -> impl Future<Output = ()> + Send + 'static {
-    async move {
-        let kind = backend.kind();
-        let mut in_flight: Option<(
-            Instant,
-            futures::future::BoxFuture<'static, Result<Duration>>,
-        )> = None;
-        loop {
-            while let Some(cmd) = keeper.poll_command() {
-                match cmd {
-                    LeaseCommand::KeepAlive { lease, sent_at } => {
-                        let b = backend.clone();
-                        in_flight = Some((
-                            sent_at,
-                            Box::pin(async move {
-                                with_timeout(kind, "keep-alive", timeout, b.keep_alive(lease)).await
-                            }),
-                        ));
-                    }
-                    LeaseCommand::Revoke { .. } if revoked.load(Ordering::SeqCst) => {}
-                    LeaseCommand::Revoke { lease } => {
-                        // Boxed: awaited once, at the end; inline, it would
-                        // size the task for its whole life.
-                        let revoke =
-                            with_timeout(kind, "revoke", timeout, backend.revoke_lease(lease));
-                        if let Err(e) = Box::pin(revoke).await {
-                            debug!(%lease, error = %e, "revoke failed; the backend will expire the lease");
-                        }
-                    }
-                }
-            }
-            while let Some(event) = keeper.poll_event() {
-                match event {
-                    LeaseEvent::Renewed { valid_until, .. } => {
-                        trace!("lease renewed");
-                        status.send_modify(|s| s.valid_until = valid_until);
-                    }
-                    LeaseEvent::Lost { lease, reason } => {
-                        if reason != LossReason::Resigned {
-                            warn!(%lease, %reason, "lease lost");
-                            metrics::lease_lost(kind, reason);
-                        }
-                        status.send_modify(|s| s.lost = Some(reason));
-                    }
-                }
-            }
-            if !keeper.is_alive() {
-                return;
-            }
-            let deadline = keeper.poll_timeout();
-            // Biased: a deadline that passed at the same instant as a shutdown
-            // is reported as what it was, not as a release.
-            tokio::select! {
-                biased;
-                () = clock::sleep_until(deadline) => keeper.handle_timeout(clock::now()),
-                r = async { match in_flight.as_mut() { Some((_, f)) => f.await, None => std::future::pending().await } } => {
-                    if let Some((sent_at, _)) = in_flight.take() {
-                        let now = clock::now();
-                        match &r {
-                            Ok(_) => metrics::keepalive_acked(kind, now.saturating_duration_since(sent_at)),
-                            Err(e) => {
-                                debug!(error = %e, "keep-alive failed");
-                                metrics::keepalive_failed(kind);
-                            }
-                        }
-                        keeper.handle_keepalive(now, sent_at, r);
-                    }
-                }
-                () = shutdown.cancelled() => keeper.release(),
-            }
-        }
     }
 }
