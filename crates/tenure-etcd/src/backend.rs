@@ -60,10 +60,10 @@ const MAX_TTL: Duration = Duration::from_secs(9_000_000_000);
 /// are never candidates.
 ///
 /// Every operation goes over one connection ([`Client`] clones share it);
-/// the keep-alives of every lease share one bidirectional stream on it, so
-/// a thousand candidates (or a [`Session`](tenure_core::Session) shared by
-/// a thousand elections) cost one stream. Cloning the backend is cheap and
-/// shares all of it.
+/// the keep-alives of every lease share a few bidirectional streams on it
+/// (at most 64, one per lane of leases), so a thousand candidates (or a
+/// [`Session`](tenure_core::Session) shared by a thousand elections) cost
+/// no more. Cloning the backend is cheap and shares all of it.
 #[derive(Clone)]
 pub struct EtcdBackend {
     inner: Arc<Inner>,

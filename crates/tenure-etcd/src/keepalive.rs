@@ -1,11 +1,11 @@
-//! Keep-alives: one `LeaseKeepAlive` stream per connection, shared by
-//! every lease kept alive through it.
+//! Keep-alives: a few `LeaseKeepAlive` streams per connection (lanes),
+//! each shared by the leases hashed to it.
 //!
 //! etcd's keep-alive RPC is a bidirectional stream that carries requests
 //! for any lease ids and answers each in order, naming the lease. A stream
 //! per lease would cost an HTTP/2 stream, a request channel and a reader
 //! per candidate (tens of kilobytes each at a thousand candidates); here
-//! one stream serves them all:
+//! each of [`LANES`] streams serves every lease hashed to it:
 //!
 //! - a request registers its waiter under the lease id, then is sent; both
 //!   happen under one lock, so the waiters of a lease are queued in the
@@ -32,10 +32,30 @@ use tracing::debug;
 
 use crate::error::{self, EtcdError, KIND};
 
-/// The keep-alive streams of one connection: the current one, if any.
+/// How many keep-alive streams a connection spreads its leases over.
+///
+/// etcd answers the requests of one stream one after the other, and (3.4)
+/// each only once every write committed before it is applied. One stream
+/// for 10,000 leases with a 6 s TTL (5,000 renewals a second) fell behind
+/// while their campaigns wrote: replies came later and later until every
+/// lease expired (with 8 streams, over a quarter of them). Each lane is a
+/// stream of its own, which etcd serves beside the others; a lease always
+/// uses the same lane, so its requests stay in order. A lane's stream is
+/// opened by its first keep-alive: a process with a few leases opens a
+/// few streams.
+const LANES: usize = 64;
+const _: () = assert!(LANES.is_power_of_two(), "lane_of takes high bits");
+
+/// The keep-alive streams of one connection, one per lane.
 pub(crate) struct KeepAlives {
     client: Client,
     endpoint: String,
+    lanes: [Lane; LANES],
+}
+
+/// One lane: the stream its leases use, if any.
+#[derive(Default)]
+struct Lane {
     /// The stream new requests use; `None` until the first keep-alive and
     /// after the current one was retired.
     current: StdMutex<Option<Arc<Stream>>>,
@@ -94,8 +114,7 @@ impl KeepAlives {
         KeepAlives {
             client,
             endpoint,
-            current: StdMutex::new(None),
-            opening: AsyncMutex::new(()),
+            lanes: std::array::from_fn(|_| Lane::default()),
         }
     }
 
@@ -112,16 +131,27 @@ impl KeepAlives {
     pub(crate) async fn keep_alive(&self, lease: LeaseId, timeout: Duration) -> Result<Duration> {
         let deadline = Instant::now() + timeout;
         let timed_out = || error::timeout("keep-alive", timeout);
+        let lane = &self.lanes[lane_of(lease)];
         for attempt in 0..2 {
-            let (stream, fresh) = tokio::time::timeout_at(deadline, self.stream(lease))
+            let (stream, fresh) = tokio::time::timeout_at(deadline, self.stream(lane, lease))
                 .await
                 .map_err(|_| timed_out())??;
+            // Retires the stream if no reply comes: in time here, or before
+            // the caller gives up (a session bounds each keep-alive by a
+            // third of its TTL, often less than this timeout).
+            let waiting = RetireUnlessAnswered {
+                lane,
+                stream: &stream,
+                lease,
+            };
             let reply = match tokio::time::timeout_at(deadline, self.request(&stream, lease)).await
             {
-                Ok(reply) => reply,
+                Ok(reply) => {
+                    std::mem::forget(waiting);
+                    reply
+                }
                 Err(_) => {
-                    debug!(%lease, "no keep-alive reply in time: retiring the stream");
-                    self.retire(&stream);
+                    drop(waiting);
                     return Err(timed_out());
                 }
             };
@@ -129,7 +159,7 @@ impl KeepAlives {
                 Ok(ttl) if ttl <= 0 => return Err(Error::LeaseExpired { lease }),
                 Ok(ttl) => return Ok(Duration::from_secs(ttl.unsigned_abs())),
                 Err(ended) => {
-                    self.retire(&stream);
+                    retire(lane, &stream);
                     if !fresh && attempt == 0 {
                         continue;
                     }
@@ -140,14 +170,14 @@ impl KeepAlives {
         Err(error::protocol("keep-alive", "no attempt left"))
     }
 
-    /// The current stream if it is still usable (`false`: not opened by
-    /// this call), or a new one opened with `lease` (`true`).
-    async fn stream(&self, lease: LeaseId) -> Result<(Arc<Stream>, bool)> {
-        if let Some(s) = self.usable() {
+    /// `lane`'s stream if it is still usable (`false`: not opened by this
+    /// call), or a new one opened with `lease` (`true`).
+    async fn stream(&self, lane: &Lane, lease: LeaseId) -> Result<(Arc<Stream>, bool)> {
+        if let Some(s) = usable(lane) {
             return Ok((s, false));
         }
-        let _opening = self.opening.lock().await;
-        if let Some(s) = self.usable() {
+        let _opening = lane.opening.lock().await;
+        if let Some(s) = usable(lane) {
             return Ok((s, false));
         }
         // Opening is itself one keep-alive round trip for `lease`:
@@ -169,18 +199,9 @@ impl KeepAlives {
             waiting,
             reader,
         });
-        *lock(&self.current) = Some(Arc::clone(&stream));
+        *lock(&lane.current) = Some(Arc::clone(&stream));
         debug!(endpoint = %self.endpoint, "keep-alive stream opened");
         Ok((stream, true))
-    }
-
-    /// The current stream, unless it has ended.
-    fn usable(&self) -> Option<Arc<Stream>> {
-        let current = lock(&self.current);
-        current
-            .as_ref()
-            .filter(|s| lock(&s.waiting).ended.is_none())
-            .cloned()
     }
 
     /// Sends one keep-alive for `lease` on `stream` and waits for its
@@ -209,15 +230,6 @@ impl KeepAlives {
         rx.await.unwrap_or(Err(Ended::Closed))
     }
 
-    /// Stops handing `stream` to new requests (if it is still the current
-    /// one). Requests already on it keep waiting for their replies.
-    fn retire(&self, stream: &Arc<Stream>) {
-        let mut current = lock(&self.current);
-        if current.as_ref().is_some_and(|c| Arc::ptr_eq(c, stream)) {
-            *current = None;
-        }
-    }
-
     fn error(&self, ended: Ended) -> Error {
         match ended {
             Ended::Failed(source) => error::shared_stream("keep-alive", &self.endpoint, &source),
@@ -227,6 +239,52 @@ impl KeepAlives {
                 source: "the keep-alive stream ended".into(),
             },
         }
+    }
+}
+
+/// The lane of `lease`. etcd's lease ids come from a counter shared with
+/// its other requests, so their low bits are far from uniform (mostly
+/// even, in steps): the id is mixed first (Fibonacci hashing) and the lane
+/// taken from the high bits.
+fn lane_of(lease: LeaseId) -> usize {
+    let mixed = u64::from_ne_bytes(lease.0.to_ne_bytes()).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    let lane = mixed >> (u64::BITS - LANES.trailing_zeros());
+    usize::try_from(lane).unwrap_or(0) % LANES
+}
+
+/// A keep-alive sent and not answered yet. Dropped before its reply (it
+/// timed out here, or its caller gave up), it retires the stream: a
+/// stream that stopped answering is not handed to the next requests,
+/// which would wait on it in turn until their leases expired (10,000
+/// leases on one etcd under load lost a lane's worth of leases that way).
+struct RetireUnlessAnswered<'a> {
+    lane: &'a Lane,
+    stream: &'a Arc<Stream>,
+    lease: LeaseId,
+}
+
+impl Drop for RetireUnlessAnswered<'_> {
+    fn drop(&mut self) {
+        debug!(lease = %self.lease, "no keep-alive reply in time: retiring the stream");
+        retire(self.lane, self.stream);
+    }
+}
+
+/// `lane`'s current stream, unless it has ended.
+fn usable(lane: &Lane) -> Option<Arc<Stream>> {
+    let current = lock(&lane.current);
+    current
+        .as_ref()
+        .filter(|s| lock(&s.waiting).ended.is_none())
+        .cloned()
+}
+
+/// Stops handing `stream` to `lane`'s new requests (if it is still the
+/// current one). Requests already on it keep waiting for their replies.
+fn retire(lane: &Lane, stream: &Arc<Stream>) {
+    let mut current = lock(&lane.current);
+    if current.as_ref().is_some_and(|c| Arc::ptr_eq(c, stream)) {
+        *current = None;
     }
 }
 
@@ -265,5 +323,59 @@ async fn route_replies(waiting: Arc<StdMutex<Waiting>>, mut replies: LeaseKeepAl
     };
     for tx in waiters.into_values().flatten() {
         let _ = tx.send(Err(ended.clone()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tenure_testkit::etcd_server::EtcdServer;
+
+    /// A keep-alive whose caller gives up before the reply (a session
+    /// bounds it by a third of its TTL, under the backend's own timeout)
+    /// retires the stream, as one that timed out here does: the next
+    /// keep-alive of that lane opens a fresh stream instead of queueing
+    /// behind requests that etcd (frozen here) never answered.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_keep_alive_given_up_by_its_caller_retires_the_stream() {
+        let server = EtcdServer::start().await.unwrap();
+        let client = Client::connect([server.endpoint()], None).await.unwrap();
+        let lease = LeaseId(client.lease_client().grant(10, None).await.unwrap().id());
+        let keep_alives = KeepAlives::new(client, server.endpoint());
+        let long = Duration::from_secs(5);
+        keep_alives.keep_alive(lease, long).await.unwrap();
+        let lane = &keep_alives.lanes[lane_of(lease)];
+        let first = usable(lane).expect("the first keep-alive opened a stream");
+
+        server.pause().await.unwrap();
+        let given_up = tokio::time::timeout(
+            Duration::from_millis(300),
+            keep_alives.keep_alive(lease, long),
+        )
+        .await;
+        assert!(given_up.is_err(), "etcd is frozen: no reply");
+        assert!(usable(lane).is_none(), "the unanswered stream was retired");
+        server.resume().await.unwrap();
+
+        keep_alives.keep_alive(lease, long).await.unwrap();
+        let second = usable(lane).expect("a fresh stream");
+        assert!(!Arc::ptr_eq(&first, &second));
+    }
+
+    /// Ids as etcd hands them out (one counter for every request, so
+    /// leases granted in a burst are a few steps apart and mostly even)
+    /// fill every lane, none with more than twice its share.
+    #[test]
+    fn leases_granted_in_a_burst_spread_over_every_lane() {
+        let mut per_lane = [0usize; LANES];
+        let first = 0x62af_a233_2bc0_17ec_i64;
+        for i in 0..10_000 {
+            per_lane[lane_of(LeaseId(first + 8 * i))] += 1;
+        }
+        let share = 10_000 / LANES;
+        assert!(
+            per_lane.iter().all(|&n| n > 0 && n < 2 * share),
+            "{per_lane:?}"
+        );
     }
 }

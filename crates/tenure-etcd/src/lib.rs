@@ -28,7 +28,7 @@
 //!   credentials) and, with the `tls` feature (on by default),
 //!   [`TlsConfig`].
 //! - `backend`: [`EtcdBackend`], the trait implementation: leases with
-//!   one keep-alive stream per lease, compare-and-create transactions,
+//!   keep-alive streams shared by the connection's leases, compare-and-create transactions,
 //!   ordered reads, guarded updates, deletes and writes.
 //! - `watch`: etcd watches as tenure watch streams (compaction becomes
 //!   [`WatchEvent::HistoryLost`](tenure_core::WatchEvent::HistoryLost)).
