@@ -32,9 +32,9 @@ use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
 use futures::channel::mpsc;
-use futures::future::BoxFuture;
 use futures::stream::FuturesUnordered;
-use futures::{FutureExt, StreamExt};
+use futures::StreamExt;
+use tokio::task::JoinHandle;
 use tracing::{debug, trace, warn};
 
 use super::clock::{self, with_timeout};
@@ -92,7 +92,16 @@ impl Keepers {
             return keepers;
         }
         let (to_task, from_handles) = mpsc::unbounded();
-        tokio::spawn(Task::default().run(from_handles));
+        // Unconstrained: tokio's cooperative budget (about 128 timer,
+        // channel and lock operations per turn) is sized for a task doing
+        // one thing; this one takes the answers of every session's
+        // requests, and with the budget a burst of answers would wait for
+        // several turns of a scheduler that may be running thousands of
+        // campaigns. It never runs long: each lease's step is short, and
+        // it returns as soon as nothing is ready.
+        tokio::spawn(tokio::task::unconstrained(
+            Task::default().run(from_handles),
+        ));
         let keepers = Arc::new(Keepers { to_task });
         all.push((runtime, Arc::downgrade(&keepers)));
         keepers
@@ -155,7 +164,8 @@ struct Task {
     entries: HashMap<KeptId, Box<Entry>>,
     /// Every entry's next deadline, earliest first.
     timers: BTreeSet<(Instant, KeptId)>,
-    in_flight: FuturesUnordered<BoxFuture<'static, Done>>,
+    /// Requests in flight, each on a task of its own (see `service`).
+    in_flight: FuturesUnordered<JoinHandle<Done>>,
 }
 
 impl Task {
@@ -163,12 +173,20 @@ impl Task {
         let mut handles_left = true;
         while handles_left || !self.entries.is_empty() {
             let next = self.timers.first().map(|(at, _)| *at);
-            // Biased, timers first: a deadline that passed at the same
-            // instant as a release is reported as what it was.
+            // Biased: answers first, then deadlines, then releases. An
+            // answer already in counts before a deadline (a renewal counts
+            // from when it was sent, so counting it late is exact), and a
+            // deadline that passed at the same instant as a release is
+            // reported as what it was.
             tokio::select! {
                 biased;
+                Some(done) = self.in_flight.next() => match done {
+                    Ok(done) => self.handle_done(done),
+                    // Only a runtime shutting down cancels these tasks;
+                    // this one goes with it.
+                    Err(_) => return,
+                },
                 () = clock::sleep_until(next) => self.handle_timers(clock::now()),
-                Some(done) = self.in_flight.next() => self.handle_done(done),
                 message = from_handles.next(), if handles_left => match message {
                     Some(Message::Keep(id, entry)) => {
                         self.entries.insert(id, entry);
@@ -237,31 +255,32 @@ impl Task {
         let kept = &mut entry.kept;
         let kind = kept.backend.kind();
         let timeout = kept.timeout;
+        // Each request runs on a task of its own, alive while it is in
+        // flight (an idle session has none): requests that queue on a
+        // shared resource (an etcd keep-alive stream's lock) hand it on as
+        // separate tasks do, at once, where futures polled by this one
+        // task would each wait for its next turn.
         while let Some(command) = kept.keeper.poll_command() {
             let backend = kept.backend.clone();
             match command {
-                LeaseCommand::KeepAlive { lease, sent_at } => self.in_flight.push(
-                    async move {
+                LeaseCommand::KeepAlive { lease, sent_at } => {
+                    self.in_flight.push(tokio::spawn(async move {
                         let reply =
                             with_timeout(kind, "keep-alive", timeout, backend.keep_alive(lease))
                                 .await;
                         Done::KeptAlive { id, sent_at, reply }
-                    }
-                    .boxed(),
-                ),
+                    }));
+                }
                 LeaseCommand::Revoke { .. } if entry.revoked => {}
                 LeaseCommand::Revoke { lease } => {
                     entry.revoking = true;
-                    self.in_flight.push(
-                        async move {
-                            let revoke = backend.revoke_lease(lease);
-                            if let Err(e) = with_timeout(kind, "revoke", timeout, revoke).await {
-                                debug!(%lease, error = %e, "revoke failed; the backend will expire the lease");
-                            }
-                            Done::Revoked(id)
+                    self.in_flight.push(tokio::spawn(async move {
+                        let revoke = backend.revoke_lease(lease);
+                        if let Err(e) = with_timeout(kind, "revoke", timeout, revoke).await {
+                            debug!(%lease, error = %e, "revoke failed; the backend will expire the lease");
                         }
-                        .boxed(),
-                    );
+                        Done::Revoked(id)
+                    }));
                 }
             }
         }
