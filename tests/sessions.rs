@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tenure::backend::CoordinationBackend;
+use tenure::backend::{CoordinationBackend, LeaseGrant, Slot, Snapshot, WatchScope, WatchStream};
 use tenure::memory::MemoryBackend;
 use tenure::{DynBackend, Session};
 
@@ -91,4 +91,96 @@ async fn every_session_of_a_runtime_is_kept_alive_by_one_task() {
     tokio::time::sleep(TTL * 3).await;
     assert!(again.is_alive());
     again.close().await;
+}
+
+/// A backend whose keep-alive panics for one lease (a backend bug), and
+/// that is otherwise the in-memory backend.
+#[derive(Debug)]
+struct PanicsOnKeepAlive {
+    inner: tenure::memory::MemoryClient,
+    lease: std::sync::Mutex<Option<tenure::LeaseId>>,
+}
+
+#[async_trait::async_trait]
+impl CoordinationBackend for PanicsOnKeepAlive {
+    fn kind(&self) -> &'static str {
+        self.inner.kind()
+    }
+    fn ttl_bounds(&self) -> (Duration, Duration) {
+        self.inner.ttl_bounds()
+    }
+    fn leader_key(&self, election: &tenure::ElectionName) -> String {
+        self.inner.leader_key(election)
+    }
+    async fn grant_lease(&self, ttl: Duration) -> tenure::Result<LeaseGrant> {
+        self.inner.grant_lease(ttl).await
+    }
+    async fn keep_alive(&self, lease: tenure::LeaseId) -> tenure::Result<Duration> {
+        let doomed = *self.lease.lock().unwrap();
+        assert_ne!(Some(lease), doomed, "a backend bug");
+        self.inner.keep_alive(lease).await
+    }
+    async fn revoke_lease(&self, lease: tenure::LeaseId) -> tenure::Result<()> {
+        self.inner.revoke_lease(lease).await
+    }
+    async fn create(
+        &self,
+        election: &tenure::ElectionName,
+        slot: Slot,
+        lease: tenure::LeaseId,
+        value: tenure::Bytes,
+    ) -> tenure::Result<tenure::backend::CreateOutcome> {
+        self.inner.create(election, slot, lease, value).await
+    }
+    async fn candidates(&self, election: &tenure::ElectionName) -> tenure::Result<Snapshot> {
+        self.inner.candidates(election).await
+    }
+    async fn get(&self, key: &str) -> tenure::Result<(Option<tenure::Entry>, tenure::Revision)> {
+        self.inner.get(key).await
+    }
+    async fn update(
+        &self,
+        entry: &tenure::Entry,
+        value: tenure::Bytes,
+    ) -> tenure::Result<tenure::Entry> {
+        self.inner.update(entry, value).await
+    }
+    async fn delete(&self, entry: &tenure::Entry) -> tenure::Result<bool> {
+        self.inner.delete(entry).await
+    }
+    async fn guarded_put(
+        &self,
+        guard: &tenure::Entry,
+        key: &str,
+        value: tenure::Bytes,
+    ) -> tenure::Result<tenure::Revision> {
+        self.inner.guarded_put(guard, key, value).await
+    }
+    async fn watch(
+        &self,
+        scope: WatchScope,
+        from: tenure::Revision,
+    ) -> tenure::Result<WatchStream> {
+        self.inner.watch(scope, from).await
+    }
+}
+
+/// A keep-alive whose task panics fails that session's keep-alive only:
+/// the session whose backend call panics loses its lease at its deadline,
+/// the other session, on the same keeper task, goes on renewing.
+#[tokio::test(start_paused = true)]
+async fn a_panicking_keep_alive_costs_only_its_own_session() {
+    let server = MemoryBackend::new();
+    let backend = Arc::new(PanicsOnKeepAlive {
+        inner: server.client(),
+        lease: std::sync::Mutex::new(None),
+    });
+    let dynb: DynBackend = backend.clone();
+    let doomed = Session::new(dynb.clone(), TTL).await.unwrap();
+    let healthy = Session::new(dynb, TTL).await.unwrap();
+    *backend.lease.lock().unwrap() = Some(doomed.lease());
+    assert_eq!(doomed.lost().await, tenure::LossReason::DeadlineExceeded);
+    tokio::time::sleep(TTL * 3).await;
+    assert!(healthy.is_alive(), "still renewed after {:?}", TTL * 3);
+    assert!(healthy.status().lost.is_none());
 }

@@ -32,16 +32,16 @@ use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
 use futures::channel::mpsc;
+use futures::future::BoxFuture;
 use futures::stream::FuturesUnordered;
-use futures::StreamExt;
-use tokio::task::JoinHandle;
+use futures::{FutureExt, StreamExt};
 use tracing::{debug, trace, warn};
 
 use super::clock::{self, with_timeout};
 use super::lease_status::StatusTx;
 use crate::machine::{LeaseCommand, LeaseEvent, LeaseKeeper};
 use crate::metrics;
-use crate::{DynBackend, LossReason, Result};
+use crate::{DynBackend, Error, LossReason, Result};
 
 /// The handle on one runtime's keeper task. Sessions hold it; the task
 /// ends once every handle is gone and its work is done.
@@ -165,7 +165,7 @@ struct Task {
     /// Every entry's next deadline, earliest first.
     timers: BTreeSet<(Instant, KeptId)>,
     /// Requests in flight, each on a task of its own (see `service`).
-    in_flight: FuturesUnordered<JoinHandle<Done>>,
+    in_flight: FuturesUnordered<BoxFuture<'static, Done>>,
 }
 
 impl Task {
@@ -180,12 +180,7 @@ impl Task {
             // reported as what it was.
             tokio::select! {
                 biased;
-                Some(done) = self.in_flight.next() => match done {
-                    Ok(done) => self.handle_done(done),
-                    // Only a runtime shutting down cancels these tasks;
-                    // this one goes with it.
-                    Err(_) => return,
-                },
+                Some(done) = self.in_flight.next() => self.handle_done(done),
                 () = clock::sleep_until(next) => self.handle_timers(clock::now()),
                 message = from_handles.next(), if handles_left => match message {
                     Some(Message::Keep(id, entry)) => {
@@ -259,28 +254,48 @@ impl Task {
         // flight (an idle session has none): requests that queue on a
         // shared resource (an etcd keep-alive stream's lock) hand it on as
         // separate tasks do, at once, where futures polled by this one
-        // task would each wait for its next turn.
+        // task would each wait for its next turn. A request whose task
+        // panicked (a backend bug) fails that one request: the keep-alive
+        // is retried, the revoke left to the backend's expiry; every other
+        // session goes on.
         while let Some(command) = kept.keeper.poll_command() {
             let backend = kept.backend.clone();
             match command {
                 LeaseCommand::KeepAlive { lease, sent_at } => {
-                    self.in_flight.push(tokio::spawn(async move {
-                        let reply =
-                            with_timeout(kind, "keep-alive", timeout, backend.keep_alive(lease))
-                                .await;
-                        Done::KeptAlive { id, sent_at, reply }
-                    }));
+                    let request = tokio::spawn(async move {
+                        with_timeout(kind, "keep-alive", timeout, backend.keep_alive(lease)).await
+                    });
+                    self.in_flight.push(
+                        async move {
+                            let reply = request.await.unwrap_or_else(|e| {
+                                Err(Error::Backend {
+                                    backend: kind,
+                                    operation: "keep-alive",
+                                    source: Box::new(e),
+                                })
+                            });
+                            Done::KeptAlive { id, sent_at, reply }
+                        }
+                        .boxed(),
+                    );
                 }
                 LeaseCommand::Revoke { .. } if entry.revoked => {}
                 LeaseCommand::Revoke { lease } => {
                     entry.revoking = true;
-                    self.in_flight.push(tokio::spawn(async move {
-                        let revoke = backend.revoke_lease(lease);
-                        if let Err(e) = with_timeout(kind, "revoke", timeout, revoke).await {
-                            debug!(%lease, error = %e, "revoke failed; the backend will expire the lease");
+                    let request = tokio::spawn(async move {
+                        with_timeout(kind, "revoke", timeout, backend.revoke_lease(lease)).await
+                    });
+                    self.in_flight.push(
+                        async move {
+                            match request.await {
+                                Ok(Ok(())) => {}
+                                Ok(Err(e)) => debug!(%lease, error = %e, "revoke failed; the backend will expire the lease"),
+                                Err(e) => debug!(%lease, error = %e, "revoke failed; the backend will expire the lease"),
+                            }
+                            Done::Revoked(id)
                         }
-                        Done::Revoked(id)
-                    }));
+                        .boxed(),
+                    );
                 }
             }
         }
