@@ -27,6 +27,7 @@
 //! every revoke answered. The next session starts a new one.
 
 use std::collections::{BTreeSet, HashMap};
+use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::{Duration, Instant};
@@ -262,18 +263,11 @@ impl Task {
             let backend = kept.backend.clone();
             match command {
                 LeaseCommand::KeepAlive { lease, sent_at } => {
-                    let request = tokio::spawn(async move {
-                        with_timeout(kind, "keep-alive", timeout, backend.keep_alive(lease)).await
-                    });
+                    let call = async move { backend.keep_alive(lease).await };
+                    let reply = on_own_task(kind, "keep-alive", timeout, call);
                     self.in_flight.push(
                         async move {
-                            let reply = request.await.unwrap_or_else(|e| {
-                                Err(Error::Backend {
-                                    backend: kind,
-                                    operation: "keep-alive",
-                                    source: Box::new(e),
-                                })
-                            });
+                            let reply = reply.await;
                             Done::KeptAlive { id, sent_at, reply }
                         }
                         .boxed(),
@@ -282,15 +276,12 @@ impl Task {
                 LeaseCommand::Revoke { .. } if entry.revoked => {}
                 LeaseCommand::Revoke { lease } => {
                     entry.revoking = true;
-                    let request = tokio::spawn(async move {
-                        with_timeout(kind, "revoke", timeout, backend.revoke_lease(lease)).await
-                    });
+                    let call = async move { backend.revoke_lease(lease).await };
+                    let revoked = on_own_task(kind, "revoke", timeout, call);
                     self.in_flight.push(
                         async move {
-                            match request.await {
-                                Ok(Ok(())) => {}
-                                Ok(Err(e)) => debug!(%lease, error = %e, "revoke failed; the backend will expire the lease"),
-                                Err(e) => debug!(%lease, error = %e, "revoke failed; the backend will expire the lease"),
+                            if let Err(e) = revoked.await {
+                                debug!(%lease, error = %e, "revoke failed; the backend will expire the lease");
                             }
                             Done::Revoked(id)
                         }
@@ -335,5 +326,27 @@ impl Task {
             // receiver has seen the loss by now.
             self.entries.remove(&id);
         }
+    }
+}
+
+/// Runs `call` (bounded by `timeout`) on a task of its own, started now;
+/// the returned future yields its answer. A task that panicked answers
+/// [`Error::Backend`] for `operation`, so one backend bug fails one
+/// request, not the keeper task.
+fn on_own_task<T: Send + 'static>(
+    kind: &'static str,
+    operation: &'static str,
+    timeout: Duration,
+    call: impl Future<Output = Result<T>> + Send + 'static,
+) -> impl Future<Output = Result<T>> {
+    let task = tokio::spawn(with_timeout(kind, operation, timeout, call));
+    async move {
+        task.await.unwrap_or_else(|e| {
+            Err(Error::Backend {
+                backend: kind,
+                operation,
+                source: Box::new(e),
+            })
+        })
     }
 }
