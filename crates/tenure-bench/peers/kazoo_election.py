@@ -8,6 +8,12 @@ prints "elected <proposal>" on stdout (flushed). On SIGTERM or SIGINT it
 leaves cleanly: a leader returns from its leader function (kazoo then
 deletes its lock node), a waiting candidate cancels its campaign; the
 client is stopped, "resigned <proposal>" is printed and it exits 0.
+
+The signals are blocked in every thread and taken by one thread with
+sigwait, never by a Python signal handler: a handler runs on the main
+thread between two bytecodes, and one that sets a threading.Event there
+can find the Event's lock already held by that same thread (inside
+Event.wait), and wait for it forever.
 """
 
 import signal
@@ -24,8 +30,10 @@ def main():
         return 2
     hosts, path, proposal = sys.argv[1:]
     stopping = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
-    signal.signal(signal.SIGINT, lambda *_: stopping.set())
+    stop_signals = {signal.SIGTERM, signal.SIGINT}
+    # Blocked before any thread starts, so every thread inherits the mask
+    # and only the sigwait below ever takes them.
+    signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
 
     client = KazooClient(hosts=hosts, timeout=10.0)
     client.start(timeout=20)
@@ -34,15 +42,14 @@ def main():
     def lead():
         sys.stdout.write("elected %s\n" % proposal)
         sys.stdout.flush()
-        # Short waits keep the main thread responsive to signals.
-        while not stopping.wait(0.01):
-            pass
-
-    def cancel_on_stop():
         stopping.wait()
+
+    def stop_on_signal():
+        signal.sigwait(stop_signals)
+        stopping.set()
         election.cancel()
 
-    threading.Thread(target=cancel_on_stop, daemon=True).start()
+    threading.Thread(target=stop_on_signal, daemon=True).start()
     election.run(lead)
     client.stop()
     client.close()
