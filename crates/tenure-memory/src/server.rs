@@ -28,7 +28,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::client::ClientShared;
-use crate::watch::{self, Watcher, Watchers};
+use crate::watch::{self, in_scope, Watcher, Watchers};
 
 /// The first lease id handed out. Like etcd's, ids are 16 hex digits, so an
 /// election segment named like a short hex number (`"b"`, `"cafe"`) does
@@ -613,7 +613,7 @@ impl State {
         from: Revision,
     ) -> WatchStream {
         self.expire_due(now);
-        let (mut watcher, stream) = Watcher::new(Arc::clone(client), scope, from);
+        let (mut watcher, stream) = Watcher::new(Arc::clone(client), from);
         if from == 0 {
             watcher.from = self.revision + 1;
         } else if from < self.compacted {
@@ -624,11 +624,11 @@ impl State {
         // under: nothing falls between the replay and live delivery.
         let start = self.history.partition_point(|c| c.revision < watcher.from);
         for change in &self.history[start..] {
-            if !watcher.deliver(change) {
+            if in_scope(&scope, change) && !watcher.deliver(change) {
                 return stream;
             }
         }
-        self.watchers.add(watcher);
+        self.watchers.add(scope, watcher);
         stream
     }
 

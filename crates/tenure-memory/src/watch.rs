@@ -6,7 +6,9 @@
 //! or reorder), and the receiving half is the [`WatchStream`]. The channel
 //! is `futures`' unbounded one, which allocates per queued event: an idle
 //! watch costs a few hundred bytes, where a channel that reserves a block
-//! of slots up front would cost kilobytes per candidate.
+//! of slots up front would cost kilobytes per candidate. Its items are
+//! boxed, because the channel keeps one empty node of its item's size for
+//! its whole life: a pointer's worth instead of an event's.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -18,44 +20,36 @@ use tenure_core::{ElectionName, Result, Revision, WatchEvent, WatchScope, WatchS
 use crate::client::{fault, ClientShared};
 use crate::server::Change;
 
-/// One live watch.
+/// One live watch. What it observes is not kept here: the bucket of
+/// [`Watchers`] that holds it says (a key or an election), and replay
+/// filters by the scope before the watcher is filed.
 pub(crate) struct Watcher {
     /// The client that opened the watch (its faults break it, its stats
     /// count the events).
     pub(crate) client: Arc<ClientShared>,
-    /// What the watch observes.
-    scope: WatchScope,
     /// First revision delivered.
     pub(crate) from: Revision,
-    tx: mpsc::UnboundedSender<Result<WatchEvent>>,
+    tx: mpsc::UnboundedSender<Box<Result<WatchEvent>>>,
 }
 
 impl Watcher {
     /// A watcher and its stream.
-    pub(crate) fn new(
-        client: Arc<ClientShared>,
-        scope: WatchScope,
-        from: Revision,
-    ) -> (Watcher, WatchStream) {
+    pub(crate) fn new(client: Arc<ClientShared>, from: Revision) -> (Watcher, WatchStream) {
         let (tx, rx) = mpsc::unbounded();
-        (
-            Watcher {
-                client,
-                scope,
-                from,
-                tx,
-            },
-            rx.boxed(),
-        )
+        (Watcher { client, from, tx }, rx.map(|item| *item).boxed())
     }
 
-    /// Delivers `change` if the watch wants it. Returns `false` once the
-    /// stream has been dropped, so the server can forget the watcher.
+    /// Delivers `change`, which is in the watch's scope, unless it came
+    /// before the watch's first revision. Returns `false` once the stream
+    /// has been dropped, so the server can forget the watcher.
     pub(crate) fn deliver(&self, change: &Change) -> bool {
-        if change.revision < self.from || !self.matches(change) {
+        if change.revision < self.from {
             return !self.tx.is_closed();
         }
-        let sent = self.tx.unbounded_send(Ok(change.event.clone())).is_ok();
+        let sent = self
+            .tx
+            .unbounded_send(Box::new(Ok(change.event.clone())))
+            .is_ok();
         if sent {
             self.client.count_watch_event();
         }
@@ -64,7 +58,11 @@ impl Watcher {
 
     /// Ends the stream with `HistoryLost`.
     pub(crate) fn history_lost(self) {
-        if self.tx.unbounded_send(Ok(WatchEvent::HistoryLost)).is_ok() {
+        if self
+            .tx
+            .unbounded_send(Box::new(Ok(WatchEvent::HistoryLost)))
+            .is_ok()
+        {
             self.client.count_watch_event();
         }
     }
@@ -72,19 +70,22 @@ impl Watcher {
     /// Ends the stream with an `Unreachable` error, as a broken
     /// connection would.
     pub(crate) fn broken(&self, why: &'static str) {
-        let _ = self.tx.unbounded_send(Err(fault(self.client.id, why)));
+        let _ = self
+            .tx
+            .unbounded_send(Box::new(Err(fault(self.client.id, why))));
     }
 
     /// Whether the stream has been dropped.
     fn is_closed(&self) -> bool {
         self.tx.is_closed()
     }
+}
 
-    fn matches(&self, change: &Change) -> bool {
-        match &self.scope {
-            WatchScope::Key(key) => *key == change.key(),
-            WatchScope::Election(election) => in_election(election, change.key(), change.queue),
-        }
+/// Whether `scope` observes `change`.
+pub(crate) fn in_scope(scope: &WatchScope, change: &Change) -> bool {
+    match scope {
+        WatchScope::Key(key) => *key == change.key(),
+        WatchScope::Election(election) => in_election(election, change.key(), change.queue),
     }
 }
 
@@ -134,22 +135,22 @@ impl Watchers {
         self.len
     }
 
-    /// Adds a live watcher.
-    pub(crate) fn add(&mut self, watcher: Watcher) {
-        let (map, name) = match &watcher.scope {
-            WatchScope::Key(key) => (&mut self.by_key, key.as_str()),
-            WatchScope::Election(e) => (&mut self.by_election, e.as_str()),
+    /// Adds a live watcher of `scope`.
+    pub(crate) fn add(&mut self, scope: WatchScope, watcher: Watcher) {
+        let (map, name) = match scope {
+            WatchScope::Key(key) => (&mut self.by_key, key),
+            WatchScope::Election(e) => (&mut self.by_election, e.as_str().to_owned()),
         };
-        match map.get_mut(name) {
+        match map.get_mut(&name) {
             Some(bucket) => {
                 // A key is watched by a few candidates at most (its
                 // successor and the one after): grow by one, not double.
                 bucket.reserve_exact(1);
                 bucket.push(watcher);
             }
+            // Most buckets hold one watcher: no spare capacity. The
+            // scope's own string becomes the bucket's name.
             None => {
-                let name = name.to_owned();
-                // Most buckets hold one watcher: no spare capacity.
                 map.insert(name, vec![watcher]);
             }
         }

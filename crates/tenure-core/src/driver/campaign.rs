@@ -4,21 +4,22 @@ use std::future::Future;
 use std::time::{Duration, Instant};
 
 use futures::channel::mpsc;
+use futures::future::BoxFuture;
 use futures::stream::FuturesUnordered;
 use futures::{FutureExt, StreamExt};
 use tokio::sync::{oneshot, watch};
 use tokio_stream::StreamMap;
-use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use crate::metrics::{self, WatchRole};
 
 use super::clock::{self, with_timeout};
+use super::closing::Running;
 use super::session::{LeaseStatus, Session};
 use crate::machine::{
     Command, ElectionMachine, Event, FailReason, Phase, Reply, Request, RequestId, WatchId,
 };
-use crate::{DynBackend, ElectionName, Entry, Error, LossReason, Result, WatchEvent, WatchStream};
+use crate::{DynBackend, Entry, Error, LossReason, Result, WatchEvent, WatchStream};
 
 /// What the leader's handle sees of its term.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -37,6 +38,11 @@ pub(crate) enum Outcome {
     NotLeader,
 }
 
+/// Where the task sends how the campaign ended, once. The outcome is
+/// boxed: the channel a waiting candidate keeps open then holds a
+/// pointer, not room for an entry and an error.
+pub(crate) type OutcomeSender = oneshot::Sender<Box<Result<Outcome>>>;
+
 /// Requests from handles to the task.
 pub(crate) enum Control {
     /// Resign/withdraw; the sender learns when the entry is deleted, or
@@ -47,19 +53,21 @@ pub(crate) enum Control {
 /// Everything the task needs.
 pub(crate) struct CampaignTask {
     pub(crate) backend: DynBackend,
-    pub(crate) election: ElectionName,
+    /// The election's name is the machine's ([`ElectionMachine::election`]).
     pub(crate) machine: ElectionMachine,
     pub(crate) session: Session,
     /// Close the session when done (it was started for this campaign).
     pub(crate) owns_session: bool,
     /// `try_campaign`: give up as soon as we would have to wait.
     pub(crate) give_up_when_following: bool,
-    pub(crate) outcome: Option<oneshot::Sender<Result<Outcome>>>,
+    pub(crate) outcome: Option<OutcomeSender>,
     pub(crate) control: mpsc::UnboundedReceiver<Control>,
-    /// Cancelled when the election is closed: withdraw or resign.
-    pub(crate) closing: CancellationToken,
+    /// Counts this task on its election handle until it ends; says when
+    /// the handle is closed (withdraw or resign).
+    pub(crate) running: Running,
     /// Told the instant a term ends (for the anti-flap delay).
-    pub(crate) on_loss: Box<dyn FnOnce(Instant) + Send>,
+    /// Taken on the first loss.
+    pub(crate) on_loss: Option<Box<dyn FnOnce(Instant) + Send>>,
 }
 
 enum Done {
@@ -75,11 +83,8 @@ impl CampaignTask {
     #[allow(clippy::manual_async_fn)] // on purpose: see above
     pub(crate) fn run(mut self) -> impl Future<Output = ()> + Send + 'static {
         async move {
-            let kind = self.backend.kind();
-            let timeout = self.session.request_timeout();
             let mut lease_rx = self.session.subscribe();
-            let mut pending: FuturesUnordered<futures::future::BoxFuture<'static, Done>> =
-                FuturesUnordered::new();
+            let mut pending = InFlight::default();
             let mut watches: StreamMap<WatchId, EndTold> =
                 // A follower watches two keys at most (its predecessor and
                 // the entry before it), a leader one: room for two, which
@@ -93,9 +98,9 @@ impl CampaignTask {
             let mut release_failed: Option<std::sync::Arc<Error>> = None;
             let mut control_open = true;
             let mut lease_open = true;
-            let mut on_loss = Some(self.on_loss);
-            let started = clock::now();
-            let mut elected_at: Option<Instant> = None;
+            // Since the campaign started, then since it was elected.
+            let mut since = clock::now();
+            let mut leading = false;
             let mut phase = self.machine.phase();
             debug!(?phase, "campaign started");
 
@@ -112,15 +117,17 @@ impl CampaignTask {
                             // ends the session in one write, where a delete and
                             // then a revoke take two.
                             let revoke = self.owns_session.then(|| self.session.clone());
+                            let timeout = self.session.request_timeout();
                             pending.push(
-                                execute(self.backend.clone(), kind, timeout, id, request, revoke)
-                                    .boxed(),
+                                execute(self.backend.clone(), timeout, id, request, revoke).boxed(),
                             );
                         }
                         Command::Watch { id, scope, from } => {
                             let b = self.backend.clone();
+                            let timeout = self.session.request_timeout();
                             pending.push(
                                 async move {
+                                    let kind = b.kind();
                                     let r =
                                         with_timeout(kind, "watch", timeout, b.watch(scope, from))
                                             .await;
@@ -136,6 +143,9 @@ impl CampaignTask {
                         }
                     }
                 }
+                // An idle candidate waits on watches alone: the set of
+                // requests in flight is freed until the next one.
+                pending.free_if_empty();
                 if self.machine.phase() != phase {
                     phase = self.machine.phase();
                     debug!(?phase, "phase changed");
@@ -149,19 +159,20 @@ impl CampaignTask {
                             valid_until,
                         } => {
                             let now = clock::now();
-                            info!(election = %self.election, token, key = %entry.key, "elected");
+                            info!(election = %self.machine.election(), token, key = %entry.key, "elected");
                             metrics::elected(
-                                &self.election,
-                                now.saturating_duration_since(started),
+                                self.machine.election(),
+                                now.saturating_duration_since(since),
                             );
-                            elected_at = Some(now);
+                            (since, leading) = (now, true);
                             let (tx, rx) = watch::channel(TermStatus {
                                 valid_until,
                                 lost: None,
                             });
                             term = Some(tx);
                             if let Some(out) = self.outcome.take() {
-                                let _ = out.send(Ok(Outcome::Elected { entry, term: rx }));
+                                let _ =
+                                    out.send(Box::new(Ok(Outcome::Elected { entry, term: rx })));
                             }
                         }
                         Event::Extended { valid_until } => {
@@ -171,25 +182,25 @@ impl CampaignTask {
                         }
                         Event::Lost { reason } => {
                             let now = clock::now();
-                            info!(election = %self.election, %reason, "leadership lost");
-                            if let Some(at) = elected_at.take() {
+                            info!(election = %self.machine.election(), %reason, "leadership lost");
+                            if std::mem::take(&mut leading) {
                                 metrics::lost(
-                                    &self.election,
+                                    self.machine.election(),
                                     reason,
-                                    now.saturating_duration_since(at),
+                                    now.saturating_duration_since(since),
                                 );
                             }
                             if let Some(t) = &term {
                                 t.send_modify(|s| s.lost = Some(reason));
                             }
-                            if let Some(f) = on_loss.take() {
+                            if let Some(f) = self.on_loss.take() {
                                 f(now);
                             }
                         }
                         Event::Failed(reason) => {
-                            debug!(election = %self.election, ?reason, "campaign ended without winning");
+                            debug!(election = %self.machine.election(), ?reason, "campaign ended without winning");
                             if let Some(out) = self.outcome.take() {
-                                let _ = out.send(match reason {
+                                let _ = out.send(Box::new(match reason {
                                     FailReason::Withdrawn => {
                                         Err(Error::Cancelled("campaign withdrawn"))
                                     }
@@ -202,15 +213,15 @@ impl CampaignTask {
                                         error,
                                     )
                                     .unwrap_or_else(|shared| Error::Backend {
-                                        backend: kind,
+                                        backend: self.backend.kind(),
                                         operation: "campaign",
                                         source: Box::new(shared),
                                     })),
-                                });
+                                }));
                             }
                         }
                         Event::ReleaseFailed(error) => {
-                            warn!(election = %self.election, error = %error.0, "could not delete our entry");
+                            warn!(election = %self.machine.election(), error = %error.0, "could not delete our entry");
                             release_failed = Some(error.0);
                         }
                         Event::Finished => finished = true,
@@ -222,7 +233,7 @@ impl CampaignTask {
                 if self.give_up_when_following && self.machine.phase() == Phase::Following {
                     self.give_up_when_following = false;
                     if let Some(out) = self.outcome.take() {
-                        let _ = out.send(Ok(Outcome::NotLeader));
+                        let _ = out.send(Box::new(Ok(Outcome::NotLeader)));
                     }
                     self.machine.resign(clock::now());
                     continue;
@@ -246,7 +257,11 @@ impl CampaignTask {
                     }
                 };
                 tokio::select! {
-                    () = clock::sleep_until(deadline) => self.machine.handle_timeout(clock::now()),
+                    // A `Sleep` in place, not `clock::sleep_until`'s
+                    // wrapper: the select's futures live in the task's
+                    // state, and every idle candidate keeps one.
+                    () = tokio::time::sleep_until(deadline.unwrap_or_else(clock::now).into()),
+                        if deadline.is_some() => self.machine.handle_timeout(clock::now()),
                     Some(done) = pending.next() => match done {
                         Done::Reply(id, reply) => self.machine.handle_reply(clock::now(), id, reply),
                         Done::WatchOpened(id, Ok(stream)) => {
@@ -258,16 +273,16 @@ impl CampaignTask {
                             if !take(&mut cancelled_watches, id) {
                                 // The machine re-reads; a backend that keeps failing
                                 // fails the read too, which backs off.
-                                warn!(election = %self.election, error = %e, "watch failed to open");
-                                metrics::watch_reconnect(&self.election, WatchRole::Candidate);
+                                warn!(election = %self.machine.election(), error = %e, "watch failed to open");
+                                metrics::watch_reconnect(self.machine.election(), WatchRole::Candidate);
                                 self.machine.handle_watch(clock::now(), id, None);
                             }
                         }
                     },
                     Some((id, event)) = watches.next() => {
                         if event.is_none() {
-                            debug!(election = %self.election, "watch ended");
-                            metrics::watch_reconnect(&self.election, WatchRole::Candidate);
+                            debug!(election = %self.machine.election(), "watch ended");
+                            metrics::watch_reconnect(self.machine.election(), WatchRole::Candidate);
                             watches.remove(&id);
                         }
                         self.machine.handle_watch(clock::now(), id, event);
@@ -297,9 +312,13 @@ impl CampaignTask {
                         }
                     },
                     () = outcome_closed => {}
-                    () = self.closing.cancelled(), if control_open => {
-                        control_open = false;
-                        self.machine.resign(clock::now());
+                    // Another wake-up of the handle (its last task
+                    // ending) is not a close: the loop waits again.
+                    () = self.running.closed(), if control_open => {
+                        if self.running.is_closed() {
+                            control_open = false;
+                            self.machine.resign(clock::now());
+                        }
                     }
                 }
             }
@@ -307,10 +326,11 @@ impl CampaignTask {
                 self.session.close().await;
             }
             if let Some(out) = self.outcome.take() {
-                let _ = out.send(Err(Error::Cancelled("campaign ended")));
+                let _ = out.send(Box::new(Err(Error::Cancelled("campaign ended"))));
             }
             // The last caller gets the error as the backend reported it; any
             // other gets it as the source of an `Error::Backend`.
+            let kind = self.backend.kind();
             let shared = |error: std::sync::Arc<Error>| Error::Backend {
                 backend: kind,
                 operation: "resign",
@@ -367,12 +387,12 @@ fn apply_lease(machine: &mut ElectionMachine, status: LeaseStatus) {
 /// revoke of that session's lease instead.
 async fn execute(
     backend: DynBackend,
-    kind: &'static str,
     timeout: Duration,
     id: RequestId,
     request: Request,
     revoke: Option<Session>,
 ) -> Done {
+    let kind = backend.kind();
     let reply = match (request, revoke) {
         (Request::Delete { .. }, Some(session)) => {
             let lease = session.lease();
@@ -385,6 +405,38 @@ async fn execute(
         (request, _) => crate::backend::execute(&*backend, request, Some(timeout)).await,
     };
     Done::Reply(id, reply)
+}
+
+/// The machine's requests and watch openings in flight. Allocated on the
+/// first one and freed once none is left: an empty `FuturesUnordered`
+/// still holds two allocations (about 150 bytes), which thousands of idle
+/// candidates in one process would each keep for nothing.
+#[derive(Default)]
+struct InFlight(Option<FuturesUnordered<BoxFuture<'static, Done>>>);
+
+impl InFlight {
+    fn push(&mut self, future: BoxFuture<'static, Done>) {
+        self.0
+            .get_or_insert_with(FuturesUnordered::new)
+            .push(future);
+    }
+
+    /// The next one to finish; pending while none is in flight (the
+    /// caller polls again after its other wakers, as a `select!` does).
+    /// A `poll_fn`, not an `async fn`: the future is a pointer, where an
+    /// `async fn` would add its own state to the campaign's.
+    fn next(&mut self) -> impl Future<Output = Option<Done>> + '_ {
+        futures::future::poll_fn(move |cx| match &mut self.0 {
+            Some(set) if !set.is_empty() => set.poll_next_unpin(cx),
+            _ => std::task::Poll::Pending,
+        })
+    }
+
+    fn free_if_empty(&mut self) {
+        if self.0.as_ref().is_some_and(FuturesUnordered::is_empty) {
+            self.0 = None;
+        }
+    }
 }
 
 /// A watch as the campaign reads it: each event, then one `None` when the

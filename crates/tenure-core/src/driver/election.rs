@@ -7,11 +7,11 @@ use bytes::Bytes;
 use futures::channel::mpsc;
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 use super::campaign::{CampaignTask, Control, Outcome};
 use super::clock;
+use super::closing::Closing;
 use super::leadership::Leadership;
 use super::observe::{self, LeaderStream};
 use super::session::Session;
@@ -158,8 +158,7 @@ impl ElectionBuilder {
                 request_timeout: self.request_timeout,
                 max_staleness: self.max_staleness,
                 last_loss: Mutex::new(None),
-                tasks: TaskTracker::new(),
-                closing: CancellationToken::new(),
+                closing: Arc::default(),
             }),
         })
     }
@@ -198,11 +197,10 @@ struct Inner {
     request_timeout: Option<Duration>,
     max_staleness: Option<Duration>,
     last_loss: Mutex<Option<Instant>>,
-    /// Every campaign task started on this handle, so that
-    /// [`Election::close`] can wait until their entries are withdrawn.
-    tasks: TaskTracker,
-    /// Cancelled by [`Election::close`]: every campaign withdraws.
-    closing: CancellationToken,
+    /// Set by [`Election::close`] (every campaign withdraws), and counts
+    /// the campaign tasks started on this handle, so that close can wait
+    /// until their entries are withdrawn.
+    closing: Arc<Closing>,
 }
 
 impl Election {
@@ -283,9 +281,8 @@ impl Election {
     /// [`Leadership`] or campaign future only starts the release in the
     /// background.
     pub async fn close(&self) {
-        self.inner.closing.cancel();
-        self.inner.tasks.close();
-        self.inner.tasks.wait().await;
+        self.inner.closing.close();
+        self.inner.closing.ended().await;
     }
 
     /// Campaigns once without waiting: returns the leadership if we are
@@ -398,7 +395,7 @@ impl Election {
     /// the session.
     pub(crate) async fn session_for_campaign(&self) -> Result<(Session, bool)> {
         let inner = &self.inner;
-        if inner.closing.is_cancelled() {
+        if inner.closing.is_closed() {
             return Err(Error::Cancelled("election closed"));
         }
         Ok(match &inner.session {
@@ -426,7 +423,10 @@ impl Election {
         stop: Option<&CancellationToken>,
     ) -> Result<Option<Leadership>> {
         let inner = &self.inner;
-        if inner.closing.is_cancelled() {
+        // Counted before the check: a close either is seen here or waits
+        // for this campaign's task.
+        let running = inner.closing.enter();
+        if running.is_closed() {
             if owns_session {
                 // Boxed, as every await that a waiting campaign does not
                 // reach: inline, it would size every campaign future.
@@ -465,22 +465,21 @@ impl Election {
         let me = Arc::downgrade(&self.inner);
         let task = CampaignTask {
             backend: inner.backend.clone(),
-            election: inner.name.clone(),
             machine,
             session,
             owns_session,
             give_up_when_following: try_only,
             outcome: Some(out_tx),
             control: ctl_rx,
-            closing: inner.closing.clone(),
-            on_loss: Box::new(move |at| {
+            running,
+            on_loss: Some(Box::new(move |at| {
                 if let Some(inner) = me.upgrade() {
                     *inner.last_loss.lock().unwrap_or_else(|e| e.into_inner()) = Some(at);
                 }
-            }),
+            })),
         };
         let span = tracing::info_span!("campaign", election = %inner.name, lease = %lease);
-        inner.tasks.spawn(task.run().instrument(span));
+        tokio::spawn(task.run().instrument(span));
         let outcome = match stop {
             None => out_rx.await,
             Some(stop) => {
@@ -506,7 +505,7 @@ impl Election {
                 }
             }
         };
-        match outcome {
+        match outcome.map(|boxed| *boxed) {
             Ok(Ok(Outcome::Elected { entry, term })) => Ok(Some(Leadership::new(
                 inner.name.clone(),
                 entry,

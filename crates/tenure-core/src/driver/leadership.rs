@@ -36,7 +36,9 @@ use crate::{
 /// [`Election::close`](super::Election::close) before exiting.
 pub struct Leadership {
     election: ElectionName,
-    entry: Entry,
+    /// Boxed: the handle is held (with a [`lost`](Self::lost) future
+    /// beside it) by every leader's task for its whole term.
+    entry: Box<Entry>,
     backend: DynBackend,
     request_timeout: Duration,
     term: watch::Receiver<TermStatus>,
@@ -76,7 +78,7 @@ impl Leadership {
         });
         Leadership {
             election,
-            entry,
+            entry: Box::new(entry),
             backend,
             request_timeout,
             term,

@@ -16,6 +16,7 @@
 mod callbacks;
 mod campaign;
 mod clock;
+mod closing;
 mod election;
 mod keepers;
 mod leadership;

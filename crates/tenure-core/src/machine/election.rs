@@ -139,7 +139,11 @@ enum Next {
 #[derive(Debug)]
 pub struct ElectionMachine {
     election: ElectionName,
-    config: ElectionConfig,
+    /// Who leads: the config's, kept alone (its start delay is spent at
+    /// [`new`](Self::new)).
+    strategy: Strategy,
+    /// The back-off between retries.
+    retry: Backoff,
     value: Bytes,
     lease: LeaseId,
     valid_until: Instant,
@@ -179,7 +183,8 @@ impl ElectionMachine {
         };
         let mut m = ElectionMachine {
             election,
-            config,
+            strategy: config.strategy,
+            retry: config.retry,
             value,
             lease,
             valid_until,
@@ -398,7 +403,7 @@ impl ElectionMachine {
                 // Deleted, history lost or watch broken: look again.
                 self.unwatch_following(watch, second.as_ref());
                 let deleted = matches!(event, Some(WatchEvent::Delete { .. }));
-                match (self.config.strategy, entry) {
+                match (self.strategy, entry) {
                     // The first entry went, and nobody could have come
                     // before ours since: our own entry decides.
                     (Strategy::Queue, Some(entry)) if deleted && predecessor_first => {
@@ -507,23 +512,21 @@ impl ElectionMachine {
         }
     }
 
+    /// The election this candidacy is for.
+    pub fn election(&self) -> &ElectionName {
+        &self.election
+    }
+
     /// The next command for the driver.
     #[must_use]
     pub fn poll_command(&mut self) -> Option<Command> {
-        let next = self.commands.pop_front();
-        if next.is_none() && self.commands.capacity() > 0 {
-            // Commands come a few at a time and are drained at once: a
-            // waiting candidate keeps no buffer for them (thousands of
-            // idle candidates in one process would each hold one).
-            self.commands = VecDeque::new();
-        }
-        next
+        super::drain_one(&mut self.commands)
     }
 
     /// The next event for the user.
     #[must_use]
     pub fn poll_event(&mut self) -> Option<Event> {
-        self.events.pop_front()
+        super::drain_one(&mut self.events)
     }
 
     // ---- transitions -------------------------------------------------
@@ -549,7 +552,7 @@ impl ElectionMachine {
                 self.finish()
             };
         }
-        match (self.config.strategy, ours) {
+        match (self.strategy, ours) {
             (Strategy::Queue, true) => match around {
                 Some(snapshot) => self.place(now, entry, snapshot),
                 None => self.read(entry),

@@ -114,11 +114,11 @@ impl LeaseKeeper {
                 next_keepalive: requested_at + config.keepalive_interval,
                 in_flight: None,
             },
-            // One slot each: the keeper queues one command and one event
-            // per input as a rule, and an idle session keeps whatever
-            // capacity it reached (a first push would reserve four).
-            commands: VecDeque::with_capacity(1),
-            events: VecDeque::with_capacity(1),
+            // No buffer until something is queued: the poll that drains
+            // a queue frees it, so an idle session keeps none (thousands
+            // of idle sessions in one process would each hold two).
+            commands: VecDeque::new(),
+            events: VecDeque::new(),
         }
     }
 
@@ -243,13 +243,13 @@ impl LeaseKeeper {
     /// The next command to execute.
     #[must_use]
     pub fn poll_command(&mut self) -> Option<LeaseCommand> {
-        self.commands.pop_front()
+        super::drain_one(&mut self.commands)
     }
 
     /// The next event for users of the lease.
     #[must_use]
     pub fn poll_event(&mut self) -> Option<LeaseEvent> {
-        self.events.pop_front()
+        super::drain_one(&mut self.events)
     }
 
     fn end(&mut self, reason: LossReason) {

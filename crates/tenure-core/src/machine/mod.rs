@@ -28,3 +28,15 @@ pub use messages::{
     Command, Event, FailReason, Phase, Reply, Request, RequestId, SharedError, WatchId,
 };
 pub use tracker::LeaderTracker;
+
+/// The front of a machine's output `queue`. Outputs come a few at a time
+/// and are drained at once; once the queue is empty its buffer is freed,
+/// so an idle machine keeps none (thousands of idle candidates in one
+/// process would each hold one per queue).
+fn drain_one<T>(queue: &mut std::collections::VecDeque<T>) -> Option<T> {
+    let next = queue.pop_front();
+    if next.is_none() && queue.capacity() > 0 {
+        *queue = std::collections::VecDeque::new();
+    }
+    next
+}

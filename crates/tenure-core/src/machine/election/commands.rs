@@ -10,7 +10,7 @@ use crate::{Entry, Revision, Slot, WatchScope};
 
 impl ElectionMachine {
     pub(super) fn create(&mut self) {
-        let slot = match self.config.strategy {
+        let slot = match self.strategy {
             Strategy::Queue => Slot::Queue,
             Strategy::SingleKey => Slot::Leader,
         };
@@ -77,7 +77,7 @@ impl ElectionMachine {
     }
 
     pub(super) fn next_delay(&mut self) -> Duration {
-        let d = self.config.retry.delay_from(self.attempt, &mut self.rng);
+        let d = self.retry.delay_from(self.attempt, &mut self.rng);
         self.attempt = self.attempt.saturating_add(1);
         d
     }
