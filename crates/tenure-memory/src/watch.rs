@@ -137,20 +137,24 @@ impl Watchers {
 
     /// Adds a live watcher of `scope`.
     pub(crate) fn add(&mut self, scope: WatchScope, watcher: Watcher) {
-        let (map, name) = match scope {
-            WatchScope::Key(key) => (&mut self.by_key, key),
-            WatchScope::Election(e) => (&mut self.by_election, e.as_str().to_owned()),
+        let (map, name) = match &scope {
+            WatchScope::Key(key) => (&mut self.by_key, key.as_str()),
+            WatchScope::Election(e) => (&mut self.by_election, e.as_str()),
         };
-        match map.get_mut(&name) {
+        match map.get_mut(name) {
             Some(bucket) => {
                 // A key is watched by a few candidates at most (its
                 // successor and the one after): grow by one, not double.
                 bucket.reserve_exact(1);
                 bucket.push(watcher);
             }
-            // Most buckets hold one watcher: no spare capacity. The
+            // Most buckets hold one watcher: no spare capacity. A key
             // scope's own string becomes the bucket's name.
             None => {
+                let name = match scope {
+                    WatchScope::Key(key) => key,
+                    WatchScope::Election(e) => e.as_str().to_owned(),
+                };
                 map.insert(name, vec![watcher]);
             }
         }

@@ -7,10 +7,9 @@
 //! together), and a process with thousands of shards holds an election
 //! handle per shard.
 
+use std::future::Ready;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
-
-use std::future::Ready;
 
 use futures::future::Either;
 use tokio::sync::futures::Notified;
@@ -53,18 +52,11 @@ impl Closing {
 
     /// Resolves once no campaign task runs.
     pub(crate) async fn ended(&self) {
-        self.wait_for(|c| c.running.load(Ordering::SeqCst) == 0)
-            .await;
-    }
-
-    /// Resolves once `done` holds, checked after registering for the next
-    /// wake-up so that no change falls between the check and the wait.
-    async fn wait_for(&self, done: impl Fn(&Closing) -> bool) {
         loop {
+            // Created before the check, as in `Running::closed`: a last
+            // task ending after the check still wakes it.
             let notified = self.changed.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            if done(self) {
+            if self.running.load(Ordering::SeqCst) == 0 {
                 return;
             }
             notified.await;
